@@ -197,6 +197,7 @@ def prepare_model(name: str, dtype: str = "bfloat16") -> Path:
     logger.info("building %s from %s (once; later calls reuse %s)", name, source, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    staging.chmod(0o755)
     try:
         if is_gguf:
             _convert_gguf(source, staging, dtype)

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny random models built once per session from fixed seeds, and corpus-file helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from padellm.datasets import shared_data_dir
+from padellm.tiny_models import build_tiny_bert, build_tiny_llama
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert", seed=0)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared corpora; tests that need them skip (saying why) where ../shared/data is absent."""
+    path = shared_data_dir()
+    if path is None or not (path / "conll2003").is_dir():
+        pytest.skip("../shared/data is not present on this machine")
+    return path
+
+
+@pytest.fixture
+def write(tmp_path):
+    """``write(name, content, newline="\\n")`` -> path of a file with exactly that content (bytes kept)."""
+
+    def _write(name: str, content: str, newline: str = "\n") -> Path:
+        path = tmp_path / name
+        path.write_bytes(content.replace("\n", newline).encode("utf-8"))
+        return path
+
+    return _write
