@@ -12,7 +12,7 @@ from padellm.configargs import add_dataclass_arguments, dataclass_from_args
 from padellm.corpus import ReadOptions, write_jsonl
 from padellm.datasets import load_dataset
 from padellm.errors import PadellmError
-from padellm.models import PACKAGED_MODELS, prepare_model
+from padellm.models import DTYPES, PACKAGED_MODELS, prepare_model
 from padellm.stats import format_table, split_stats
 
 
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="the packaged base models").add_subparsers(dest="models_command", required=True)
     prepare = models.add_parser("prepare", help="convert a packaged model into the local cache (once) and print its folder")
     prepare.add_argument("name", choices=[*PACKAGED_MODELS, "all"])
-    prepare.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
+    prepare.add_argument("--dtype", default="bfloat16", choices=DTYPES,
                          help="weight dtype of converted GGUF models (default: bfloat16)")
     prepare.set_defaults(run=_models_prepare)
     return parser

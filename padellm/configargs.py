@@ -30,7 +30,8 @@ def field_docs(cls: type) -> dict[str, str]:
                 and isinstance(following.value, ast.Constant)
                 and isinstance(following.value.value, str)
             ):
-                docs[node.target.id] = " ".join(following.value.value.split())
+                # Plain text for --help: collapse whitespace, drop reST literal markup.
+                docs[node.target.id] = " ".join(following.value.value.replace("``", "").split())
     return docs
 
 

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_ENV = "PADELLM_CACHE_DIR"
 MANIFEST = "padellm-manifest.json"
+DTYPES = ("bfloat16", "float16", "float32")
 
 
 @dataclass(frozen=True)
@@ -168,17 +169,22 @@ def _convert_gguf(gguf: Path, out: Path, dtype: str) -> None:
     tokenizer.save_pretrained(out)
 
 
-def prepare_model(name: str, dtype: str = "bfloat16") -> Path:
-    """The cached plain Hugging Face folder of packaged model ``name``, building it on first use.
+def prepare_model(name: str | PackagedModel, dtype: str = "bfloat16") -> Path:
+    """The cached plain Hugging Face folder of a packaged model (a name from ``PACKAGED_MODELS``, or a
+    :class:`PackagedModel`), building it on first use.
 
     ``dtype`` applies to converted GGUF models (``bfloat16`` halves the size of the de-quantized 4-bit weights
     at no meaningful loss; ``float32`` for exact reference runs).
     """
-    if name not in PACKAGED_MODELS:
-        raise ConfigError(f"model must be one of {', '.join(PACKAGED_MODELS)}; got {name!r}")
-    if dtype not in ("bfloat16", "float16", "float32"):
-        raise ConfigError(f"dtype must be bfloat16, float16 or float32; got {dtype!r}")
-    model = PACKAGED_MODELS[name]
+    problems = []
+    if isinstance(name, str) and name not in PACKAGED_MODELS:
+        problems.append(f"model must be one of {', '.join(PACKAGED_MODELS)}; got {name!r}")
+    if dtype not in DTYPES:
+        problems.append(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    if problems:
+        raise ConfigError(problems)
+    model = PACKAGED_MODELS[name] if isinstance(name, str) else name
+    name = model.name
     source = locate_source(model)
     is_gguf = source.is_file()
     target = cache_dir() / "models" / (f"{name}-{dtype}" if is_gguf else name)

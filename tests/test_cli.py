@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from padellm.cli import main
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    (tmp_path / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n")
+    (tmp_path / "dev.txt").write_text("London B-LOC\n")
+    return tmp_path
+
+
+def test_data_stats_json(corpus, capsys):
+    assert main(["data", "stats", str(corpus), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["splits"]["train"]["sentences"] == 2
+    assert stats["splits"]["train"]["entities_per_label"] == {"MISC": 1, "ORG": 1, "PER": 1}
+    assert stats["splits"]["dev"]["tokens"] == 1 and "repairs" not in stats
+
+
+def test_data_stats_table_and_split(corpus, capsys):
+    assert main(["data", "stats", str(corpus), "--split", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split() == ["dev"] and "LOC" in out and "train" not in out
+
+
+def test_bad_input_is_an_error_naming_file_and_line(corpus, capsys):
+    (corpus / "test.txt").write_text("EU B-ORG\nrejects O\nLondon I-LOC\n")
+    assert main(["data", "stats", str(corpus)]) == 2
+    assert f"{corpus / 'test.txt'}:3: I-LOC after O" in capsys.readouterr().err
+
+
+def test_lenient_repairs_are_reported(corpus, capsys):
+    (corpus / "test.txt").write_text("EU B-ORG\nrejects O\nLondon I-LOC\n")
+    assert main(["data", "stats", str(corpus), "--json", "--lenient", "--scheme", "iob2"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["repairs"] == {"test": {"opening I- read as B-": 1}}
+    assert "lenient repair 'opening I- read as B-' applied 1 times" in captured.err
+    assert "test.txt:3:" in captured.err
+
+
+def test_bad_option_values_are_named(corpus, capsys):
+    assert main(["data", "stats", str(corpus), "--joiner", "tab"]) == 2
+    assert "joiner must be one of auto, space, none; got 'tab'" in capsys.readouterr().err
+
+
+def test_data_convert_writes_canonical_jsonl(corpus, tmp_path_factory, capsys):
+    tmp_path = tmp_path_factory.mktemp("convert")
+    out = tmp_path / "train.jsonl"
+    assert main(["data", "convert", str(corpus), "--split", "train", "--out", str(out)]) == 0
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["text"] == "EU rejects German" and first["entities"][0] == {
+        "start": 0, "end": 2, "label": "ORG", "text": "EU"}
+    assert main(["data", "stats", str(out), "--json"]) == 0
+    assert "wrote 2 sentences" in capsys.readouterr().err
+    assert main(["data", "convert", str(corpus), "--out", str(out)]) == 2
+    assert "choose one with --split" in capsys.readouterr().err
+
+
+def test_models_prepare_prints_the_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PADELLM_CACHE_DIR", str(tmp_path))
+    assert main(["models", "prepare", "minilm-l6"]) == 0
+    assert capsys.readouterr().out.strip() == f"minilm-l6: {tmp_path / 'models' / 'minilm-l6'}"
+
+
+def test_shared_conll_stats_cli(shared_data, capsys):
+    assert main(["data", "stats", "conll2003", "--json"]) == 0
+    splits = json.loads(capsys.readouterr().out)["splits"]
+    assert [splits[s]["sentences"] for s in ("train", "dev", "test")] == [14041, 3250, 3453]
+    assert [splits[s]["entities"] for s in ("train", "dev", "test")] == [23499, 5942, 5648]

@@ -1,0 +1,54 @@
+import argparse
+from dataclasses import dataclass
+
+import pytest
+
+from padellm.configargs import add_dataclass_arguments, dataclass_from_args, field_docs
+from padellm.corpus import ReadOptions
+from padellm.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Toy:
+    rank: int = 8
+    """LoRA rank."""
+    alpha: float = 16.0
+    name: str = "x"
+    """A name
+    over two lines."""
+    packed: bool = False
+
+    def __post_init__(self):
+        if self.rank <= 0:
+            raise ConfigError(f"rank must be > 0; got {self.rank}")
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, Toy)
+    return dataclass_from_args(Toy, parser.parse_args(argv)), parser
+
+
+def test_flags_come_from_fields_with_their_docstrings():
+    assert field_docs(Toy) == {"rank": "LoRA rank.", "name": "A name over two lines."}
+    config, parser = parse([])
+    assert config == Toy()
+    assert "LoRA rank. (default: 8)" in parser.format_help()
+    config, _ = parse(["--rank", "4", "--alpha", "0.5", "--name", "y", "--packed"])
+    assert config == Toy(4, 0.5, "y", True)
+    assert parse(["--no-packed"])[0].packed is False
+
+
+def test_values_are_validated_by_the_class():
+    with pytest.raises(ConfigError, match="rank must be > 0; got 0"):
+        parse(["--rank", "0"])
+    with pytest.raises(SystemExit):
+        parse(["--rank", "four"])
+
+
+def test_read_options_flags():
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, ReadOptions)
+    options = dataclass_from_args(ReadOptions, parser.parse_args(["--format", "conll", "--lenient"]))
+    assert options == ReadOptions(format="conll", lenient=True)
+    assert "iob2, iob1 (normalised to IOB2), or auto" in " ".join(parser.format_help().split())
