@@ -13,6 +13,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# No model hub is reachable: make transformers fail fast instead of retrying the network.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 VENV="$ROOT/.venv"
 PYTHON_BIN="${PADELLM_PYTHON:-python3.11}"
 STAMP="$VENV/.padellm-install-stamp"
