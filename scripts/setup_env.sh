@@ -42,7 +42,11 @@ echo "setup_env: installing padellm ($VARIANT) into $VENV" >&2
 [ -x "$VENV/bin/python" ] || "$PYTHON_BIN" -m venv "$VENV"
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
-pip_install() { python -m pip install --quiet --disable-pip-version-check "$@"; }
+# This machine's pip configuration names local package indexes that lack some projects; pip warns about each
+# one ("Location ... is ignored"), which buries real messages. Filter that line only; pip's status is kept.
+pip_install() {
+  python -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
 step() { echo "setup_env: [$1/5] $2 ($(date +%T))" >&2; }
 
 step 1 "pip, wheel, torch 2.13.0 (CPU build where there is no GPU)"
