@@ -8,7 +8,7 @@ import logging
 import sys
 
 from padellm import __version__
-from padellm.configargs import add_dataclass_arguments, dataclass_from_args
+from padellm.configargs import add_dataclass_arguments, add_override_arguments, dataclass_from_args, overrides_from_args
 from padellm.corpus import ReadOptions, write_jsonl
 from padellm.datasets import load_dataset
 from padellm.errors import PadellmError
@@ -53,6 +53,20 @@ def _models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from padellm.finetune_config import FinetuneConfig, load_config
+    from padellm.training import train
+
+    config = load_config(args.config, overrides_from_args(args, FinetuneConfig))
+    metrics = train(config, resume=args.resume, progress=not args.no_progress)
+    summary = {k: metrics[k] for k in ("steps", "final_loss", "tokens_per_s", "wall_time_s")}
+    if "dev" in metrics:
+        summary["dev_f1"] = metrics["dev"]["span"]["micro"]["f1"]
+    print(json.dumps(summary))
+    print(f"adapter and metrics.json in {config.output_dir}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="padellm", description="Fast named entity recognition with LLMs.")
     parser.add_argument("--version", action="version", version=f"padellm {__version__}")
@@ -72,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--out", required=True, help="the JSONL file to write")
     add_dataclass_arguments(convert, ReadOptions)
     convert.set_defaults(run=_data_convert)
+
+    from padellm.finetune_config import FinetuneConfig
+
+    finetune = commands.add_parser(
+        "finetune", help="LoRA fine-tuning (PaDeLLM or the autoregressive baseline)",
+        description="Fine-tune from a YAML config (finetune/configs/) with --field / --section.field overrides.")
+    finetune.add_argument("--config", help="a YAML config file")
+    finetune.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+    finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_override_arguments(finetune, FinetuneConfig)
+    finetune.set_defaults(run=_finetune)
 
     models = commands.add_parser("models", help="the packaged base models").add_subparsers(dest="models_command", required=True)
     prepare = models.add_parser("prepare", help="convert a packaged model into the local cache (once) and print its folder")

@@ -56,3 +56,34 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
 def dataclass_from_args(cls: type, args: argparse.Namespace):
     """Build ``cls`` from the parsed flags that :func:`add_dataclass_arguments` added."""
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def add_override_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """``--field`` and ``--section.field`` flags for a config with nested dataclass sections. Their values stay
+    strings and default to absent: they override a YAML file, and the config loader converts and validates them."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            section_docs = field_docs(hint)
+            for sub in dataclasses.fields(hint):
+                parser.add_argument(f"--{field.name}.{sub.name}", dest=f"{field.name}.{sub.name}", default=argparse.SUPPRESS,
+                                    metavar=typing.get_type_hints(hint)[sub.name].__name__.upper(),
+                                    help=f"{section_docs.get(sub.name, '')} (default: {sub.default})")
+        else:
+            parser.add_argument(f"--{field.name}", dest=field.name, default=argparse.SUPPRESS,
+                                help=f"{docs.get(field.name, '')} (default: {field.default!r})")
+
+
+def overrides_from_args(args: argparse.Namespace, cls: type) -> dict[str, str]:
+    """The ``{"section.field": value}`` overrides that :func:`add_override_arguments` parsed."""
+    names = set()
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            names |= {f"{field.name}.{sub.name}" for sub in dataclasses.fields(hint)}
+        else:
+            names.add(field.name)
+    return {name: value for name, value in vars(args).items() if name in names}

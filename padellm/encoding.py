@@ -1,0 +1,90 @@
+"""Templates -> token ids, shared by training and inference so that both see exactly the same tokens.
+
+Prompt pieces are tokenized separately and concatenated (never re-tokenized as one string): the stage-2
+prompt of PaDeLLM is then, token for token, the stage-1 prompt followed by the count and the mention marker,
+which is what lets vLLM's prefix cache reuse stage 1's work and what the model saw in training.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from padellm.prompts import AutoregressiveTemplate, LabelSet, ParallelTemplate, Template
+from padellm.types import Example
+
+
+class PromptEncoder:
+    """Encodes the prompts and targets of one template and label set with one tokenizer."""
+
+    def __init__(self, tokenizer, template: Template, label_set: LabelSet):
+        if tokenizer.eos_token_id is None:
+            raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no EOS token")
+        self.tokenizer = tokenizer
+        self.template = template
+        self.label_set = label_set
+        self.eos_id: int = tokenizer.eos_token_id
+        self._encode_cached = lru_cache(maxsize=4096)(self._encode)
+
+    def _encode(self, text: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._encode_cached(text))
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ----------------------------------------------------------------------------------- PaDeLLM
+    @property
+    def parallel(self) -> ParallelTemplate:
+        if not isinstance(self.template, ParallelTemplate):
+            raise TypeError(f"template {self.template.name!r} is {self.template.mode}, not parallel")
+        return self.template
+
+    def count_prompt(self, text: str, label: str) -> list[int]:
+        """The text part (everything before ``{label}``) and the label part are tokenized separately, so that
+        every label's prompt of a text starts with the same tokens: one shared prefix in vLLM's cache, and a
+        shared trunk when training sequences are packed as a tree."""
+        return self.text_prefix(text) + self.encode(self._label_part(label))
+
+    def text_prefix(self, text: str) -> list[int]:
+        # Not cached: the text differs every time.
+        head = self.parallel.count_prompt.split("{label}")[0]
+        return list(self._encode(head.format(text=text)))
+
+    def _label_part(self, label: str) -> str:
+        tail = "{label}" + self.parallel.count_prompt.split("{label}", 1)[1]
+        return tail.format(label=self.label_set.name(label), text="")
+
+    def count_target(self, count: int) -> list[int]:
+        return self.encode(self.parallel.render_count(count))
+
+    def mention_prompt(self, count_prompt: list[int], count: int, k: int) -> list[int]:
+        return count_prompt + self.count_target(count) + self.encode(self.parallel.render_mention_prompt(k))
+
+    def mention_target(self, mention: str) -> list[int]:
+        return list(self._encode(self.parallel.render_mention(mention))) + [self.eos_id]
+
+    # ---------------------------------------------------------------------------- autoregressive
+    @property
+    def autoregressive(self) -> AutoregressiveTemplate:
+        if not isinstance(self.template, AutoregressiveTemplate):
+            raise TypeError(f"template {self.template.name!r} is {self.template.mode}, not autoregressive")
+        return self.template
+
+    def autoregressive_prompt(self, text: str) -> list[int]:
+        return list(self._encode(self.autoregressive.render_prompt(text, list(self.label_set.names))))
+
+    def autoregressive_target(self, mentions: list[tuple[str, str]]) -> list[int]:
+        """``mentions`` as ``(label, mention)`` pairs in text order."""
+        named = [(self.label_set.name(label), mention) for label, mention in mentions]
+        return list(self._encode(self.autoregressive.render_target(named))) + [self.eos_id]
+
+
+def mentions_by_label(example: Example, labels: tuple[str, ...]) -> dict[str, list[str]]:
+    """Each label's mention strings in text order (by start, then end); repeated strings stay repeated."""
+    found: dict[str, list[str]] = {label: [] for label in labels}
+    for entity in sorted(example.entities, key=lambda e: (e.start, e.end)):
+        if entity.label in found:
+            found[entity.label].append(entity.mention(example.text))
+    return found

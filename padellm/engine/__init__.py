@@ -1,0 +1,1 @@
+"""Decoding: PaDeLLM's count -> branches -> dedup -> align stages, and the autoregressive baseline."""

@@ -1,0 +1,100 @@
+"""Generation backends: greedy continuations of token-id prompts, with per-token log-probabilities.
+
+A backend is anything with ``generate(prompts, max_new_tokens) -> list[Generation]``; the decoding stages
+depend only on that, so they run the same on the transformers reference backend here, on vLLM, or on a
+scripted fake in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class Generation:
+    token_ids: tuple[int, ...]
+    """Generated tokens, without the EOS that ended them."""
+    logprobs: tuple[float, ...]
+    """Log-probability of each generated token (EOS excluded, as in the paper)."""
+    finished: bool
+    """True when generation ended with EOS (or a stop token), False when it hit max_new_tokens."""
+
+    @property
+    def logprob(self) -> float:
+        return float(sum(self.logprobs))
+
+
+class GenerationBackend(Protocol):
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = ()) -> list[Generation]:
+        """Greedy continuation of each prompt until EOS, a token in ``stop_ids`` (neither is returned), or
+        ``max_new_tokens``."""
+        ...
+
+
+class TransformersBackend:
+    """Batched greedy decoding with a KV cache on a transformers (optionally peft) model: the reference."""
+
+    def __init__(self, model, eos_id: int, pad_id: int | None = None, batch_size: int = 64):
+        self.model = model
+        self.eos_id = eos_id
+        self.pad_id = eos_id if pad_id is None else pad_id
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = ()) -> list[Generation]:
+        results: list[Generation | None] = [None] * len(prompts)
+        # Similar lengths together: less left padding.
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            for i, generation in zip(chunk, self._generate_batch([prompts[i] for i in chunk], max_new_tokens, {self.eos_id, *stop_ids})):
+                results[i] = generation
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, prompts: list[list[int]], max_new_tokens: int, stops: set[int]) -> list[Generation]:
+        was_training = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            attention_mask[row, width - len(prompt) :] = 1
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        tokens: list[list[int]] = [[] for _ in prompts]
+        logprobs: list[list[float]] = [[] for _ in prompts]
+        done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+        finished = [False] * len(prompts)
+        past = None
+        step_ids, step_positions = input_ids, position_ids
+        for _ in range(max_new_tokens):
+            out = self.model(input_ids=step_ids, attention_mask=attention_mask, position_ids=step_positions,
+                             past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            log_softmax = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+            best = log_softmax.argmax(-1)
+            best_logprob = log_softmax.gather(-1, best[:, None])[:, 0]
+            for row in range(len(prompts)):
+                if done[row]:
+                    continue
+                token = int(best[row])
+                if token in stops:
+                    finished[row] = True
+                    done[row] = True
+                else:
+                    tokens[row].append(token)
+                    logprobs[row].append(float(best_logprob[row]))
+            if bool(done.all()):
+                break
+            step_ids = torch.where(done, torch.full_like(best, self.pad_id), best)[:, None]
+            attention_mask = torch.cat([attention_mask, torch.ones_like(step_ids)], dim=1)
+            step_positions = position_ids[:, -1:] + 1
+            position_ids = torch.cat([position_ids, step_positions], dim=1)
+        if was_training:
+            self.model.train()
+        return [Generation(tuple(t), tuple(lp), f) for t, lp, f in zip(tokens, logprobs, finished)]

@@ -1,0 +1,149 @@
+"""PaDeLLM parallel decoding and the autoregressive baseline over any generation backend.
+
+Parallel: stage 1 sends one count prompt per (text, label) in one batched request; stage 2 one mention prompt
+per (text, label, k <= count) in one batched request, each starting with its stage-1 prompt token for token
+(prefix caching on vLLM); stage 3 de-duplicates; alignment turns strings into character spans.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from padellm.encoding import PromptEncoder
+from padellm.engine.align import Mention, align
+from padellm.engine.backend import GenerationBackend
+from padellm.engine.dedup import STRATEGIES, dedup
+from padellm.errors import ConfigError
+from padellm.types import Entity
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    max_count: int = 10
+    """Counts above this are clamped to it (and counted in the stats)."""
+    max_mention_tokens: int = 32
+    """Longest mention a branch may generate, in tokens."""
+    max_autoregressive_tokens: int = 192
+    """Longest output of the autoregressive decoder, in tokens."""
+    dedup: str = "paper"
+    """De-duplication strategy: paper (a string keeps its most probable label) or none."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("max_count", "max_mention_tokens", "max_autoregressive_tokens"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.dedup not in STRATEGIES:
+            problems.append(f"dedup must be one of {', '.join(STRATEGIES)}; got {self.dedup!r}")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass
+class DecodeResult:
+    """Entities per text, with timings (seconds) per stage and counts of what happened."""
+
+    entities: list[list[Entity]]
+    timings: dict[str, float] = field(default_factory=dict)
+    stats: Counter = field(default_factory=Counter)
+
+
+def parse_count(encoder: PromptEncoder, token_ids: tuple[int, ...], max_count: int) -> tuple[int, str | None]:
+    """The count a stage-1 generation states, clamped to ``max_count``; the second value names a repair."""
+    count = encoder.parallel.parse_count(encoder.decode(list(token_ids)))
+    if count is None:
+        return 0, "unparsable_counts"
+    if count > max_count:
+        return max_count, "clamped_counts"
+    return count, None
+
+
+def decode_parallel(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
+                    config: DecodeConfig = DecodeConfig()) -> DecodeResult:
+    labels = encoder.label_set.labels
+    result = DecodeResult([[] for _ in texts])
+    stats = result.stats
+
+    started = time.perf_counter()
+    count_prompts = [encoder.count_prompt(text, label) for text in texts for label in labels]
+    newline = encoder.count_target(0)[len(encoder.encode(str(0))) :]
+    count_generations = backend.generate(
+        count_prompts, max_new_tokens=len(encoder.encode(str(config.max_count))) + 1, stop_ids=tuple(newline[:1])
+    )
+    counts = []
+    for generation in count_generations:
+        count, repair = parse_count(encoder, generation.token_ids, config.max_count)
+        if repair:
+            stats[repair] += 1
+            logger.debug("count stage: %s from %r", repair, encoder.decode(list(generation.token_ids)))
+        counts.append(count)
+    stats["count_prompts"] += len(count_prompts)
+    stats["count_tokens"] += sum(len(g.token_ids) + int(g.finished) for g in count_generations)
+    result.timings["count_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    branches = [(i // len(labels), labels[i % len(labels)], k, count_prompts[i], count)
+                for i, count in enumerate(counts) for k in range(1, count + 1)]
+    branch_generations = backend.generate(
+        [encoder.mention_prompt(prompt, count, k) for _, _, k, prompt, count in branches],
+        max_new_tokens=config.max_mention_tokens,
+    ) if branches else []
+    stats["branches"] += len(branches)
+    stats["branch_tokens"] += sum(len(g.token_ids) + int(g.finished) for g in branch_generations)
+    stats["unfinished_branches"] += sum(1 for g in branch_generations if not g.finished)
+    result.timings["branches_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    per_text: list[list[Mention]] = [[] for _ in texts]
+    for (index, label, k, _, _), generation in zip(branches, branch_generations):
+        mention = encoder.parallel.parse_mention(encoder.decode(list(generation.token_ids)))
+        per_text[index].append(Mention(label, mention, k, generation.logprob))
+    for index, (text, mentions) in enumerate(zip(texts, per_text)):
+        kept = dedup(mentions, config.dedup)
+        stats["dedup_removed"] += len(mentions) - len(kept)
+        result.entities[index], dropped = align(text, kept)
+        stats["unaligned_mentions"] += dropped
+    result.timings["dedup_align_s"] = time.perf_counter() - started
+    result.timings["total_s"] = sum(result.timings.values())
+    return result
+
+
+def decode_autoregressive(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
+                          config: DecodeConfig = DecodeConfig()) -> DecodeResult:
+    result = DecodeResult([[] for _ in texts])
+    names = list(encoder.label_set.names)
+    started = time.perf_counter()
+    generations = backend.generate([encoder.autoregressive_prompt(t) for t in texts], config.max_autoregressive_tokens)
+    result.timings["generate_s"] = time.perf_counter() - started
+    result.stats["sequences"] += len(texts)
+    result.stats["generated_tokens"] += sum(len(g.token_ids) + int(g.finished) for g in generations)
+    result.stats["unfinished_sequences"] += sum(1 for g in generations if not g.finished)
+
+    started = time.perf_counter()
+    for index, (text, generation) in enumerate(zip(texts, generations)):
+        pairs, bad = encoder.autoregressive.parse(encoder.decode(list(generation.token_ids)), names)
+        result.stats["unparsable_lines"] += bad
+        seen: Counter = Counter()
+        mentions = []
+        for name, mention in pairs:
+            label = encoder.label_set.label(name)
+            seen[(label, mention)] += 1
+            mentions.append(Mention(label, mention, seen[(label, mention)], 0.0))
+        result.entities[index], dropped = align(text, mentions)
+        result.stats["unaligned_mentions"] += dropped
+    result.timings["align_s"] = time.perf_counter() - started
+    result.timings["total_s"] = sum(result.timings.values())
+    return result
+
+
+def decode(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
+           config: DecodeConfig = DecodeConfig()) -> DecodeResult:
+    """Decode with the strategy the encoder's template was trained for."""
+    if encoder.template.mode == "parallel":
+        return decode_parallel(texts, encoder, backend, config)
+    return decode_autoregressive(texts, encoder, backend, config)

@@ -1,0 +1,260 @@
+"""The fine-tuning configuration: frozen dataclasses, loaded from YAML and overridden by ``--section.field``
+flags, validated at construction with errors that name the parameter and the value."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from padellm.errors import ConfigError
+
+MODES = ("parallel", "autoregressive")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "conll2003"
+    """A shared dataset name, a folder with split files, or a single training file."""
+    train_split: str = "train"
+    """Split of ``dataset`` to train on (GENIA has none: train on ``dev``)."""
+    dev_split: str = "dev"
+    """Split of ``dataset`` for the dev F1 at the end; empty for none."""
+    dev_file: str = ""
+    """A dev file to use instead of ``dataset``'s dev split."""
+    label_names: str = ""
+    """YAML mapping label -> natural-language name, or a dataset name under prompts/labels; empty: the
+    dataset's own file when there is one, else each label is its own name."""
+    labels: str = ""
+    """Comma-separated labels to train (default: every label in the training data)."""
+    max_train_examples: int = 0
+    """Train on the first N examples after a seeded shuffle (0: all)."""
+    dev_sample: int = 200
+    """Dev sentences decoded for the dev F1 in metrics.json (a seeded sample; 0: the whole split)."""
+    max_length: int = 256
+    """Training sequences longer than this many tokens are dropped, and counted in the log."""
+
+    def problems(self) -> list[str]:
+        out = []
+        for name in ("max_train_examples", "dev_sample"):
+            if getattr(self, name) < 0:
+                out.append(f"data.{name} must be >= 0; got {getattr(self, name)}")
+        if self.max_length < 16:
+            out.append(f"data.max_length must be >= 16; got {self.max_length}")
+        if not self.dataset:
+            out.append("data.dataset must name a dataset or a file; got ''")
+        return out
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    rank: int = 8
+    """LoRA rank r."""
+    alpha: float = 16.0
+    """LoRA scaling numerator (the update is scaled by alpha / rank)."""
+    dropout: float = 0.05
+    """Dropout on the LoRA input."""
+    target_modules: str = "all-linear"
+    """Comma-separated module names (q_proj,v_proj,...) or all-linear."""
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.rank <= 0:
+            out.append(f"lora.rank must be > 0; got {self.rank}")
+        if self.alpha <= 0:
+            out.append(f"lora.alpha must be > 0; got {self.alpha}")
+        if not 0 <= self.dropout < 1:
+            out.append(f"lora.dropout must be in [0, 1); got {self.dropout}")
+        if not self.target_modules.strip():
+            out.append("lora.target_modules must not be empty")
+        return out
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 3e-4
+    """Peak learning rate (AdamW), reached after the warm-up, then cosine decay to 0."""
+    epochs: int = 1
+    """Passes over the training sequences (max_steps, when set, wins)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0: run all epochs)."""
+    max_minutes: float = 0.0
+    """Stop (and save) after this much wall time, for bounded CPU runs (0: no limit)."""
+    batch_size: int = 16
+    """Sequences per micro-batch."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    warmup_ratio: float = 0.05
+    """Fraction of the steps spent warming the learning rate up linearly."""
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    """Gradient clipping (0: none)."""
+    bucket_batches: int = 64
+    """Length bucketing: sequences are shuffled, cut into chunks of this many batches, and sorted by length
+    inside each chunk, so batches hold similar lengths (less padding) while the order stays random."""
+    seed: int = 0
+    """Seeds data order, LoRA initialisation and dropout."""
+    precision: str = "auto"
+    """bf16 (autocast) where the CPU or GPU supports it, else fp32; or force one."""
+    checkpoint_every: int = 100
+    """Save a resumable checkpoint every N optimizer steps (0: only at the end)."""
+    log_every: int = 10
+    """Write a line to train_log.jsonl every N optimizer steps."""
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.lr <= 0:
+            out.append(f"train.lr must be > 0; got {self.lr}")
+        for name in ("epochs", "batch_size", "grad_accum", "bucket_batches", "log_every"):
+            if getattr(self, name) < 1:
+                out.append(f"train.{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("max_steps", "checkpoint_every", "max_minutes", "weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                out.append(f"train.{name} must be >= 0; got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            out.append(f"train.warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
+        if self.precision not in PRECISIONS:
+            out.append(f"train.precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        return out
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    output_dir: str = ""
+    """Where the adapter, templates, logs and checkpoints go."""
+    mode: str = "parallel"
+    """parallel (PaDeLLM-NER) or autoregressive (the baseline)."""
+    prompt: str = ""
+    """Template name under prompts/ or a file; empty: padellm-en-v1 / autoregressive-en-v1 by mode."""
+    base_model: str = "smollm2-135m-instruct"
+    """A packaged model name (padellm models prepare) or a Hugging Face model folder."""
+    data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.output_dir:
+            problems.append("output_dir must be set")
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if not self.base_model:
+            problems.append("base_model must be set")
+        problems += self.data.problems() + self.lora.problems() + self.train.problems()
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def prompt_name(self) -> str:
+        return self.prompt or {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}[self.mode]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"data": DataConfig, "lora": LoraConfig, "train": TrainConfig}
+
+
+def config_from_dict(raw: dict, source: str = "config") -> FinetuneConfig:
+    """Build a config from nested dicts, rejecting unknown keys and wrong types (all problems at once)."""
+    problems = []
+    top_fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    kwargs: dict = {}
+    for key, value in raw.items():
+        if key not in top_fields:
+            problems.append(f"{source}: unknown key {key!r} (known: {', '.join(sorted(top_fields))})")
+        elif key in SECTIONS:
+            if not isinstance(value, dict):
+                problems.append(f"{source}: {key} must be a mapping; got {value!r}")
+                continue
+            section = SECTIONS[key]
+            section_fields = {f.name: f for f in dataclasses.fields(section)}
+            hints = typing.get_type_hints(section)
+            values = {}
+            for name, item in value.items():
+                if name not in section_fields:
+                    problems.append(f"{source}: unknown key {key}.{name} (known: {', '.join(section_fields)})")
+                    continue
+                coerced, problem = _coerce(item, hints[name], f"{key}.{name}")
+                if problem:
+                    problems.append(f"{source}: {problem}")
+                else:
+                    values[name] = coerced
+            kwargs[key] = values
+        else:
+            coerced, problem = _coerce(value, str, key)
+            if problem:
+                problems.append(f"{source}: {problem}")
+            else:
+                kwargs[key] = coerced
+    # Validate what could be read too, so that one error lists every problem.
+    try:
+        sections = {k: SECTIONS[k](**v) for k, v in kwargs.items() if k in SECTIONS}
+        config = FinetuneConfig(**{**kwargs, **sections})
+    except ConfigError as err:
+        problems += [f"{source}: {p}" for p in err.problems]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _coerce(value, kind, name: str):
+    """YAML and command-line values -> the field's type; ``(value, problem or None)``."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value, None
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes"), None
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, None
+        if isinstance(value, str):
+            try:
+                return int(value), None
+            except ValueError:
+                pass
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), None
+        if isinstance(value, str):
+            try:
+                return float(value), None
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value, None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value), None
+    return value, f"{name} must be {kind.__name__}; got {value!r}"
+
+
+def load_config(path: str | Path | None, overrides: dict[str, str] | None = None) -> FinetuneConfig:
+    """A YAML config file (or none) with ``section.field`` overrides applied on top."""
+    raw: dict = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        source = str(path)
+    for dotted, value in (overrides or {}).items():
+        section, _, name = dotted.partition(".")
+        if name:
+            raw.setdefault(section, {})
+            if isinstance(raw[section], dict):
+                raw[section][name] = value
+        else:
+            raw[dotted] = value
+    return config_from_dict(raw, source)
+
+
+def save_config(config: FinetuneConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")

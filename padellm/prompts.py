@@ -1,0 +1,268 @@
+"""Prompt templates and label names: versioned files under ``prompts/``, saved next to every trained adapter.
+
+A template is rendered and parsed only here. Inference reads the template and label set that an adapter was
+trained with from the adapter's folder (``prompt.yaml``, ``labels.yaml``) and refuses a folder that lacks
+them, so it can never use a template other than the one the weights learned.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from padellm.errors import ConfigError
+
+PROMPTS_ENV = "PADELLM_PROMPTS_DIR"
+PROMPT_FILE = "prompt.yaml"
+LABELS_FILE = "labels.yaml"
+
+
+def prompts_dir() -> Path:
+    """``$PADELLM_PROMPTS_DIR``, else the project's ``prompts/`` folder."""
+    return Path(os.environ.get(PROMPTS_ENV) or Path(__file__).resolve().parents[1] / "prompts")
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def _check_placeholders(kind: str, values: dict[str, str], required: dict[str, set[str]]) -> list[str]:
+    problems = []
+    for field, names in required.items():
+        try:
+            found = _placeholders(values[field])
+        except ValueError as err:
+            problems.append(f"{kind} template field {field!r} is not a valid format string ({err})")
+            continue
+        if found != names:
+            problems.append(
+                f"{kind} template field {field!r} must use exactly the placeholders {sorted(names)}; "
+                f"got {sorted(found)} in {values[field]!r}"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class ParallelTemplate:
+    """PaDeLLM-NER: a count prompt per (text, label), then a mention prompt per (text, label, k)."""
+
+    name: str
+    version: int
+    language: str
+    count_prompt: str
+    """Stage-1 prompt; placeholders ``{text}`` and ``{label}`` (the label's natural-language name)."""
+    count_target: str
+    """What the model writes in stage 1; placeholder ``{count}``. It ends the count, e.g. with a newline."""
+    mention_prompt: str
+    """Appended after the count in stage 2; placeholder ``{k}`` (1-based, mentions in text order)."""
+    mention_target: str
+    """What the model writes in stage 2, followed by EOS; placeholder ``{mention}``."""
+    mode: str = "parallel"
+
+    def __post_init__(self) -> None:
+        problems = _check_placeholders(
+            self.name,
+            asdict(self),
+            {"count_prompt": {"text", "label"}, "count_target": {"count"}, "mention_prompt": {"k"},
+             "mention_target": {"mention"}},
+        )
+        if not problems and not (
+            self.count_prompt.count("{text}") == self.count_prompt.count("{label}") == 1
+            and self.count_prompt.index("{text}") < self.count_prompt.index("{label}")
+        ):
+            # The part before {label} is the prefix every label of a text shares (see padellm.encoding).
+            problems.append(f"{self.name}: count_prompt must contain {{text}} once, then {{label}} once")
+        if problems:
+            raise ConfigError(problems)
+
+    def render_count_prompt(self, text: str, label_name: str) -> str:
+        return self.count_prompt.format(text=text, label=label_name)
+
+    def render_count(self, count: int) -> str:
+        return self.count_target.format(count=count)
+
+    def render_mention_prompt(self, k: int) -> str:
+        return self.mention_prompt.format(k=k)
+
+    def render_mention(self, mention: str) -> str:
+        return self.mention_target.format(mention=mention)
+
+    def parse_count(self, generated: str) -> int | None:
+        """The count the model wrote, or ``None`` when it wrote no number where the template puts one."""
+        prefix = self.count_target.split("{count}")[0]
+        match = re.match(re.escape(prefix) + r"\s*(\d+)", generated)
+        return int(match.group(1)) if match else None
+
+    def parse_mention(self, generated: str) -> str:
+        """The mention inside what the model wrote in stage 2 (EOS already removed)."""
+        prefix, _, suffix = self.mention_target.partition("{mention}")
+        if prefix and generated.startswith(prefix):
+            generated = generated[len(prefix) :]
+        if suffix and generated.endswith(suffix):
+            generated = generated[: -len(suffix)]
+        return generated.strip()
+
+
+@dataclass(frozen=True)
+class AutoregressiveTemplate:
+    """The baseline: one prompt per text, one target listing every entity in text order, then EOS."""
+
+    name: str
+    version: int
+    language: str
+    prompt: str
+    """Placeholders ``{text}`` and ``{labels}`` (the label names, comma-separated)."""
+    entity: str
+    """One entity; placeholders ``{label}`` (its name) and ``{mention}``. Must end with a newline."""
+    empty: str
+    """The whole target when a text has no entity."""
+    mode: str = "autoregressive"
+
+    def __post_init__(self) -> None:
+        problems = _check_placeholders(
+            self.name, asdict(self), {"prompt": {"text", "labels"}, "entity": {"label", "mention"}, "empty": set()}
+        )
+        if not problems and not self.entity.endswith("\n"):
+            problems.append(f"{self.name}: entity must end with a newline, got {self.entity!r}")
+        if not problems and not self.entity.startswith("{label}"):
+            problems.append(f"{self.name}: entity must start with {{label}}, got {self.entity!r}")
+        if problems:
+            raise ConfigError(problems)
+
+    def render_prompt(self, text: str, label_names: list[str]) -> str:
+        return self.prompt.format(text=text, labels=", ".join(label_names))
+
+    def render_target(self, mentions: list[tuple[str, str]]) -> str:
+        """``mentions`` as ``(label name, mention)`` pairs in text order."""
+        if not mentions:
+            return self.empty
+        return "".join(self.entity.format(label=name, mention=mention) for name, mention in mentions)
+
+    def parse(self, generated: str, label_names: list[str]) -> tuple[list[tuple[str, str]], int]:
+        """``(label name, mention)`` pairs from the model's output, and how many lines could not be parsed."""
+        separator = self.entity[len("{label}") :].split("{mention}")[0]
+        by_length = sorted(label_names, key=len, reverse=True)
+        pairs, bad = [], 0
+        for line in generated.split("\n"):
+            if not line.strip() or line + "\n" == self.empty:
+                continue
+            name = next((n for n in by_length if line.startswith(n + separator)), None)
+            mention = line[len(name) + len(separator) :].strip() if name else ""
+            if name is None or not mention:
+                bad += 1
+                continue
+            pairs.append((name, mention))
+        return pairs, bad
+
+
+Template = ParallelTemplate | AutoregressiveTemplate
+TEMPLATE_CLASSES = {"parallel": ParallelTemplate, "autoregressive": AutoregressiveTemplate}
+
+
+def template_from_dict(data: dict, source: str) -> Template:
+    mode = data.get("mode")
+    if mode not in TEMPLATE_CLASSES:
+        raise ConfigError(f"{source}: 'mode' must be one of {', '.join(TEMPLATE_CLASSES)}; got {mode!r}")
+    cls = TEMPLATE_CLASSES[mode]
+    names = {f.name for f in fields(cls)}
+    problems = [f"{source}: missing field {n!r}" for n in sorted(names - data.keys()) if n != "mode"]
+    problems += [f"{source}: unknown field {n!r}" for n in sorted(data.keys() - names)]
+    if problems:
+        raise ConfigError(problems)
+    return cls(**data)
+
+
+def load_template(spec: str | Path) -> Template:
+    """A template by file path, or by name under ``prompts/`` (``padellm-en-v1``)."""
+    path = Path(spec)
+    if not path.is_file():
+        path = prompts_dir() / f"{spec}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in prompts_dir().glob("*.yaml"))
+        raise ConfigError(f"prompt must be a template file or one of {', '.join(known)}; got {str(spec)!r}")
+    return template_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, str(path))
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The labels a model predicts, in a fixed order, and the natural-language name each prompt uses."""
+
+    labels: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.labels:
+            problems.append("a label set needs at least one label")
+        if len(self.labels) != len(self.names):
+            problems.append(f"{len(self.labels)} labels but {len(self.names)} names")
+        for kind, values in (("label", self.labels), ("label name", self.names)):
+            duplicates = sorted({v for v in values if values.count(v) > 1})
+            if duplicates:
+                problems.append(f"duplicate {kind}s: {duplicates}")
+            blank = [v for v in values if not isinstance(v, str) or not v.strip()]
+            if blank:
+                problems.append(f"every {kind} must be a non-blank string; got {blank}")
+        if problems:
+            raise ConfigError(problems)
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, str]) -> LabelSet:
+        return cls(tuple(mapping), tuple(str(v) for v in mapping.values()))
+
+    @classmethod
+    def for_labels(cls, labels: list[str], names: dict[str, str] | None = None) -> LabelSet:
+        """``labels`` (sorted) named by ``names`` where given, else by themselves."""
+        names = names or {}
+        return cls(tuple(sorted(labels)), tuple(names.get(label, label) for label in sorted(labels)))
+
+    def name(self, label: str) -> str:
+        return self.names[self.labels.index(label)]
+
+    def label(self, name: str) -> str:
+        return self.labels[self.names.index(name)]
+
+    def as_mapping(self) -> dict[str, str]:
+        return dict(zip(self.labels, self.names))
+
+
+def load_label_names(spec: str | Path) -> dict[str, str]:
+    """Label names from a YAML mapping file, or by dataset name from ``prompts/labels/`` (``conll2003``)."""
+    path = Path(spec)
+    if not path.is_file():
+        path = prompts_dir() / "labels" / f"{spec}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"label_names must be a YAML file or a dataset under {prompts_dir() / 'labels'}; got {str(spec)!r}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ConfigError(f"{path}: expected a mapping from label to name")
+    return {k: str(v) for k, v in data.items()}
+
+
+def save_prompt(folder: str | Path, template: Template, label_set: LabelSet) -> None:
+    """Write ``prompt.yaml`` and ``labels.yaml`` into an adapter folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / PROMPT_FILE).write_text(yaml.safe_dump(asdict(template), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (folder / LABELS_FILE).write_text(yaml.safe_dump(label_set.as_mapping(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def load_prompt(folder: str | Path) -> tuple[Template, LabelSet]:
+    """The template and label set an adapter was trained with; a clear error when the folder lacks them."""
+    folder = Path(folder)
+    missing = [name for name in (PROMPT_FILE, LABELS_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{folder} lacks {' and '.join(missing)}: padellm only runs adapters saved by `padellm finetune`, "
+            "which stores the prompt template and label set the weights were trained with"
+        )
+    template = template_from_dict(yaml.safe_load((folder / PROMPT_FILE).read_text(encoding="utf-8")), str(folder / PROMPT_FILE))
+    mapping = yaml.safe_load((folder / LABELS_FILE).read_text(encoding="utf-8"))
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{folder / LABELS_FILE}: expected a mapping from label to name")
+    return template, LabelSet.from_mapping(mapping)
