@@ -28,15 +28,41 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, bucket_batches: int, 
     return batches
 
 
+def tree_mask(sequence: TrainingSequence, width: int) -> torch.Tensor:
+    """``(width, width)`` boolean attention (True: may attend) for one sequence padded to ``width``."""
+    n = len(sequence.input_ids)
+    mask = torch.zeros((width, width), dtype=torch.bool)
+    if sequence.segments is None:
+        mask[:n, :n] = torch.ones((n, n), dtype=torch.bool).tril()
+    else:
+        segments = torch.tensor(sequence.segments)
+        n_segments = len(sequence.parents)
+        visible = torch.zeros((n_segments, n_segments), dtype=torch.bool)
+        for segment in range(n_segments):
+            visible[segment, list(sequence.ancestors(segment))] = True
+        mask[:n, :n] = visible[segments][:, segments] & torch.ones((n, n), dtype=torch.bool).tril()
+    # Padding attends to itself only, so no attention row is empty (an empty row gives NaN in softmax).
+    mask[torch.arange(n, width), torch.arange(n, width)] = True
+    return mask
+
+
 def collate(sequences: Sequence[TrainingSequence], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (``IGNORE`` on padding)."""
+    """Right-padded ``input_ids`` and ``labels`` (``IGNORE`` on padding) with ``position_ids``, and an
+    ``attention_mask``: the usual 2-D padding mask, or a 4-D boolean mask when a sequence is tree-packed."""
     width = max(len(s.input_ids) for s in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     labels = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    position_ids = torch.zeros((len(sequences), width), dtype=torch.long)
+    padding = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
         n = len(seq.input_ids)
         input_ids[row, :n] = torch.tensor(seq.input_ids)
         labels[row, :n] = torch.tensor(seq.labels)
-        attention_mask[row, :n] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        position_ids[row, :n] = torch.tensor(seq.position_ids())
+        padding[row, :n] = 1
+    if any(s.segments is not None for s in sequences):
+        attention_mask = torch.stack([tree_mask(s, width) for s in sequences])[:, None]
+    else:
+        attention_mask = padding
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
+            "labels": labels, "tokens": padding.sum()}

@@ -35,8 +35,11 @@ class DataConfig:
     """Train on the first N examples after a seeded shuffle (0: all)."""
     dev_sample: int = 200
     """Dev sentences decoded for the dev F1 in metrics.json (a seeded sample; 0: the whole split)."""
-    max_length: int = 256
+    max_length: int = 512
     """Training sequences longer than this many tokens are dropped, and counted in the log."""
+    pack: bool = True
+    """PaDeLLM only: train each sentence's count and mention sequences as one tree-packed sequence (the same
+    loss per token, about 2.8x fewer tokens on CoNLL-2003); false: one padded sequence each."""
 
     def problems(self) -> list[str]:
         out = []
@@ -56,8 +59,9 @@ class LoraConfig:
     """LoRA rank r."""
     alpha: float = 16.0
     """LoRA scaling numerator (the update is scaled by alpha / rank)."""
-    dropout: float = 0.05
-    """Dropout on the LoRA input."""
+    dropout: float = 0.0
+    """Dropout on the LoRA input. Off by default: on CPU, drawing the masks took 45% of the forward pass
+    (SmolLM2, bf16, batch 16 x 80 tokens) for a regulariser that matters little with a few hundred steps."""
     target_modules: str = "all-linear"
     """Comma-separated module names (q_proj,v_proj,...) or all-linear."""
 

@@ -93,6 +93,8 @@ def prepare_run(config: FinetuneConfig) -> Run:
         problems.append(f"data: the training data of {data.dataset} is empty")
 
     data_labels = sorted({e.label for ex in train_examples for e in ex.entities})
+    if train_examples and not data_labels:
+        problems.append(f"data: the training data of {data.dataset} has no entities, so there is no label to learn")
     labels = [label.strip() for label in data.labels.split(",") if label.strip()] if data.labels else data_labels
     unknown = sorted(set(labels) - set(data_labels))
     if train_examples and unknown:
@@ -153,7 +155,8 @@ def load_lora_model(run: Run):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(run.base_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(run.base_model_dir, dtype=torch.float32)
+    # SDPA takes the boolean 4-D masks of tree-packed sequences as they are.
+    model = AutoModelForCausalLM.from_pretrained(run.base_model_dir, dtype=torch.float32, attn_implementation="sdpa")
     lora = run.config.lora
     targets = lora.target_modules if lora.target_modules == "all-linear" else [m.strip() for m in lora.target_modules.split(",")]
     torch.manual_seed(run.config.train.seed)
@@ -171,7 +174,8 @@ def sequence_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
     a loss: a few target tokens per sequence, not the whole prompt.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    hidden = causal_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             position_ids=batch["position_ids"]).last_hidden_state
     targets = batch["labels"][:, 1:]
     where = targets != IGNORE
     logits = causal_lm.lm_head(hidden[:, :-1][where])
@@ -245,7 +249,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
     model, tokenizer = load_lora_model(run)
     encoder = PromptEncoder(tokenizer, run.template, run.label_set)
 
-    sequences = build_sequences(run.train_examples, encoder)
+    sequences = build_sequences(run.train_examples, encoder, pack=config.data.pack)
     too_long = sum(1 for s in sequences if len(s.input_ids) > config.data.max_length)
     sequences = [s for s in sequences if len(s.input_ids) <= config.data.max_length]
     if not sequences:
@@ -302,7 +306,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
             # Token-level mean over the whole optimizer step, however the tokens fall into micro-batches.
             accelerator.backward(loss_sum / max(1, total_loss_tokens))
             step_loss += loss_sum.item()
-            state["tokens"] += int(batch["attention_mask"].sum())
+            state["tokens"] += int(batch["tokens"])
             state["loss_tokens"] += n
         if t.max_grad_norm:
             accelerator.clip_grad_norm_(trainable, t.max_grad_norm)

@@ -1,0 +1,99 @@
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from padellm.batching import collate, epoch_batches
+from padellm.encoding import PromptEncoder
+from padellm.prompts import LabelSet, load_template
+from padellm.sft import IGNORE, TrainingSequence, autoregressive_sequence, build_sequences, parallel_sequences, parallel_tree
+from padellm.training import sequence_loss
+from padellm.types import Entity, Example
+
+LABELS = LabelSet.for_labels(["LOC", "PER"], {"LOC": "location", "PER": "person"})
+TEXT = "Peter met Anna in Paris"
+EXAMPLE = Example(TEXT, tuple(TEXT.split()), ((0, 5), (6, 9), (10, 14), (15, 17), (18, 23)),
+                  (Entity(0, 5, "PER"), Entity(10, 14, "PER"), Entity(18, 23, "LOC")))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_llama_dir):
+    return AutoTokenizer.from_pretrained(tiny_llama_dir)
+
+
+def _view(encoder, sequence):
+    """(whole text, text of the loss-carrying tokens) with the EOS spelled out."""
+    def text(ids):
+        return encoder.tokenizer.decode(list(ids)).replace("<|im_end|>", "<eos>")
+    return text(sequence.input_ids), text([t for t in sequence.labels if t != IGNORE])
+
+
+def test_parallel_sequences_are_pinned(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    prompt = f"text:\n{TEXT}\nentity type:\n"
+    got = [(s.kind, *_view(encoder, s)) for s in parallel_sequences(EXAMPLE, encoder, merge_first_mention=False)]
+    assert got == [
+        ("count", prompt + "location\n\n<num>1\n", "1\n"),
+        ("mention", prompt + "location\n\n<num>1\n<mention 1>Paris<eos>", "Paris<eos>"),
+        ("count", prompt + "person\n\n<num>2\n", "2\n"),
+        ("mention", prompt + "person\n\n<num>2\n<mention 1>Peter<eos>", "Peter<eos>"),
+        ("mention", prompt + "person\n\n<num>2\n<mention 2>Anna<eos>", "Anna<eos>"),
+    ]
+    merged = [(s.kind, *_view(encoder, s)) for s in parallel_sequences(EXAMPLE, encoder)]
+    assert merged[0] == ("count+mention", prompt + "location\n\n<num>1\n<mention 1>Paris<eos>", "1\nParis<eos>")
+    assert [m[0] for m in merged] == ["count+mention", "count+mention", "mention"]
+    empty = Example("No one", ("No", "one"), ((0, 2), (3, 6)))
+    assert [(s.kind, _view(encoder, s)[1]) for s in parallel_sequences(empty, encoder)] == [("count", "0\n")] * 2
+
+
+def test_autoregressive_sequence_is_pinned(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("autoregressive-en-v1"), LABELS)
+    whole, target = _view(encoder, autoregressive_sequence(EXAMPLE, encoder))
+    assert whole == f"text:\n{TEXT}\nentity types:\nlocation, person\n\nentities:\n" + target
+    assert target == "person: Peter\nperson: Anna\nlocation: Paris\n<eos>"
+    assert build_sequences([EXAMPLE], encoder)[0].kind == "autoregressive"
+
+
+def test_tree_packing_holds_every_sequence_once(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    tree = parallel_tree(EXAMPLE, encoder)
+    # root, LOC node, its mention, PER node, its two mentions
+    assert tree.parents == (-1, 0, 1, 0, 3, 3)
+    separate = parallel_sequences(EXAMPLE, encoder, merge_first_mention=False)
+    assert tree.loss_tokens == sum(s.loss_tokens for s in separate)
+    assert len(tree.input_ids) < sum(len(s.input_ids) for s in separate)
+    # Each path through the tree, read with its positions, is one of the separate sequences.
+    positions = tree.position_ids()
+    for leaf in (2, 4, 5):
+        path = tree.ancestors(leaf)
+        ids = [t for t, s in zip(tree.input_ids, tree.segments) if s in path]
+        assert [p for p, s in zip(positions, tree.segments) if s in path] == list(range(len(ids)))
+        assert tuple(ids) in {s.input_ids for s in separate}
+    with pytest.raises(ValueError, match="carries a loss"):
+        TrainingSequence((1, 2), (IGNORE, 2), "tree", (0, 1), (-1, 0))
+
+
+def test_tree_packing_gives_the_same_loss(tokenizer, tiny_llama_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, attn_implementation="sdpa")
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    other = Example("Anna", ("Anna",), ((0, 4),), (Entity(0, 4, "PER"),))
+    with torch.no_grad():
+        packed, n_packed = sequence_loss(model, collate(build_sequences([EXAMPLE, other], encoder, pack=True), 0))
+        plain, n_plain = sequence_loss(model, collate(build_sequences([EXAMPLE, other], encoder, pack=False), 0))
+    assert n_packed == n_plain
+    assert packed.item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def test_epoch_batches_are_seeded_bucketed_and_complete():
+    lengths = [5, 50, 7, 48, 6, 49, 8, 47] * 4
+    first = epoch_batches(lengths, batch_size=4, bucket_batches=8, seed=0, epoch=0)
+    assert first == epoch_batches(lengths, 4, 8, 0, 0)
+    assert first != epoch_batches(lengths, 4, 8, 0, 1)
+    assert sorted(i for b in first for i in b) == list(range(len(lengths)))
+    assert all(max(lengths[i] for i in b) - min(lengths[i] for i in b) <= 3 for b in first)
+
+
+def test_collate_pads_and_masks():
+    batch = collate([TrainingSequence((1, 2, 3), (IGNORE, 2, 3), "count"), TrainingSequence((4,), (IGNORE,), "count")], 0)
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert batch["labels"].tolist() == [[IGNORE, 2, 3], [IGNORE, IGNORE, IGNORE]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and int(batch["tokens"]) == 4

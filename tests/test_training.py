@@ -1,0 +1,118 @@
+import json
+
+import pytest
+
+from padellm import training
+from padellm.errors import ConfigError
+from padellm.finetune_config import load_config
+from padellm.training import train
+
+SENTENCES = [
+    [("EU", "B-ORG"), ("rejects", "O"), ("German", "B-MISC"), ("call", "O")],
+    [("Peter", "B-PER"), ("Blackburn", "I-PER")],
+    [("Japan", "B-LOC"), ("began", "O"), ("the", "O"), ("defence", "O")],
+    [("Werner", "B-PER"), ("Zwingmann", "I-PER"), ("said", "O"), ("Germany", "B-LOC")],
+    [("The", "O"), ("European", "B-ORG"), ("Commission", "I-ORG"), ("said", "O")],
+    [("Syria", "B-LOC"), ("lost", "O")],
+]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    body = "\n".join("\n".join(f"{t} {g}" for t, g in s) + "\n" for s in SENTENCES)
+    (folder / "train.txt").write_text(body + "\n" + body)
+    (folder / "dev.txt").write_text(body)
+    return folder
+
+
+def config(corpus, tiny_llama_dir, out, **overrides):
+    values = {"output_dir": str(out), "base_model": str(tiny_llama_dir), "data.dataset": str(corpus),
+              "data.dev_sample": "4", "lora.rank": "4", "train.batch_size": "4", "train.max_steps": "6",
+              "train.checkpoint_every": "3", "train.log_every": "1", "train.precision": "fp32", "train.lr": "0.01"}
+    values.update(overrides)
+    return load_config(None, values)
+
+
+@pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
+def test_loss_falls_and_the_output_folder_is_complete(corpus, tiny_llama_dir, tmp_path, mode):
+    out = tmp_path / "out"
+    # One batch of every sequence per step, so that the curve shows learning rather than batch-to-batch noise.
+    # (A random 2-layer model with frozen random embeddings plateaus near 5.0 from ln(512) = 6.2.)
+    metrics = train(config(corpus, tiny_llama_dir, out, mode=mode, **{"train.max_steps": "24", "train.batch_size": "12"}),
+                    progress=False)
+    losses = metrics["losses"]
+    assert len(losses) == 24 and sum(losses[-4:]) / 4 < 0.85 * losses[0]
+    for name in ("adapter_config.json", "adapter_model.safetensors", "prompt.yaml", "labels.yaml", "config.yaml",
+                 "train_log.jsonl", "metrics.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "checkpoints").exists()
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["dev"]["sentences"] == 4 and 0 <= saved["dev"]["span"]["micro"]["f1"] <= 1
+    assert saved["train_sentences"] == 12 and saved["tokens_per_s"] > 0
+    assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()] == list(range(1, 25))
+    with pytest.raises(ConfigError, match="already holds a trained adapter"):
+        train(config(corpus, tiny_llama_dir, out, mode=mode), progress=False)
+
+
+def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_llama_dir, tmp_path, monkeypatch):
+    extra = {"data.dev_split": "", "lora.dropout": "0.1"}  # dropout: the RNG state must be restored too
+    reference = train(config(corpus, tiny_llama_dir, tmp_path / "a", **extra), progress=False)["losses"]
+
+    save = training._save_checkpoint
+
+    def killed_after_checkpoint(*args, **kwargs):
+        save(*args, **kwargs)
+        raise KeyboardInterrupt  # as if the process were killed right after step 3's checkpoint
+
+    monkeypatch.setattr(training, "_save_checkpoint", killed_after_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(corpus, tiny_llama_dir, tmp_path / "b", **extra), progress=False)
+    monkeypatch.setattr(training, "_save_checkpoint", save)
+    assert (tmp_path / "b" / "checkpoints" / "step-0000003").is_dir()
+    resumed = train(config(corpus, tiny_llama_dir, tmp_path / "b", **extra), resume=True, progress=False)["losses"]
+    assert resumed == pytest.approx(reference, rel=1e-6)
+    log = [json.loads(line)["step"] for line in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert log == list(range(1, 7))
+
+
+def test_resume_without_checkpoint(corpus, tiny_llama_dir, tmp_path):
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        train(config(corpus, tiny_llama_dir, tmp_path / "none"), resume=True, progress=False)
+
+
+def test_bad_config_lists_every_problem_before_training(corpus, tmp_path):
+    (corpus / "empty").mkdir()
+    (corpus / "empty" / "train.txt").write_text("\n")
+    with pytest.raises(ConfigError) as info:
+        training.prepare_run(load_config(None, {
+            "output_dir": str(tmp_path / "x"), "base_model": str(tmp_path / "no-model"),
+            "data.dataset": str(corpus), "data.labels": "PER,WEAPON", "prompt": "autoregressive-en-v1"}))
+    problems = "\n".join(info.value.problems)
+    assert "unknown label(s) ['WEAPON']" in problems
+    assert "is a autoregressive template but mode is 'parallel'" in problems
+    assert "base_model" in problems and "no-model" in problems
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"output_dir": "x", "lora.rank": "0", "train.lr": "-1", "data.dataset": str(tmp_path / "missing")})
+    assert len(info.value.problems) == 2 and "lora.rank must be > 0; got 0" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        training.prepare_run(load_config(None, {"output_dir": "x", "data.dataset": str(tmp_path / "missing"),
+                                                "base_model": "no-such-packaged-model"}))
+    assert "no such dataset" in str(info.value) and "no-such-packaged-model" in str(info.value)
+
+
+def test_empty_dataset_is_an_error(tmp_path, tiny_llama_dir):
+    (tmp_path / "train.txt").write_text("EU O\n")
+    with pytest.raises(ConfigError, match="has no entities"):
+        training.prepare_run(load_config(None, {"output_dir": "x", "data.dataset": str(tmp_path / "train.txt"),
+                                                "base_model": str(tiny_llama_dir), "data.dev_split": ""}))
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).resolve().parents[1].glob("finetune/configs/*.yaml")):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# padellm finetune --config finetune/configs/"), path
+        load_config(path, {"output_dir": "x"})
