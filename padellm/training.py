@@ -245,7 +245,10 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         raise ConfigError(f"output_dir {str(output_dir)!r} already holds a trained adapter; choose another or delete it")
     run = prepare_run(config)
     precision = _precision(config.train.precision)
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available())
+    # Precision is handled by torch.autocast below rather than by Accelerator(mixed_precision=...): accelerate
+    # keeps that setting in a process-wide singleton, which refuses a second run with another precision.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    autocast_type = "cuda" if accelerator.device.type == "cuda" else "cpu"
     model, tokenizer = load_lora_model(run)
     encoder = PromptEncoder(tokenizer, run.template, run.label_set)
 
@@ -301,7 +304,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         step_loss = 0.0
         for batch_indices in mine:
             batch = {k: v.to(accelerator.device) for k, v in collate([sequences[i] for i in batch_indices], tokenizer.pad_token_id).items()}
-            with accelerator.autocast():
+            with torch.autocast(autocast_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 loss_sum, n = sequence_loss(model, batch)
             # Token-level mean over the whole optimizer step, however the tokens fall into micro-batches.
             accelerator.backward(loss_sum / max(1, total_loss_tokens))

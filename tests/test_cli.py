@@ -70,3 +70,19 @@ def test_shared_conll_stats_cli(shared_data, capsys):
     splits = json.loads(capsys.readouterr().out)["splits"]
     assert [splits[s]["sentences"] for s in ("train", "dev", "test")] == [14041, 3250, 3453]
     assert [splits[s]["entities"] for s in ("train", "dev", "test")] == [23499, 5942, 5648]
+
+
+def test_finetune_command_with_overrides(tmp_path, tiny_llama_dir, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("EU B-ORG\nrejects O\n\nPeter B-PER\n")
+    out = tmp_path / "out"
+    argv = ["finetune", "--config", "finetune/configs/tiny-test.yaml", "--base_model", str(tiny_llama_dir),
+            "--output_dir", str(out), "--data.dataset", str(corpus), "--data.dev_split", "", "--train.max_steps", "2",
+            "--lora.rank", "2", "--no-progress"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+    assert (out / "adapter_model.safetensors").is_file()
+    assert main([*argv[:-1], "--lora.rank", "0", "--train.lr", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert "lora.rank must be > 0; got 0" in err and "train.lr must be float; got 'fast'" in err
