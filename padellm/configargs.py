@@ -30,8 +30,8 @@ def field_docs(cls: type) -> dict[str, str]:
                 and isinstance(following.value, ast.Constant)
                 and isinstance(following.value.value, str)
             ):
-                # Plain text for --help: collapse whitespace, drop reST literal markup.
-                docs[node.target.id] = " ".join(following.value.value.replace("``", "").split())
+                # Plain text for --help: collapse whitespace, drop reST literal markup, escape argparse's %.
+                docs[node.target.id] = " ".join(following.value.value.replace("``", "").replace("%", "%%").split())
     return docs
 
 

@@ -86,3 +86,10 @@ def test_finetune_command_with_overrides(tmp_path, tiny_llama_dir, capsys):
     assert main([*argv[:-1], "--lora.rank", "0", "--train.lr", "fast"]) == 2
     err = capsys.readouterr().err
     assert "lora.rank must be > 0; got 0" in err and "train.lr must be float; got 'fast'" in err
+
+
+@pytest.mark.parametrize("command", [[], ["data", "stats"], ["data", "convert"], ["finetune"], ["models", "prepare"]])
+def test_every_help_page_renders(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0 and "usage: padellm" in capsys.readouterr().out
