@@ -159,6 +159,20 @@ def read_conll(path: str | Path, options: ReadOptions = ReadOptions()) -> tuple[
     return examples, report
 
 
+def _drop_duplicates(items: list, path: Path, line: int, where: str, report: ReadReport, lenient: bool) -> list:
+    """``items`` without repeats: an error naming the first repeat, or (lenient) each repeat dropped and counted."""
+    kept, seen = [], set()
+    for item in items:
+        if item in seen:
+            if not lenient:
+                raise CorpusError(path, line, f"{where}duplicate mention {item}")
+            report.repair("duplicate mention dropped", line, f"{where}dropped duplicate {item}")
+            continue
+        seen.add(item)
+        kept.append(item)
+    return kept
+
+
 # ------------------------------------------------------------------------------------------ span-JSON
 
 
@@ -250,17 +264,10 @@ def read_spanjson(path: str | Path, options: ReadOptions = ReadOptions()) -> tup
 
     examples = []
     for number, line, tokens, mentions in raw:
-        spans = []
-        seen = set()
-        for mention in mentions:
-            span = _span_from_index(path, line, number, mention, len(tokens), report, options.lenient)
-            if span in seen:
-                if not options.lenient:
-                    raise CorpusError(path, line, f"sentence {number}: duplicate mention {span}")
-                report.repair("duplicate mention dropped", line, f"sentence {number}: dropped duplicate {span}")
-                continue
-            seen.add(span)
-            spans.append(span)
+        spans = _drop_duplicates(
+            [_span_from_index(path, line, number, m, len(tokens), report, options.lenient) for m in mentions],
+            path, line, f"sentence {number}: ", report, options.lenient,
+        )
         text, token_spans = join_tokens(tokens, joiner)
         entities = tokens_to_entities(token_spans, spans)
         examples.append(Example(text, tuple(tokens), tuple(token_spans), tuple(entities), id=f"{path.stem}:{number}"))
@@ -312,15 +319,9 @@ def read_jsonl(path: str | Path, options: ReadOptions = ReadOptions()) -> tuple[
             entities_json = item.get("entities", [])
             if not isinstance(entities_json, list):
                 raise CorpusError(path, line, f"'entities' must be a list, got {type(entities_json).__name__}")
-            entities = []
-            for e in entities_json:
-                entity = _entity_from_json(path, line, e, text)
-                if entity in entities:
-                    if not options.lenient:
-                        raise CorpusError(path, line, f"duplicate entity {entity}")
-                    report.repair("duplicate mention dropped", line, f"dropped duplicate {entity}")
-                    continue
-                entities.append(entity)
+            entities = _drop_duplicates(
+                [_entity_from_json(path, line, e, text) for e in entities_json], path, line, "", report, options.lenient
+            )
             tokens, token_spans = _jsonl_tokens(path, line, item, text)
             examples.append(
                 Example(text, tuple(tokens), tuple(token_spans), tuple(entities), id=str(item.get("id", f"{path.stem}:{line}")))

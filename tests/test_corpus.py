@@ -214,3 +214,12 @@ def test_write_jsonl_round_trips(write, tmp_path):
     write_jsonl(out, examples, predictions)
     record = json.loads(out.read_text().splitlines()[0])
     assert record["entities"] == [{"start": 0, "end": 4, "label": "protein", "text": "IL-2", "score": -0.25}]
+
+
+def test_jsonl_duplicates_are_errors_or_counted_repairs(write):
+    line = '{"text": "EU", "entities": [{"start": 0, "end": 2, "label": "ORG"}, {"start": 0, "end": 2, "label": "ORG"}]}\n'
+    path = write("dup.jsonl", line)
+    with pytest.raises(CorpusError, match=r"dup.jsonl:1: duplicate mention Entity\(start=0, end=2, label='ORG'"):
+        read_jsonl(path)
+    (example,), report = read_jsonl(path, ReadOptions(lenient=True))
+    assert example.entities == (Entity(0, 2, "ORG"),) and report.repairs == {"duplicate mention dropped": 1}
