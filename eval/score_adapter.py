@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="also write the JSON here")
+    parser.add_argument("--summary", action="store_true", help="print one line instead of the JSON")
     args = parser.parse_args(argv)
     try:
         adapter = load_adapter(args.adapter)
@@ -44,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {"adapter": args.adapter, "mode": adapter.mode, "dataset": args.dataset, "split": args.split,
               "sample": args.sample, "seed": args.seed, "wall_time_s": time.perf_counter() - started, **scores}
     text = json.dumps(result, indent=2)
-    print(text)
+    micro = result["span"]["micro"]
+    print(f"{args.adapter}: {adapter.mode} decoding, F1 {100 * micro['f1']:.2f} (P {100 * micro['precision']:.2f}, "
+          f"R {100 * micro['recall']:.2f}) on {result['sentences']} {args.split} sentences, "
+          f"{1000 * result['decode_s'] / max(1, result['sentences']):.0f} ms/sentence" if args.summary else text)
     if args.out:
         with open(args.out, "w") as handle:
             handle.write(text + "\n")

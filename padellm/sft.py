@@ -114,7 +114,7 @@ def parallel_tree(example: Example, encoder: PromptEncoder) -> TrainingSequence:
     as a tree (root: the text part; a child per label: label part and count; a grandchild per mention: marker
     and mention) with an attention mask that lets each token see only its own path, and positions that
     continue along the path, each token gets the hidden state it would get in its own sequence. On CoNLL-2003
-    this trains on about 2.8 times fewer tokens than the separate sequences.
+    the whole training split is 1.12M tokens instead of 3.43M as separate sequences (3.1x fewer).
     """
     ids: list[int] = []
     labels: list[int] = []

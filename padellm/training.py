@@ -27,7 +27,7 @@ from padellm.errors import ConfigError, PadellmError
 from padellm.finetune_config import FinetuneConfig, save_config
 from padellm.models import PACKAGED_MODELS, prepare_model
 from padellm.prompts import LabelSet, Template, load_label_names, load_template, prompts_dir, save_prompt
-from padellm.sft import IGNORE, TrainingSequence, build_sequences
+from padellm.sft import IGNORE, build_sequences
 from padellm.types import Example
 
 logger = logging.getLogger(__name__)
@@ -295,12 +295,15 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
                desc=f"finetune {config.mode}", unit="step", dynamic_ncols=True)
     stopped_early = False
     micro_batches_per_step = t.grad_accum * accelerator.num_processes
+    batches, batches_epoch = [], -1
     while state["step"] < total_steps:
         epoch, step_in_epoch = divmod(state["step"], steps_per_epoch)
-        batches = epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch)
+        if epoch != batches_epoch:
+            # Recomputed from (seed, epoch) rather than stored: a resumed run gets the same order.
+            batches, batches_epoch = epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch), epoch
         group = batches[step_in_epoch * micro_batches_per_step : (step_in_epoch + 1) * micro_batches_per_step]
         mine = group[accelerator.process_index :: accelerator.num_processes]
-        total_loss_tokens = sum(sum(1 for x in sequences[i].labels[1:] if x != IGNORE) for b in mine for i in b)
+        total_loss_tokens = sum(sequences[i].loss_tokens for b in mine for i in b)
         step_loss = 0.0
         for batch_indices in mine:
             batch = {k: v.to(accelerator.device) for k, v in collate([sequences[i] for i in batch_indices], tokenizer.pad_token_id).items()}
@@ -344,6 +347,9 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
 
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.save_pretrained(output_dir)
+    card = output_dir / "README.md"
+    if card.is_file() and "[More Information Needed]" in card.read_text():
+        card.unlink()  # peft's empty model-card template: config.yaml and metrics.json describe the adapter
     save_prompt(output_dir, run.template, run.label_set)
     metrics = {
         "mode": config.mode,

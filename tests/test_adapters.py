@@ -57,3 +57,5 @@ def test_score_adapter_script(adapter_dir, tmp_path, capsys):
     assert result["decode_stats"]["count_prompts"] == 2 * 3
     assert json.loads(capsys.readouterr().out) == result
     assert module.main(["--adapter", str(tmp_path), "--dataset", str(corpus)]) == 2
+    assert module.main(["--adapter", str(folder), "--dataset", str(corpus), "--split", "test", "--summary"]) == 0
+    assert "parallel decoding, F1" in capsys.readouterr().out

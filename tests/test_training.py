@@ -116,3 +116,12 @@ def test_shipped_configs_are_valid():
         first = path.read_text().splitlines()[0]
         assert first.startswith("# padellm finetune --config finetune/configs/"), path
         load_config(path, {"output_dir": "x"})
+
+
+@pytest.mark.slow
+def test_real_base_model_trains_a_few_steps(shared_data, tmp_path):
+    """The packaged SmolLM2 end to end: 3 steps on 24 CoNLL-2003 sentences, then dev decoding of 4."""
+    metrics = train(load_config(None, {
+        "output_dir": str(tmp_path / "out"), "data.dataset": "conll2003", "data.max_train_examples": "24",
+        "data.dev_sample": "4", "train.max_steps": "3", "train.batch_size": "8"}), progress=False)
+    assert metrics["steps"] == 3 and metrics["final_loss"] < 10 and metrics["dev"]["sentences"] == 4
