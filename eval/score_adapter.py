@@ -13,6 +13,7 @@ import json
 import random
 import sys
 import time
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,13 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     result = {"adapter": args.adapter, "mode": adapter.mode, "dataset": args.dataset, "split": args.split,
               "sample": args.sample, "seed": args.seed, "wall_time_s": time.perf_counter() - started, **scores}
     text = json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
     micro = result["span"]["micro"]
     print(f"{args.adapter}: {adapter.mode} decoding, F1 {100 * micro['f1']:.2f} (P {100 * micro['precision']:.2f}, "
           f"R {100 * micro['recall']:.2f}) on {result['sentences']} {args.split} sentences, "
           f"{1000 * result['decode_s'] / max(1, result['sentences']):.0f} ms/sentence" if args.summary else text)
-    if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(text + "\n")
     return 0
 
 

@@ -49,7 +49,7 @@ def test_score_adapter_script(adapter_dir, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("score_adapter", ROOT / "eval" / "score_adapter.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = tmp_path / "scores.json"
+    out = tmp_path / "new" / "scores.json"  # parent folders are created
     assert module.main(["--adapter", str(folder), "--dataset", str(corpus), "--split", "test", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["sentences"] == 2 and result["mode"] == "parallel"
