@@ -1,0 +1,85 @@
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from padellm.encoding import PromptEncoder
+from padellm.engine.backend import Generation, TransformersBackend
+from padellm.engine.decoding import DecodeConfig, decode_autoregressive, decode_parallel
+from padellm.errors import ConfigError
+from padellm.prompts import LabelSet, load_template
+from padellm.types import Entity
+
+LABELS = LabelSet.for_labels(["LOC", "PER"], {"LOC": "location", "PER": "person"})
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_llama_dir):
+    return AutoTokenizer.from_pretrained(tiny_llama_dir)
+
+
+class ScriptedBackend:
+    """Answers each prompt by looking up the text of its last line in a script; records every call."""
+
+    def __init__(self, encoder, answers):
+        self.encoder, self.answers, self.calls = encoder, answers, []
+
+    def generate(self, prompts, max_new_tokens, stop_ids=()):
+        self.calls.append((len(prompts), max_new_tokens, stop_ids))
+        out = []
+        for prompt in prompts:
+            text = self.encoder.decode(prompt)
+            answer, logprob = next(v for k, v in self.answers.items() if text.endswith(k))
+            out.append(Generation(tuple(self.encoder.encode(answer)), (logprob,), True))
+        return out
+
+
+def test_parallel_stages(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    answers = {"location\n\n<num>": ("2", 0.0), "person\n\n<num>": ("1", 0.0),
+               "location\n\n<num>2\n<mention 1>": ("Paris", -0.5), "location\n\n<num>2\n<mention 2>": ("Anna", -2.0),
+               "person\n\n<num>1\n<mention 1>": ("Anna", -0.1)}
+    backend = ScriptedBackend(encoder, answers)
+    result = decode_parallel(["Anna lives in Paris"], encoder, backend)
+    # One batched call per stage: 2 count prompts, then 3 branches.
+    assert [c[0] for c in backend.calls] == [2, 3]
+    assert backend.calls[0][2] == tuple(encoder.encode("\n"))  # the count stops at its newline
+    assert result.entities == [[Entity(0, 4, "PER"), Entity(14, 19, "LOC")]]  # Anna kept as PER (more probable)
+    assert result.stats["branches"] == 3 and result.stats["dedup_removed"] == 1
+    assert set(result.timings) == {"count_s", "branches_s", "dedup_align_s", "total_s"}
+    assert decode_parallel(["Anna lives in Paris"], encoder, ScriptedBackend(encoder, answers),
+                           DecodeConfig(dedup="none")).entities[0] == [Entity(0, 4, "LOC"), Entity(0, 4, "PER"), Entity(14, 19, "LOC")]
+
+
+def test_counts_are_clamped_or_zeroed_never_a_crash(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    answers = {"location\n\n<num>": ("9", 0.0), "person\n\n<num>": ("many", 0.0), "<mention 1>": ("Paris", 0.0),
+               "<mention 2>": ("Paris", 0.0), "<mention 3>": ("x", 0.0)}
+    result = decode_parallel(["Paris"], encoder, ScriptedBackend(encoder, answers), DecodeConfig(max_count=3))
+    assert result.stats["clamped_counts"] == 1 and result.stats["unparsable_counts"] == 1
+    assert result.stats["branches"] == 3 and result.entities == [[Entity(0, 5, "LOC")]]
+    assert result.stats["unaligned_mentions"] == 2
+    with pytest.raises(ConfigError, match="max_count must be >= 1; got 0"):
+        DecodeConfig(max_count=0)
+
+
+def test_autoregressive_decoding(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("autoregressive-en-v1"), LABELS)
+    backend = ScriptedBackend(encoder, {"entities:\n": ("person: Anna\nlocation: Paris\nnonsense\n", 0.0)})
+    result = decode_autoregressive(["Anna lives in Paris"], encoder, backend)
+    assert result.entities == [[Entity(0, 4, "PER"), Entity(14, 19, "LOC")]]
+    assert result.stats["unparsable_lines"] == 1 and backend.calls[0][0] == 1
+
+
+def test_transformers_backend_matches_hf_greedy_generate(tiny_llama_dir, tokenizer):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
+    prompts = [tokenizer("text:\nEU rejects German call").input_ids, tokenizer("Peter").input_ids]
+    ours = TransformersBackend(model, tokenizer.eos_token_id, batch_size=2).generate(prompts, max_new_tokens=6)
+    for prompt, generation in zip(prompts, ours):
+        import torch
+
+        reference = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False,
+                                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+        expected = [t for t in reference[0, len(prompt):].tolist()]
+        if tokenizer.eos_token_id in expected:
+            expected = expected[: expected.index(tokenizer.eos_token_id)]
+        assert list(generation.token_ids) == expected
+        assert len(generation.logprobs) == len(generation.token_ids) and generation.logprob <= 0
