@@ -33,13 +33,6 @@ class Entity:
         """The surface string of this entity in ``text``."""
         return text[self.start : self.end]
 
-    def contains(self, other: Entity) -> bool:
-        """True when ``other``'s span lies inside this one (equal spans included)."""
-        return self.start <= other.start and other.end <= self.end
-
-    def overlaps(self, other: Entity) -> bool:
-        return self.start < other.end and other.start < self.end
-
 
 @dataclass(frozen=True)
 class Example:
