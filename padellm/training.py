@@ -290,7 +290,6 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
     model.train()
     started = time.perf_counter()
     elapsed_before = state["elapsed_s"]
-    window_loss, window_tokens = 0.0, 0
     bar = tqdm(total=total_steps, initial=state["step"], disable=not progress or not accelerator.is_main_process,
                desc=f"finetune {config.mode}", unit="step", dynamic_ncols=True)
     stopped_early = False
@@ -320,19 +319,20 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
-        window_loss += step_loss
-        window_tokens += total_loss_tokens
+        # The logging window lives in the checkpointed state, so a resumed run logs what an uninterrupted one would.
+        state["window_loss"] = state.get("window_loss", 0.0) + step_loss
+        state["window_tokens"] = state.get("window_tokens", 0) + total_loss_tokens
         state["elapsed_s"] = elapsed_before + time.perf_counter() - started
         tokens_per_s = state["tokens"] / max(1e-9, state["elapsed_s"])
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss / max(1, total_loss_tokens):.4f}", tok_s=f"{tokens_per_s:.0f}")
         if state["step"] % t.log_every == 0 or state["step"] == total_steps:
-            record = {"step": state["step"], "epoch": epoch, "loss": window_loss / max(1, window_tokens),
+            record = {"step": state["step"], "epoch": epoch, "loss": state["window_loss"] / max(1, state["window_tokens"]),
                       "lr": scheduler.get_last_lr()[0], "tokens": state["tokens"], "tokens_per_s": tokens_per_s,
                       "elapsed_s": round(state["elapsed_s"], 2)}
             with open(log_path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
-            window_loss, window_tokens = 0.0, 0
+            state["window_loss"], state["window_tokens"] = 0.0, 0
         state["last_loss"] = step_loss / max(1, total_loss_tokens)
         state.setdefault("losses", []).append(state["last_loss"])
         if t.checkpoint_every and state["step"] % t.checkpoint_every == 0 and state["step"] < total_steps:

@@ -57,7 +57,8 @@ def test_loss_falls_and_the_output_folder_is_complete(corpus, tiny_llama_dir, tm
 
 
 def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_llama_dir, tmp_path, monkeypatch):
-    extra = {"data.dev_split": "", "lora.dropout": "0.1"}  # dropout: the RNG state must be restored too
+    # dropout: the RNG state must be restored too
+    extra = {"data.dev_split": "", "lora.dropout": "0.1", "train.log_every": "2"}
     reference = train(config(corpus, tiny_llama_dir, tmp_path / "a", **extra), progress=False)["losses"]
 
     save = training._save_checkpoint
@@ -73,8 +74,11 @@ def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_llama_dir, tmp_path
     assert (tmp_path / "b" / "checkpoints" / "step-0000003").is_dir()
     resumed = train(config(corpus, tiny_llama_dir, tmp_path / "b", **extra), resume=True, progress=False)["losses"]
     assert resumed == pytest.approx(reference, rel=1e-6)
-    log = [json.loads(line)["step"] for line in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
-    assert log == list(range(1, 7))
+    def log(name):
+        return [(r["step"], r["loss"]) for r in map(json.loads, (tmp_path / name / "train_log.jsonl").read_text().splitlines())]
+
+    assert [step for step, _ in log("b")] == [2, 4, 6]  # logged every 2 steps, checkpointed at 3: a window spans it
+    assert [loss for _, loss in log("b")] == pytest.approx([loss for _, loss in log("a")], rel=1e-6)
 
 
 def test_resume_without_checkpoint(corpus, tiny_llama_dir, tmp_path):
