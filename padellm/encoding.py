@@ -45,22 +45,26 @@ class PromptEncoder:
         """The text part (everything before ``{label}``) and the label part are tokenized separately, so that
         every label's prompt of a text starts with the same tokens: one shared prefix in vLLM's cache, and a
         shared trunk when training sequences are packed as a tree."""
-        return self.text_prefix(text) + self.encode(self._label_part(label))
+        return self.text_prefix(text) + self.label_part(label)
 
     def text_prefix(self, text: str) -> list[int]:
         # Not cached: the text differs every time.
         head = self.parallel.count_prompt.split("{label}")[0]
         return list(self._encode(head.format(text=text)))
 
-    def _label_part(self, label: str) -> str:
+    def label_part(self, label: str) -> list[int]:
+        """The tokens of a count prompt after the text prefix (the label's name and the count marker)."""
         tail = "{label}" + self.parallel.count_prompt.split("{label}", 1)[1]
-        return tail.format(label=self.label_set.name(label), text="")
+        return self.encode(tail.format(label=self.label_set.name(label)))
 
     def count_target(self, count: int) -> list[int]:
         return self.encode(self.parallel.render_count(count))
 
+    def mention_marker(self, k: int) -> list[int]:
+        return self.encode(self.parallel.render_mention_prompt(k))
+
     def mention_prompt(self, count_prompt: list[int], count: int, k: int) -> list[int]:
-        return count_prompt + self.count_target(count) + self.encode(self.parallel.render_mention_prompt(k))
+        return count_prompt + self.count_target(count) + self.mention_marker(k)
 
     def mention_target(self, mention: str) -> list[int]:
         return list(self._encode(self.parallel.render_mention(mention))) + [self.eos_id]

@@ -92,8 +92,8 @@ def parallel_sequences(example: Example, encoder: PromptEncoder, merge_first_men
         count = encoder.count_target(len(mentions))
         first = 0
         if mentions and merge_first_mention:
-            marker = encoder.mention_prompt([], len(mentions), 1)[len(count) :]
-            pieces = [(prompt, False), (count, True), (marker, False), (encoder.mention_target(mentions[0]), True)]
+            pieces = [(prompt, False), (count, True), (encoder.mention_marker(1), False),
+                      (encoder.mention_target(mentions[0]), True)]
             sequences.append(_sequence(pieces, "count+mention"))
             first = 1
         else:
@@ -132,12 +132,9 @@ def parallel_tree(example: Example, encoder: PromptEncoder) -> TrainingSequence:
 
     root = add([(encoder.text_prefix(example.text), False)], -1)
     for label, mentions in mentions_by_label(example, encoder.label_set.labels).items():
-        label_part = encoder.count_prompt("", label)[len(encoder.text_prefix("")) :]
-        count = encoder.count_target(len(mentions))
-        node = add([(label_part, False), (count, True)], root)
+        node = add([(encoder.label_part(label), False), (encoder.count_target(len(mentions)), True)], root)
         for k, mention in enumerate(mentions, start=1):
-            marker = encoder.mention_prompt([], len(mentions), k)[len(count) :]
-            add([(marker, False), (encoder.mention_target(mention), True)], node)
+            add([(encoder.mention_marker(k), False), (encoder.mention_target(mention), True)], node)
     return TrainingSequence(tuple(ids), tuple(labels), "tree", tuple(segments), tuple(parents))
 
 

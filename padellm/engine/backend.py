@@ -23,6 +23,11 @@ class Generation:
     """True when generation ended with EOS (or a stop token), False when it hit max_new_tokens."""
 
     @property
+    def num_tokens(self) -> int:
+        """Tokens the model generated, the ending EOS or stop token included."""
+        return len(self.token_ids) + int(self.finished)
+
+    @property
     def logprob(self) -> float:
         return float(sum(self.logprobs))
 

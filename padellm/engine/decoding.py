@@ -83,7 +83,7 @@ def decode_parallel(texts: list[str], encoder: PromptEncoder, backend: Generatio
             logger.debug("count stage: %s from %r", repair, encoder.decode(list(generation.token_ids)))
         counts.append(count)
     stats["count_prompts"] += len(count_prompts)
-    stats["count_tokens"] += sum(len(g.token_ids) + int(g.finished) for g in count_generations)
+    stats["count_tokens"] += sum(g.num_tokens for g in count_generations)
     result.timings["count_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -94,7 +94,7 @@ def decode_parallel(texts: list[str], encoder: PromptEncoder, backend: Generatio
         max_new_tokens=config.max_mention_tokens,
     ) if branches else []
     stats["branches"] += len(branches)
-    stats["branch_tokens"] += sum(len(g.token_ids) + int(g.finished) for g in branch_generations)
+    stats["branch_tokens"] += sum(g.num_tokens for g in branch_generations)
     stats["unfinished_branches"] += sum(1 for g in branch_generations if not g.finished)
     result.timings["branches_s"] = time.perf_counter() - started
 
@@ -121,7 +121,7 @@ def decode_autoregressive(texts: list[str], encoder: PromptEncoder, backend: Gen
     generations = backend.generate([encoder.autoregressive_prompt(t) for t in texts], config.max_autoregressive_tokens)
     result.timings["generate_s"] = time.perf_counter() - started
     result.stats["sequences"] += len(texts)
-    result.stats["generated_tokens"] += sum(len(g.token_ids) + int(g.finished) for g in generations)
+    result.stats["generated_tokens"] += sum(g.num_tokens for g in generations)
     result.stats["unfinished_sequences"] += sum(1 for g in generations if not g.finished)
 
     started = time.perf_counter()
