@@ -25,6 +25,17 @@ class LoadedAdapter:
         return self.encoder.template.mode
 
 
+SHIPPED_ADAPTERS = Path(__file__).resolve().parents[1] / "adapters"
+
+
+def shipped_adapter(mode: str, dataset: str = "conll2003") -> Path:
+    """The adapter folder shipped in the repository for ``dataset`` and decoding ``mode``."""
+    folder = SHIPPED_ADAPTERS / f"{dataset}-{mode}"
+    if not (folder / "adapter_config.json").is_file():
+        raise ConfigError(f"no shipped {mode} adapter for {dataset} at {folder}; pass --adapter")
+    return folder
+
+
 def base_model_of(folder: str | Path) -> Path:
     """The base model folder an adapter was trained on (from its config.yaml)."""
     from padellm.training import _resolve_base_model
@@ -36,6 +47,53 @@ def base_model_of(folder: str | Path) -> Path:
                           "adapter_config.json expected)")
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     return _resolve_base_model(config["base_model"])
+
+
+def merged_model(folder: str | Path) -> Path:
+    """A plain model folder with the adapter's LoRA weights merged into its base model (for engines where LoRA
+    is slow, such as vLLM on CPU), built once into the cache and checked against its manifest on every call."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from padellm.models import cache_dir, sha256_file, verify_folder, write_manifest
+
+    folder = Path(folder)
+    base_dir = base_model_of(folder)
+    digest = hashlib.sha256(str(base_dir.resolve()).encode())
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        digest.update(sha256_file(folder / name).encode())
+    for manifest in sorted(base_dir.glob("padellm-manifest.json")):
+        digest.update(sha256_file(manifest).encode())
+    fingerprint = digest.hexdigest()
+    target = cache_dir() / "merged" / f"{folder.resolve().name}-{fingerprint[:12]}"
+    if target.is_dir() and not verify_folder(target):
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging.chmod(0o755)
+    try:
+        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        dtype = AutoConfig.from_pretrained(base_dir).dtype or torch.float32  # the base model's stored dtype
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        merged = PeftModel.from_pretrained(base, folder).merge_and_unload().to(dtype)
+        merged.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(base_dir).save_pretrained(staging)
+        write_manifest(staging, {"adapter": str(folder.resolve()), "base_model": str(base_dir),
+                                 "adapter_sha256": fingerprint})
+        try:
+            staging.rename(target)
+        except OSError:
+            if verify_folder(target):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def load_adapter(folder: str | Path, dtype: str = "float32") -> LoadedAdapter:

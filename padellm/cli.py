@@ -1,4 +1,4 @@
-"""The ``padellm`` command: ``padellm data ...``, ``padellm models ...``."""
+"""The ``padellm`` command: ``padellm data ...``, ``models ...``, ``finetune``, ``extract``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from padellm import __version__
 from padellm.configargs import add_dataclass_arguments, add_override_arguments, dataclass_from_args, overrides_from_args
@@ -13,6 +14,7 @@ from padellm.corpus import ReadOptions, write_jsonl
 from padellm.datasets import load_dataset
 from padellm.errors import PadellmError
 from padellm.models import DTYPES, PACKAGED_MODELS, prepare_model
+from padellm.ner import entity_record
 from padellm.stats import format_table, split_stats
 
 
@@ -67,6 +69,67 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_texts(args: argparse.Namespace) -> list[str]:
+    if args.text and args.file:
+        raise PadellmError("give texts as arguments or --file, not both")
+    if args.text:
+        return list(args.text)
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise PadellmError(f"--file {args.file}: no such file")
+        lines = path.read_text(encoding="utf-8").splitlines()
+    else:
+        lines = sys.stdin.read().splitlines()
+    if args.file and args.file.endswith(".jsonl"):
+        texts = []
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise PadellmError(f"{args.file}:{number}: not JSON ({err.msg})") from err
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise PadellmError(f"{args.file}:{number}: a JSONL input line needs a string field 'text'")
+                texts.append(record["text"])
+        return texts
+    return [line for line in lines if line.strip()]
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from padellm.adapters import shipped_adapter
+    from padellm.engine.decoding import DecodeConfig
+    from padellm.engine.vllm_backend import VLLMConfig
+    from padellm.ner import load
+
+    adapter = Path(args.adapter) if args.adapter else shipped_adapter(args.mode or "parallel")
+    texts = _read_texts(args)
+    ner = load(adapter, args.backend, decode_config=dataclass_from_args(DecodeConfig, args),
+               vllm_config=dataclass_from_args(VLLMConfig, args),
+               dtype="float32" if args.dtype == "auto" else args.dtype)
+    if args.mode and args.mode != ner.mode:
+        raise PadellmError(f"--mode {args.mode}: adapter {adapter} was trained for {ner.mode} decoding")
+    ner.check(texts)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for start in tqdm(range(0, len(texts), args.batch_size), desc="extracting", unit="batch",
+                          disable=len(texts) <= args.batch_size):
+            chunk = texts[start : start + args.batch_size]
+            result = ner.run(chunk)
+            per_text_ms = 1000 * result.timings["total_s"] / len(chunk)
+            for text, entities in zip(chunk, result.entities):
+                record = {"text": text, "entities": [entity_record(text, e) for e in entities]}
+                if args.timings:
+                    record["ms"] = round(per_text_ms, 2)
+                print(json.dumps(record, ensure_ascii=False), file=out, flush=True)
+    finally:
+        if args.out:
+            out.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="padellm", description="Fast named entity recognition with LLMs.")
     parser.add_argument("--version", action="version", version=f"padellm {__version__}")
@@ -97,6 +160,26 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_override_arguments(finetune, FinetuneConfig)
     finetune.set_defaults(run=_finetune)
+
+    from padellm.engine.decoding import DecodeConfig
+    from padellm.engine.vllm_backend import VLLMConfig
+
+    extract = commands.add_parser(
+        "extract", help="extract entities from texts (arguments, --file or stdin) as JSONL",
+        description="Extract entities with a fine-tuned adapter; one JSON line per text: "
+                    '{"text", "entities": [{"start", "end", "label", "text", "score"}]}.')
+    extract.add_argument("text", nargs="*", help="texts to tag (default: one per line from --file or stdin)")
+    extract.add_argument("--file", help="a text file (one text per line) or JSONL with a 'text' field")
+    extract.add_argument("--adapter", help="an adapter folder (default: the shipped CoNLL-2003 adapter of --mode)")
+    extract.add_argument("--mode", choices=("parallel", "autoregressive"),
+                         help="which shipped adapter to use; with --adapter, checked against it")
+    extract.add_argument("--backend", choices=("vllm", "transformers"), default="vllm")
+    extract.add_argument("--batch-size", type=int, default=64, help="texts per decoding call")
+    extract.add_argument("--timings", action="store_true", help="add each text's share of the decoding time (ms)")
+    extract.add_argument("--out", help="write JSONL here instead of stdout")
+    add_dataclass_arguments(extract, DecodeConfig)
+    add_dataclass_arguments(extract, VLLMConfig)
+    extract.set_defaults(run=_extract)
 
     models = commands.add_parser("models", help="the packaged base models").add_subparsers(dest="models_command", required=True)
     prepare = models.add_parser("prepare", help="convert a packaged model into the local cache (once) and print its folder")

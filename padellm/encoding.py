@@ -60,6 +60,15 @@ class PromptEncoder:
     def count_target(self, count: int) -> list[int]:
         return self.encode(self.parallel.render_count(count))
 
+    def count_digit_ids(self) -> tuple[int, ...]:
+        """The first token of the count targets 0..9: what a one-step count stage scores. Raises ValueError
+        when the tokenizer does not give each of them a distinct first token."""
+        ids = tuple(self.count_target(n)[0] for n in range(10))
+        if len(set(ids)) != 10:
+            raise ValueError(f"tokenizer {self.tokenizer.name_or_path!r} does not start the count targets 0-9 with "
+                             "ten distinct tokens; use count_rule greedy")
+        return ids
+
     def mention_marker(self, k: int) -> list[int]:
         return self.encode(self.parallel.render_mention_prompt(k))
 

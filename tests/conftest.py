@@ -21,6 +21,24 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_adapter(tmp_path_factory, tiny_llama_dir) -> tuple[Path, Path]:
+    """(adapter folder, corpus folder): a parallel LoRA adapter trained for 2 steps on a 2-sentence corpus."""
+    from padellm.finetune_config import load_config
+    from padellm.training import train
+
+    folder = tmp_path_factory.mktemp("adapter")
+    corpus = folder / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n")
+    (corpus / "test.txt").write_text("Peter B-PER\nsaid O\n\nEU B-ORG\n")
+    config = load_config(None, {"output_dir": str(folder / "out"), "base_model": str(tiny_llama_dir),
+                                "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "2",
+                                "train.precision": "fp32", "lora.rank": "2"})
+    train(config, progress=False)
+    return folder / "out", corpus
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared corpora; tests that need them skip (saying why) where ../shared/data is absent."""
     path = shared_data_dir()

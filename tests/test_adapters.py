@@ -6,46 +6,30 @@ import pytest
 
 from padellm.adapters import load_adapter
 from padellm.errors import ConfigError
-from padellm.finetune_config import load_config
-from padellm.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def adapter_dir(tmp_path_factory, tiny_llama_dir):
-    folder = tmp_path_factory.mktemp("adapter")
-    corpus = folder / "corpus"
-    corpus.mkdir()
-    (corpus / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n")
-    (corpus / "test.txt").write_text("Peter B-PER\nsaid O\n\nEU B-ORG\n")
-    config = load_config(None, {"output_dir": str(folder / "out"), "base_model": str(tiny_llama_dir),
-                                "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "2",
-                                "train.precision": "fp32", "lora.rank": "2"})
-    train(config, progress=False)
-    return folder / "out", corpus
-
-
-def test_load_adapter_restores_model_and_prompt(adapter_dir):
-    folder, _ = adapter_dir
+def test_load_adapter_restores_model_and_prompt(tiny_adapter):
+    folder, _ = tiny_adapter
     adapter = load_adapter(folder)
     assert adapter.mode == "parallel"
     assert adapter.encoder.label_set.labels == ("MISC", "ORG", "PER")
     assert adapter.encoder.template.name == "padellm-en"
 
 
-def test_load_adapter_refuses_foreign_folders(tmp_path, adapter_dir):
+def test_load_adapter_refuses_foreign_folders(tmp_path, tiny_adapter):
     with pytest.raises(ConfigError, match="lacks prompt.yaml and labels.yaml"):
         load_adapter(tmp_path)
-    folder, _ = adapter_dir
+    folder, _ = tiny_adapter
     for name in ("adapter_config.json", "adapter_model.safetensors", "config.yaml", "prompt.yaml"):
         (tmp_path / name).write_bytes((folder / name).read_bytes())
     with pytest.raises(ConfigError, match="lacks labels.yaml"):
         load_adapter(tmp_path)
 
 
-def test_score_adapter_script(adapter_dir, tmp_path, capsys):
-    folder, corpus = adapter_dir
+def test_score_adapter_script(tiny_adapter, tmp_path, capsys):
+    folder, corpus = tiny_adapter
     spec = importlib.util.spec_from_file_location("score_adapter", ROOT / "eval" / "score_adapter.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

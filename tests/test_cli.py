@@ -93,3 +93,39 @@ def test_every_help_page_renders(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([*command, "--help"])
     assert info.value.code == 0 and "usage: padellm" in capsys.readouterr().out
+
+
+def test_extract_from_arguments_stdin_and_files(tiny_adapter, tmp_path, capsys, monkeypatch):
+    import io
+
+    folder, _ = tiny_adapter
+    common = ["extract", "--adapter", str(folder), "--backend", "transformers", "--max-count", "2"]
+    assert main([*common, "Peter said", "EU", "--timings"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in records] == ["Peter said", "EU"]
+    for record in records:
+        assert record["ms"] > 0
+        for entity in record["entities"]:
+            assert record["text"][entity["start"] : entity["end"]] == entity["text"]
+            assert entity["label"] in {"MISC", "ORG", "PER"}
+    monkeypatch.setattr("sys.stdin", io.StringIO("Peter said\n\nEU\n"))
+    assert main(common) == 0
+    from_stdin = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [{k: r[k] for k in ("text", "entities")} for r in records] == from_stdin  # blank lines skipped
+    (tmp_path / "in.jsonl").write_text('{"text": "Peter said"}\n{"text": "EU"}\n')
+    assert main([*common, "--file", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl")]) == 0
+    assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == from_stdin
+
+
+def test_extract_errors_name_the_input(tiny_adapter, tmp_path, capsys):
+    folder, _ = tiny_adapter
+    common = ["extract", "--adapter", str(folder), "--backend", "transformers"]
+    assert main([*common, "--mode", "autoregressive", "x"]) == 2
+    assert "--mode autoregressive: adapter" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"txt": "typo"}\n')
+    assert main([*common, "--file", str(tmp_path / "bad.jsonl")]) == 2
+    assert "bad.jsonl:2: a JSONL input line needs a string field 'text'" in capsys.readouterr().err
+    assert main([*common, "--file", str(tmp_path / "missing.txt")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main([*common, "--count-rule", "vote", "x"]) == 2
+    assert "count_rule must be one of greedy, argmax, quantile; got 'vote'" in capsys.readouterr().err

@@ -14,7 +14,8 @@ class Mention:
     label: str
     text: str
     k: int
-    logprob: float
+    logprob: float | None
+    """Sum of the branch's token log-probabilities (None when the decoder has none per mention)."""
 
 
 def _occurrences(text: str, mention: str) -> list[int]:

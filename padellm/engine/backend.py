@@ -1,6 +1,6 @@
 """Generation backends: greedy continuations of token-id prompts, with per-token log-probabilities.
 
-A backend is anything with ``generate(prompts, max_new_tokens) -> list[Generation]``; the decoding stages
+A backend is anything with ``generate(prompts, max_new_tokens, stop_ids, score_ids) -> list[Generation]``; the decoding stages
 depend only on that, so they run the same on the transformers reference backend here, on vLLM, or on a
 scripted fake in tests.
 """
@@ -21,6 +21,8 @@ class Generation:
     """Log-probability of each generated token (EOS excluded, as in the paper)."""
     finished: bool
     """True when generation ended with EOS (or a stop token), False when it hit max_new_tokens."""
+    first_scores: tuple[float, ...] | None = None
+    """Log-probabilities of the requested ``score_ids`` at the first generated position (None: none asked)."""
 
     @property
     def num_tokens(self) -> int:
@@ -33,9 +35,10 @@ class Generation:
 
 
 class GenerationBackend(Protocol):
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = ()) -> list[Generation]:
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = (),
+                 score_ids: tuple[int, ...] = ()) -> list[Generation]:
         """Greedy continuation of each prompt until EOS, a token in ``stop_ids`` (neither is returned), or
-        ``max_new_tokens``."""
+        ``max_new_tokens``; with ``score_ids``, also their log-probabilities at the first generated position."""
         ...
 
 
@@ -49,17 +52,19 @@ class TransformersBackend:
         self.batch_size = batch_size
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = ()) -> list[Generation]:
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = (),
+                 score_ids: tuple[int, ...] = ()) -> list[Generation]:
         results: list[Generation | None] = [None] * len(prompts)
         # Similar lengths together: less left padding.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            for i, generation in zip(chunk, self._generate_batch([prompts[i] for i in chunk], max_new_tokens, {self.eos_id, *stop_ids})):
+            for i, generation in zip(chunk, self._generate_batch([prompts[i] for i in chunk], max_new_tokens, {self.eos_id, *stop_ids}, score_ids)):
                 results[i] = generation
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, prompts: list[list[int]], max_new_tokens: int, stops: set[int]) -> list[Generation]:
+    def _generate_batch(self, prompts: list[list[int]], max_new_tokens: int, stops: set[int],
+                        score_ids: tuple[int, ...]) -> list[Generation]:
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
@@ -76,14 +81,18 @@ class TransformersBackend:
         done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
         finished = [False] * len(prompts)
         past = None
+        first_scores: list[tuple[float, ...] | None] = [None] * len(prompts)
         step_ids, step_positions = input_ids, position_ids
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             out = self.model(input_ids=step_ids, attention_mask=attention_mask, position_ids=step_positions,
                              past_key_values=past, use_cache=True)
             past = out.past_key_values
             log_softmax = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
             best = log_softmax.argmax(-1)
             best_logprob = log_softmax.gather(-1, best[:, None])[:, 0]
+            if score_ids and step == 0:
+                scores = log_softmax[:, list(score_ids)].tolist()
+                first_scores = [tuple(row) for row in scores]
             for row in range(len(prompts)):
                 if done[row]:
                     continue
@@ -102,4 +111,4 @@ class TransformersBackend:
             position_ids = torch.cat([position_ids, step_positions], dim=1)
         if was_training:
             self.model.train()
-        return [Generation(tuple(t), tuple(lp), f) for t, lp, f in zip(tokens, logprobs, finished)]
+        return [Generation(tuple(t), tuple(lp), f, s) for t, lp, f, s in zip(tokens, logprobs, finished, first_scores)]

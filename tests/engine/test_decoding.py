@@ -3,7 +3,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from padellm.encoding import PromptEncoder
 from padellm.engine.backend import Generation, TransformersBackend
-from padellm.engine.decoding import DecodeConfig, decode_autoregressive, decode_parallel
+from padellm.engine.decoding import DecodeConfig, count_from_scores, decode_autoregressive, decode_parallel
 from padellm.errors import ConfigError
 from padellm.prompts import LabelSet, load_template
 from padellm.types import Entity
@@ -22,13 +22,16 @@ class ScriptedBackend:
     def __init__(self, encoder, answers):
         self.encoder, self.answers, self.calls = encoder, answers, []
 
-    def generate(self, prompts, max_new_tokens, stop_ids=()):
-        self.calls.append((len(prompts), max_new_tokens, stop_ids))
+    def generate(self, prompts, max_new_tokens, stop_ids=(), score_ids=()):
+        self.calls.append((len(prompts), max_new_tokens, stop_ids, score_ids))
         out = []
         for prompt in prompts:
             text = self.encoder.decode(prompt)
             answer, logprob = next(v for k, v in self.answers.items() if text.endswith(k))
-            out.append(Generation(tuple(self.encoder.encode(answer)), (logprob,), True))
+            tokens = tuple(self.encoder.encode(answer))
+            # One-step counting reads a distribution: all mass on the scripted answer's first token.
+            scores = tuple(0.0 if i == tokens[0] else -30.0 for i in score_ids) if score_ids else None
+            out.append(Generation(tokens[:max_new_tokens], (logprob,), not score_ids, scores))
         return out
 
 
@@ -38,7 +41,7 @@ def test_parallel_stages(tokenizer):
                "location\n\n<num>2\n<mention 1>": ("Paris", -0.5), "location\n\n<num>2\n<mention 2>": ("Anna", -2.0),
                "person\n\n<num>1\n<mention 1>": ("Anna", -0.1)}
     backend = ScriptedBackend(encoder, answers)
-    result = decode_parallel(["Anna lives in Paris"], encoder, backend)
+    result = decode_parallel(["Anna lives in Paris"], encoder, backend, DecodeConfig(count_rule="greedy"))
     # One batched call per stage: 2 count prompts, then 3 branches.
     assert [c[0] for c in backend.calls] == [2, 3]
     assert backend.calls[0][2] == tuple(encoder.encode("\n"))  # the count stops at its newline
@@ -53,12 +56,54 @@ def test_counts_are_clamped_or_zeroed_never_a_crash(tokenizer):
     encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
     answers = {"location\n\n<num>": ("9", 0.0), "person\n\n<num>": ("many", 0.0), "<mention 1>": ("Paris", 0.0),
                "<mention 2>": ("Paris", 0.0), "<mention 3>": ("x", 0.0)}
-    result = decode_parallel(["Paris"], encoder, ScriptedBackend(encoder, answers), DecodeConfig(max_count=3))
+    result = decode_parallel(["Paris"], encoder, ScriptedBackend(encoder, answers),
+                             DecodeConfig(max_count=3, count_rule="greedy"))
     assert result.stats["clamped_counts"] == 1 and result.stats["unparsable_counts"] == 1
     assert result.stats["branches"] == 3 and result.entities == [[Entity(0, 5, "LOC")]]
     assert result.stats["unaligned_mentions"] == 2
     with pytest.raises(ConfigError, match="max_count must be >= 1; got 0"):
         DecodeConfig(max_count=0)
+
+
+def test_one_step_counts_read_the_digit_distribution(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    answers = {"location\n\n<num>": ("9", 0.0), "person\n\n<num>": ("1", 0.0), "<mention 1>": ("Paris", 0.0),
+               "<mention 2>": ("Paris", 0.0), "<mention 3>": ("x", 0.0)}
+    for rule in ("argmax", "quantile"):
+        backend = ScriptedBackend(encoder, answers)
+        result = decode_parallel(["Paris"], encoder, backend, DecodeConfig(max_count=3, count_rule=rule))
+        assert backend.calls[0][1:] == (1, (), encoder.count_digit_ids())  # one token, ten digits scored
+        assert result.stats["clamped_counts"] == 1 and result.stats["count_tokens"] == 2
+        assert result.stats["branches"] == 3 + 1
+
+
+def test_count_from_scores():
+    import math
+
+    probabilities = [0.5, 0.3, 0.2] + [0.0] * 7
+    scores = tuple(math.log(p) if p else float("-inf") for p in probabilities)
+    assert count_from_scores(scores, "argmax", 0.5) == 0
+    assert count_from_scores(scores, "quantile", 0.5) == 0
+    assert count_from_scores(scores, "quantile", 0.6) == 1
+    assert count_from_scores(scores, "quantile", 0.85) == 2
+    # Only relative mass matters: digits need not carry all of the probability.
+    assert count_from_scores(tuple(s - 1.0 for s in scores), "quantile", 0.6) == 1
+    with pytest.raises(ConfigError, match="count_quantile must be in \\(0, 1\\); got 1.0"):
+        DecodeConfig(count_quantile=1.0)
+    with pytest.raises(ConfigError, match="count_rule must be one of greedy, argmax, quantile; got 'vote'"):
+        DecodeConfig(count_rule="vote")
+
+
+def test_transformers_backend_first_step_scores(tiny_llama_dir, tokenizer):
+    import torch
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
+    prompt = tokenizer("text:\nEU rejects").input_ids
+    ids = (5, 17, 42)
+    (generation,) = TransformersBackend(model, tokenizer.eos_token_id).generate([prompt], 3, score_ids=ids)
+    with torch.no_grad():
+        expected = torch.log_softmax(model(torch.tensor([prompt])).logits[0, -1].float(), -1)[list(ids)]
+    assert generation.first_scores == pytest.approx(expected.tolist(), abs=1e-5)
 
 
 def test_autoregressive_decoding(tokenizer):

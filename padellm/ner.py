@@ -1,0 +1,117 @@
+"""The user-facing extractor: ``ner = padellm.load(adapter_dir)``, then ``ner("text")`` or ``ner.batch(texts)``.
+
+An ``NER`` pairs an adapter's prompt encoder with a generation backend and decodes with the strategy the adapter
+was trained for (PaDeLLM parallel decoding or the autoregressive baseline).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from padellm.encoding import PromptEncoder
+from padellm.engine.backend import GenerationBackend
+from padellm.engine.decoding import DecodeConfig, DecodeResult, decode
+from padellm.errors import ConfigError, InvalidRequestError
+from padellm.types import Entity
+
+BACKENDS = ("vllm", "transformers")
+
+
+class NER:
+    """Named entity recognition with one fine-tuned adapter on one backend."""
+
+    def __init__(self, encoder: PromptEncoder, backend: GenerationBackend, decode_config: DecodeConfig = DecodeConfig(),
+                 max_model_len: int | None = None, name: str = ""):
+        self.encoder = encoder
+        self.backend = backend
+        self.decode_config = decode_config
+        self.max_model_len = max_model_len
+        self.name = name
+
+    @property
+    def mode(self) -> str:
+        return self.encoder.template.mode
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.encoder.label_set.labels
+
+    def __call__(self, text: str) -> list[Entity]:
+        return self.run([text]).entities[0]
+
+    def batch(self, texts: list[str]) -> list[list[Entity]]:
+        return self.run(texts).entities
+
+    def run(self, texts: list[str]) -> DecodeResult:
+        """Entities of every text, with per-stage timings and decoding statistics."""
+        self.check(texts)
+        return decode(list(texts), self.encoder, self.backend, self.decode_config)
+
+    def check(self, texts: list[str]) -> None:
+        """Raise InvalidRequestError naming the first text that cannot be decoded."""
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+            raise InvalidRequestError("texts", texts, "must be a list of strings")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidRequestError(f"texts[{index}]", text, "must be a string")
+            if self.max_model_len is None:
+                continue
+            needed = self.tokens_needed(text)
+            if needed > self.max_model_len:
+                raise InvalidRequestError(
+                    f"texts[{index}]", text if len(text) <= 80 else text[:77] + "...",
+                    f"needs {needed} tokens (prompt + longest generation) but the engine's max_model_len is "
+                    f"{self.max_model_len}; split the text or raise max_model_len")
+
+    def tokens_needed(self, text: str) -> int:
+        """Prompt plus longest allowed generation of the longest sequence ``text`` leads to."""
+        config = self.decode_config
+        if self.mode == "parallel":
+            longest = max(len(self.encoder.label_part(label)) for label in self.labels)
+            branch = (len(self.encoder.count_target(config.max_count)) + len(self.encoder.mention_marker(config.max_count))
+                      + config.max_mention_tokens)
+            return len(self.encoder.text_prefix(text)) + longest + branch
+        return len(self.encoder.autoregressive_prompt(text)) + config.max_autoregressive_tokens
+
+
+def entity_record(text: str, entity: Entity) -> dict:
+    """An entity as JSON: offsets, label, surface string and (when the decoder gives one) its log-probability."""
+    record = {"start": entity.start, "end": entity.end, "label": entity.label, "text": entity.mention(text)}
+    if entity.score is not None:
+        record["score"] = round(entity.score, 4)
+    return record
+
+
+def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | None = None, vllm_config=None,
+         dtype: str = "float32") -> NER:
+    """An ``NER`` for an adapter folder written by ``padellm finetune``.
+
+    ``backend="vllm"`` starts a vLLM engine for the adapter (``vllm_config``, a ``VLLMConfig``, says how);
+    ``"transformers"`` merges the adapter into the base model and decodes with the reference backend (``dtype``
+    sets its weights); a ``VLLMBackend`` from ``vllm_backends`` reuses an engine that is already running.
+    """
+    from padellm.adapters import base_model_of, load_adapter
+    from padellm.prompts import load_prompt
+
+    if isinstance(backend, str) and backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    decode_config = decode_config or DecodeConfig()
+    folder = Path(adapter)
+    if backend == "transformers":
+        from padellm.engine.backend import TransformersBackend
+
+        loaded = load_adapter(folder, dtype=dtype)
+        return NER(loaded.encoder, TransformersBackend(loaded.model, loaded.encoder.eos_id), decode_config,
+                   name=folder.name)
+    if backend == "vllm":
+        from padellm.engine.vllm_backend import VLLMConfig, vllm_backends
+
+        backend = vllm_backends([folder], vllm_config or VLLMConfig())[0]
+    elif getattr(backend, "adapter", None) != folder.resolve():
+        raise ConfigError(f"the backend given decodes with adapter {getattr(backend, 'adapter', None)}, not {folder}")
+    from transformers import AutoTokenizer
+
+    template, label_set = load_prompt(folder)
+    encoder = PromptEncoder(AutoTokenizer.from_pretrained(base_model_of(folder)), template, label_set)
+    return NER(encoder, backend, decode_config, max_model_len=getattr(backend, "max_model_len", None),
+               name=folder.name)

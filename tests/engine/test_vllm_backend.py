@@ -1,0 +1,135 @@
+"""The vLLM backend against the transformers reference on the same tiny random weights.
+
+One LoRA-enabled engine serves most of the module (start-up takes tens of seconds on CPU): the base model plus
+two adapters (parallel and autoregressive), trained for a few steps at a high learning rate so that LoRA visibly
+changes the model. One more engine runs an adapter merged into the base model.
+"""
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from padellm import load  # noqa: E402
+from padellm.adapters import load_adapter  # noqa: E402
+from padellm.engine.backend import TransformersBackend  # noqa: E402
+from padellm.engine.decoding import DecodeConfig  # noqa: E402
+from padellm.engine.vllm_backend import VLLMConfig, VLLMEngine, vllm_backends  # noqa: E402
+from padellm.errors import ConfigError, InvalidRequestError  # noqa: E402
+from padellm.finetune_config import load_config  # noqa: E402
+from padellm.training import train  # noqa: E402
+
+TEXTS = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "Paris"]
+
+
+def _adapter(root, tiny_llama_dir, corpus, mode):
+    config = load_config(None, {"output_dir": str(root / mode), "mode": mode, "base_model": str(tiny_llama_dir),
+                                "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "6",
+                                "train.lr": "0.05", "train.precision": "fp32", "lora.rank": "4"})
+    train(config, progress=False)
+    return root / mode
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory, tiny_llama_dir):
+    root = tmp_path_factory.mktemp("vllm-adapters")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n\n"
+                                      "Paris B-LOC\n")
+    return {mode: _adapter(root, tiny_llama_dir, corpus, mode) for mode in ("parallel", "autoregressive")}
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_llama_dir):
+    engine = VLLMEngine(tiny_llama_dir, VLLMConfig(dtype="float32", max_model_len=512, max_num_seqs=32))
+    yield engine
+    engine.close()
+
+
+def _reference(folder):
+    loaded = load_adapter(folder)
+    return loaded, TransformersBackend(loaded.model, loaded.encoder.eos_id)
+
+
+def _assert_same(ours, reference):
+    assert len(ours) == len(reference)
+    for mine, theirs in zip(ours, reference):
+        assert mine.token_ids == theirs.token_ids
+        assert mine.finished == theirs.finished
+        assert mine.logprobs == pytest.approx(theirs.logprobs, abs=2e-3)
+
+
+def test_greedy_generations_and_logprobs_match_transformers(engine, adapters):
+    loaded, reference = _reference(adapters["parallel"])
+    prompts = [loaded.encoder.count_prompt(text, label) for text in TEXTS for label in loaded.encoder.label_set.labels]
+    prompts += [loaded.encoder.mention_prompt(p, 1, 1) for p in prompts]
+    backend = engine.backend(adapters["parallel"])
+    _assert_same(backend.generate(prompts, 8), reference.generate(prompts, 8))
+    stop = tuple(loaded.encoder.encode("\n"))
+    _assert_same(backend.generate(prompts, 8, stop_ids=stop), reference.generate(prompts, 8, stop_ids=stop))
+
+
+def test_first_step_scores_match_transformers(engine, adapters):
+    loaded, reference = _reference(adapters["parallel"])
+    digits = loaded.encoder.count_digit_ids()
+    prompts = [loaded.encoder.count_prompt(TEXTS[0], label) for label in loaded.encoder.label_set.labels]
+    ours = engine.backend(adapters["parallel"]).generate(prompts, 1, score_ids=digits)
+    theirs = reference.generate(prompts, 1, score_ids=digits)
+    for mine, expected in zip(ours, theirs):
+        assert len(mine.first_scores) == 10
+        assert mine.first_scores == pytest.approx(expected.first_scores, abs=2e-3)
+
+
+def test_lora_changes_the_model(engine, adapters):
+    loaded, _ = _reference(adapters["parallel"])
+    prompt = [loaded.encoder.count_prompt(TEXTS[0], "PER")]
+    base = engine.backend(None).generate(prompt, 4)[0]
+    tuned = engine.backend(adapters["parallel"]).generate(prompt, 4)[0]
+    assert (base.token_ids, base.logprobs) != (tuned.token_ids, tuned.logprobs)
+
+
+@pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
+def test_decoding_on_vllm_equals_the_reference(engine, adapters, mode):
+    configs = [DecodeConfig(max_count=3, count_rule="greedy")]
+    if mode == "parallel":
+        configs += [DecodeConfig(max_count=3), DecodeConfig(max_count=3, count_rule="quantile", count_quantile=0.7)]
+    for config in configs:
+        ner = load(adapters[mode], engine.backend(adapters[mode]), decode_config=config)
+        reference = load(adapters[mode], backend="transformers", decode_config=config)
+        assert ner.mode == mode
+        ours, theirs = ner.run(TEXTS), reference.run(TEXTS)
+        assert ours.entities == theirs.entities
+        assert ours.stats == theirs.stats
+        assert ner(TEXTS[1]) == ours.entities[1]
+
+
+def test_load_checks_inputs_and_backend(engine, adapters):
+    ner = load(adapters["parallel"], engine.backend(adapters["parallel"]))
+    with pytest.raises(InvalidRequestError, match=r"texts\[1\]: must be a string"):
+        ner.batch(["fine", 3])
+    with pytest.raises(InvalidRequestError, match=r"texts\[0\]: needs \d+ tokens .* max_model_len is 512"):
+        ner.batch(["word " * 600])
+    with pytest.raises(InvalidRequestError, match="texts: must be a list of strings"):
+        ner.batch("a string, not a list")
+    assert ner.batch([]) == []
+    with pytest.raises(ConfigError, match="decodes with adapter .*parallel, not .*autoregressive"):
+        load(adapters["autoregressive"], engine.backend(adapters["parallel"]))
+    with pytest.raises(ConfigError, match="backend must be one of vllm, transformers; got 'tgi'"):
+        load(adapters["parallel"], "tgi")
+    with pytest.raises(ConfigError, match="lora must be one of auto, request, merged; got 'fused'"):
+        VLLMConfig(lora="fused")
+
+
+def test_merged_adapter_engine_equals_the_reference(adapters, tmp_path, monkeypatch):
+    monkeypatch.setenv("PADELLM_CACHE_DIR", str(tmp_path))
+    (backend,) = vllm_backends([adapters["parallel"]], VLLMConfig(lora="merged", dtype="float32", max_model_len=512))
+    try:
+        assert backend.lora_request is None and backend.engine.model_dir.parent == tmp_path / "merged"
+        ner = load(adapters["parallel"], backend)
+        reference = load(adapters["parallel"], backend="transformers")
+        assert ner.run(TEXTS).entities == reference.run(TEXTS).entities
+        loaded, ref_backend = _reference(adapters["parallel"])
+        prompts = [loaded.encoder.count_prompt(t, "PER") for t in TEXTS]
+        _assert_same(backend.generate(prompts, 6), ref_backend.generate(prompts, 6))
+    finally:
+        backend.engine.close()
