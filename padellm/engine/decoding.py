@@ -2,7 +2,8 @@
 
 Parallel: stage 1 sends one count prompt per (text, label) in one batched request; stage 2 one mention prompt
 per (text, label, k <= count) in one batched request, each starting with its stage-1 prompt token for token
-(prefix caching on vLLM); stage 3 de-duplicates; alignment turns strings into character spans.
+(prefix caching on vLLM); stage 3 de-duplicates; alignment turns strings into character spans. Each stage's
+prompt building and reading is a pure function; ``decode_parallel`` only adds the two backend calls and timings.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from padellm.encoding import PromptEncoder
 from padellm.engine.align import Mention, align
-from padellm.engine.backend import GenerationBackend
+from padellm.engine.backend import Generation, GenerationBackend
 from padellm.engine.dedup import STRATEGIES, dedup
 from padellm.errors import ConfigError
 from padellm.types import Entity
@@ -91,15 +92,35 @@ def count_from_scores(scores: tuple[float, ...], rule: str, quantile: float) -> 
     return len(weights) - 1
 
 
-def _counts(count_prompts: list[list[int]], encoder: PromptEncoder, backend: GenerationBackend,
-            config: DecodeConfig, stats: Counter) -> list[int]:
+@dataclass(frozen=True)
+class Branch:
+    """One stage-2 request: mention ``k`` of ``label`` in text ``index``, under the stated ``count``."""
+
+    index: int
+    label: str
+    k: int
+    count: int
+    prompt: tuple[int, ...]
+
+
+# ------------------------------------------------------------------ pure stages (no model calls)
+def count_prompts(texts: list[str], encoder: PromptEncoder) -> list[list[int]]:
+    """Stage 1's prompts: one per (text, label), texts outer, labels in label-set order."""
+    return [encoder.count_prompt(text, label) for text in texts for label in encoder.label_set.labels]
+
+
+def count_request(encoder: PromptEncoder, config: DecodeConfig) -> dict:
+    """Stage 1's generation arguments: the digits up to the newline (greedy), or one step scoring the digits."""
     if config.count_rule == "greedy":
         newline = encoder.count_target(0)[len(encoder.encode(str(0))) :]
-        generations = backend.generate(count_prompts, max_new_tokens=len(encoder.encode(str(config.max_count))) + 1,
-                                       stop_ids=tuple(newline[:1]))
-    else:
-        generations = backend.generate(count_prompts, max_new_tokens=1, score_ids=encoder.count_digit_ids())
-    counts = []
+        return {"max_new_tokens": len(encoder.encode(str(config.max_count))) + 1, "stop_ids": tuple(newline[:1])}
+    return {"max_new_tokens": 1, "score_ids": encoder.count_digit_ids()}
+
+
+def read_counts(generations: list[Generation], encoder: PromptEncoder, config: DecodeConfig) -> tuple[list[int], Counter]:
+    """The count of each stage-1 generation under ``config.count_rule``, and how many needed a repair
+    (``unparsable_counts`` read as 0, ``clamped_counts`` cut to ``max_count``)."""
+    counts, repairs = [], Counter()
     for generation in generations:
         if config.count_rule == "greedy":
             count, repair = parse_count(encoder, generation.token_ids, config.max_count)
@@ -107,47 +128,70 @@ def _counts(count_prompts: list[list[int]], encoder: PromptEncoder, backend: Gen
             count = count_from_scores(generation.first_scores, config.count_rule, config.count_quantile)
             count, repair = (config.max_count, "clamped_counts") if count > config.max_count else (count, None)
         if repair:
-            stats[repair] += 1
+            repairs[repair] += 1
             logger.debug("count stage: %s from %r", repair, encoder.decode(list(generation.token_ids)))
         counts.append(count)
-    stats["count_prompts"] += len(count_prompts)
-    stats["count_tokens"] += sum(g.num_tokens for g in generations)
-    return counts
+    return counts, repairs
 
 
+def build_branches(prompts: list[list[int]], counts: list[int], encoder: PromptEncoder) -> list[Branch]:
+    """Stage 2's requests: for each stage-1 prompt, mentions 1..count, each prompt extending its stage-1 prompt."""
+    labels = encoder.label_set.labels
+    return [Branch(i // len(labels), labels[i % len(labels)], k, count,
+                   tuple(encoder.mention_prompt(prompts[i], count, k)))
+            for i, count in enumerate(counts) for k in range(1, count + 1)]
+
+
+def read_mentions(branches: list[Branch], generations: list[Generation], encoder: PromptEncoder,
+                  num_texts: int) -> list[list[Mention]]:
+    """Each text's generated mentions with their summed token log-probabilities."""
+    per_text: list[list[Mention]] = [[] for _ in range(num_texts)]
+    for branch, generation in zip(branches, generations):
+        mention = encoder.parallel.parse_mention(encoder.decode(list(generation.token_ids)))
+        per_text[branch.index].append(Mention(branch.label, mention, branch.k, generation.logprob))
+    return per_text
+
+
+def merge(texts: list[str], mentions: list[list[Mention]], strategy: str) -> tuple[list[list[Entity]], Counter]:
+    """Stage 3: de-duplicate each text's mentions, then align them to character spans."""
+    entities, stats = [], Counter()
+    for text, found in zip(texts, mentions):
+        kept = dedup(found, strategy)
+        stats["dedup_removed"] += len(found) - len(kept)
+        spans, dropped = align(text, kept)
+        stats["unaligned_mentions"] += dropped
+        entities.append(spans)
+    return entities, stats
+
+
+# ------------------------------------------------------------------------------- the decoders
 def decode_parallel(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
                     config: DecodeConfig = DecodeConfig()) -> DecodeResult:
-    labels = encoder.label_set.labels
-    result = DecodeResult([[] for _ in texts])
+    """PaDeLLM: one batched backend call per stage for all ``texts``."""
+    result = DecodeResult([])
     stats = result.stats
 
     started = time.perf_counter()
-    count_prompts = [encoder.count_prompt(text, label) for text in texts for label in labels]
-    counts = _counts(count_prompts, encoder, backend, config, stats)
+    prompts = count_prompts(texts, encoder)
+    generations = backend.generate(prompts, **count_request(encoder, config)) if prompts else []
+    counts, repairs = read_counts(generations, encoder, config)
+    stats.update(repairs)
+    stats["count_prompts"] += len(prompts)
+    stats["count_tokens"] += sum(g.num_tokens for g in generations)
     result.timings["count_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    branches = [(i // len(labels), labels[i % len(labels)], k, count_prompts[i], count)
-                for i, count in enumerate(counts) for k in range(1, count + 1)]
-    branch_generations = backend.generate(
-        [encoder.mention_prompt(prompt, count, k) for _, _, k, prompt, count in branches],
-        max_new_tokens=config.max_mention_tokens,
-    ) if branches else []
+    branches = build_branches(prompts, counts, encoder)
+    generations = backend.generate([list(b.prompt) for b in branches], max_new_tokens=config.max_mention_tokens) \
+        if branches else []
     stats["branches"] += len(branches)
-    stats["branch_tokens"] += sum(g.num_tokens for g in branch_generations)
-    stats["unfinished_branches"] += sum(1 for g in branch_generations if not g.finished)
+    stats["branch_tokens"] += sum(g.num_tokens for g in generations)
+    stats["unfinished_branches"] += sum(1 for g in generations if not g.finished)
     result.timings["branches_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    per_text: list[list[Mention]] = [[] for _ in texts]
-    for (index, label, k, _, _), generation in zip(branches, branch_generations):
-        mention = encoder.parallel.parse_mention(encoder.decode(list(generation.token_ids)))
-        per_text[index].append(Mention(label, mention, k, generation.logprob))
-    for index, (text, mentions) in enumerate(zip(texts, per_text)):
-        kept = dedup(mentions, config.dedup)
-        stats["dedup_removed"] += len(mentions) - len(kept)
-        result.entities[index], dropped = align(text, kept)
-        stats["unaligned_mentions"] += dropped
+    result.entities, merge_stats = merge(texts, read_mentions(branches, generations, encoder, len(texts)), config.dedup)
+    stats.update(merge_stats)
     result.timings["dedup_align_s"] = time.perf_counter() - started
     result.timings["total_s"] = sum(result.timings.values())
     return result

@@ -3,7 +3,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from padellm.encoding import PromptEncoder
 from padellm.engine.backend import Generation, TransformersBackend
-from padellm.engine.decoding import DecodeConfig, count_from_scores, decode_autoregressive, decode_parallel
+from padellm.engine.align import Mention
+from padellm.engine.decoding import (DecodeConfig, build_branches, count_from_scores, count_prompts,
+                                     decode_autoregressive, decode_parallel, merge)
 from padellm.errors import ConfigError
 from padellm.prompts import LabelSet, load_template
 from padellm.types import Entity
@@ -75,6 +77,20 @@ def test_one_step_counts_read_the_digit_distribution(tokenizer):
         assert backend.calls[0][1:] == (1, (), encoder.count_digit_ids())  # one token, ten digits scored
         assert result.stats["clamped_counts"] == 1 and result.stats["count_tokens"] == 2
         assert result.stats["branches"] == 3 + 1
+
+
+def test_pure_stages_build_branches_and_merge(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    prompts = count_prompts(["Anna", "Paris"], encoder)
+    assert len(prompts) == 4 and prompts[0] == encoder.count_prompt("Anna", "LOC")
+    branches = build_branches(prompts, [0, 2, 1, 0], encoder)
+    assert [(b.index, b.label, b.k, b.count) for b in branches] == [(0, "PER", 1, 2), (0, "PER", 2, 2), (1, "LOC", 1, 1)]
+    assert list(branches[1].prompt[: len(prompts[1])]) == prompts[1]  # a branch extends its count prompt
+    mentions = [[Mention("PER", "Anna", 1, -0.1), Mention("LOC", "Anna", 1, -0.2), Mention("PER", "Bob", 2, -0.1)],
+                [Mention("LOC", "Paris", 1, -0.3)]]
+    entities, stats = merge(["Anna", "Paris"], mentions, "paper")
+    assert entities == [[Entity(0, 4, "PER")], [Entity(0, 5, "LOC")]]
+    assert stats == {"dedup_removed": 1, "unaligned_mentions": 1}
 
 
 def test_count_from_scores():
