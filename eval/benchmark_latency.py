@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="conll2003")
     parser.add_argument("--split", default="test")
     parser.add_argument("--sample", type=int, default=300, help="seeded sample of N sentences (0: the whole split)")
-    parser.add_argument("--warmup", type=int, default=10, help="sentences (outside the sample) decoded first")
+    parser.add_argument("--warmup", type=int, default=10,
+                        help="sentences decoded first, from --warmup-split (never measured)")
+    parser.add_argument("--warmup-split", default="dev")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-batch-mode", action="store_true", help="skip the batch throughput measurement")
     parser.add_argument("--out", help="write the JSON result here")
@@ -44,15 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parallel = Path(args.parallel) if args.parallel else shipped_adapter("parallel", args.dataset)
         autoregressive = Path(args.autoregressive) if args.autoregressive else shipped_adapter("autoregressive", args.dataset)
-        examples = load_dataset(args.dataset, [args.split]).split(args.split)
+        if args.warmup_split == args.split:
+            raise ConfigError(f"--warmup-split {args.warmup_split}: warm-up sentences must not come from the measured split")
+        dataset = load_dataset(args.dataset, [args.split, args.warmup_split])
+        examples = dataset.split(args.split)
+        size = args.sample or len(examples)
+        if size > len(examples):
+            raise ConfigError(f"--sample {size} exceeds the {len(examples)} sentences of {args.dataset} {args.split}")
         order = list(range(len(examples)))
         random.Random(args.seed).shuffle(order)
-        size = args.sample or len(examples)
-        if size + args.warmup > len(examples):
-            raise ConfigError(f"--sample {size} + --warmup {args.warmup} exceeds the {len(examples)} sentences of "
-                              f"{args.dataset} {args.split}")
         sample = [examples[i] for i in order[:size]]
-        warmup = [examples[i] for i in order[size : size + args.warmup]] if args.sample else sample[: args.warmup]
+        pool = dataset.split(args.warmup_split)
+        warmup = random.Random(args.seed).sample(pool, min(args.warmup, len(pool)))
         decode_config = dataclass_from_args(DecodeConfig, args)
         vllm_config = dataclass_from_args(VLLMConfig, args)
         backends = vllm_backends([parallel, autoregressive], vllm_config)
@@ -73,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
             "adapters": {"parallel": str(parallel), "autoregressive": str(autoregressive)},
-            "dataset": args.dataset, "split": args.split, "sample": size, "warmup": args.warmup, "seed": args.seed,
+            "dataset": args.dataset, "split": args.split, "sample": size, "warmup": args.warmup,
+            "warmup_split": args.warmup_split, "seed": args.seed,
             "decode_config": vars(decode_config), "vllm_config": vars(vllm_config),
             "environment": {"vllm": vllm.__version__, "cpus": len(os.sched_getaffinity(0)),
                             "machine": platform.processor() or platform.machine()},

@@ -36,7 +36,11 @@ def adapters(tmp_path_factory, tiny_llama_dir):
     corpus.mkdir()
     (corpus / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n\n"
                                       "Paris B-LOC\n")
-    return {mode: _adapter(root, tiny_llama_dir, corpus, mode) for mode in ("parallel", "autoregressive")}
+    (corpus / "test.txt").write_text("Peter B-PER\nsaid O\n\nEU B-ORG\n\nParis B-LOC\n")
+    (corpus / "dev.txt").write_text("German B-MISC\n")
+    adapters = {mode: _adapter(root, tiny_llama_dir, corpus, mode) for mode in ("parallel", "autoregressive")}
+    adapters["corpus"] = corpus
+    return adapters
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +137,26 @@ def test_merged_adapter_engine_equals_the_reference(adapters, tmp_path, monkeypa
         _assert_same(backend.generate(prompts, 6), ref_backend.generate(prompts, 6))
     finally:
         backend.engine.close()
+
+
+def test_latency_benchmark_script(adapters, tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "eval" / "benchmark_latency.py"
+    spec = importlib.util.spec_from_file_location("benchmark_latency", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "bench.json"
+    argv = ["--parallel", str(adapters["parallel"]), "--autoregressive", str(adapters["autoregressive"]),
+            "--dataset", str(adapters["corpus"]), "--sample", "2", "--warmup", "1", "--no-progress", "--lora", "request",
+            "--dtype", "float32", "--max-model-len", "512", "--max-num-seqs", "32", "--out", str(out)]
+    assert module.main(argv) == 0
+    assert "speed-up over autoregressive: mean latency" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["sample"] == 2 and result["warmup_split"] == "dev"
+    assert len(result["latencies_ms"]["parallel"]) == len(result["latencies_ms"]["autoregressive"]) == 2
+    assert result["decoders"]["autoregressive"]["sequences_per_sentence"] == 1
+    assert result["decoders"]["parallel"]["stats"]["count_prompts"] == 2 * 4
+    assert module.main([*argv[:4], "--dataset", str(adapters["corpus"]), "--sample", "9"]) == 2
