@@ -3,6 +3,7 @@ trained with."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import yaml
 from padellm.encoding import PromptEncoder
 from padellm.errors import ConfigError
 from padellm.prompts import load_prompt
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,13 +57,12 @@ def merged_model(folder: str | Path) -> Path:
     is slow, such as vLLM on CPU), built once into the cache and checked against its manifest on every call."""
     import hashlib
     import shutil
-    import tempfile
 
     import torch
     from peft import PeftModel
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from padellm.models import cache_dir, sha256_file, verify_folder, write_manifest
+    from padellm.models import build_cached_folder, cache_dir, sha256_file, verify_folder
 
     folder = Path(folder)
     base_dir = base_model_of(folder)
@@ -74,25 +76,17 @@ def merged_model(folder: str | Path) -> Path:
     if target.is_dir() and not verify_folder(target):
         return target
     shutil.rmtree(target, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    staging.chmod(0o755)
-    try:
+    logger.info("merging %s into %s (once; later calls reuse %s)", folder, base_dir, target)
+
+    def build(staging: Path) -> None:
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
         dtype = AutoConfig.from_pretrained(base_dir).dtype or torch.float32  # the base model's stored dtype
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        merged = PeftModel.from_pretrained(base, folder).merge_and_unload().to(dtype)
-        merged.save_pretrained(staging)
+        PeftModel.from_pretrained(base, folder).merge_and_unload().to(dtype).save_pretrained(staging)
         AutoTokenizer.from_pretrained(base_dir).save_pretrained(staging)
-        write_manifest(staging, {"adapter": str(folder.resolve()), "base_model": str(base_dir),
-                                 "adapter_sha256": fingerprint})
-        try:
-            staging.rename(target)
-        except OSError:
-            if verify_folder(target):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    build_cached_folder(target, build, {"adapter": str(folder.resolve()), "base_model": str(base_dir),
+                                        "adapter_sha256": fingerprint})
     return target
 
 

@@ -148,6 +148,25 @@ def verify_folder(folder: Path) -> list[str]:
     return problems
 
 
+def build_cached_folder(target: Path, build, manifest: dict) -> None:
+    """Build a cache folder atomically: ``build(staging)`` fills a staging folder beside ``target``, which gets a
+    manifest (``manifest`` plus every file's size and SHA-256) and is then renamed into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging.chmod(0o755)
+    try:
+        build(staging)
+        write_manifest(staging, manifest)
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process finished the same build first; keep its copy if it is intact.
+            if verify_folder(target):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _convert_gguf(gguf: Path, out: Path, dtype: str) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -201,28 +220,17 @@ def prepare_model(name: str | PackagedModel, dtype: str = "bfloat16") -> Path:
         shutil.rmtree(target)
 
     logger.info("building %s from %s (once; later calls reuse %s)", name, source, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    staging.chmod(0o755)
-    try:
+
+    def build(staging: Path) -> None:
         if is_gguf:
             _convert_gguf(source, staging, dtype)
-        else:
-            for file in model.files:
-                if not (source / file).is_file():
-                    raise ModelCacheError(f"{source / file} is missing; reinstall with: {model.install_command}")
-                shutil.copy2(source / file, staging / file)
-        write_manifest(
-            staging,
-            {"name": name, "package": model.package, "version": model.version, "source": str(source),
-             "source_sha256": fingerprint, "dtype": dtype if is_gguf else "as shipped"},
-        )
-        try:
-            staging.rename(target)
-        except OSError:
-            # Another process finished the same build first; keep its copy if it is intact.
-            if verify_folder(target):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            return
+        for file in model.files:
+            if not (source / file).is_file():
+                raise ModelCacheError(f"{source / file} is missing; reinstall with: {model.install_command}")
+            shutil.copy2(source / file, staging / file)
+
+    build_cached_folder(target, build, {"name": name, "package": model.package, "version": model.version,
+                                        "source": str(source), "source_sha256": fingerprint,
+                                        "dtype": dtype if is_gguf else "as shipped"})
     return target
