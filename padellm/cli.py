@@ -14,7 +14,6 @@ from padellm.corpus import ReadOptions, write_jsonl
 from padellm.datasets import load_dataset
 from padellm.errors import PadellmError
 from padellm.models import DTYPES, PACKAGED_MODELS, prepare_model
-from padellm.ner import entity_record
 from padellm.stats import format_table, split_stats
 
 
@@ -102,10 +101,15 @@ def _extract(args: argparse.Namespace) -> int:
     from padellm.adapters import shipped_adapter
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
-    from padellm.ner import load
+    from padellm.ner import entity_record, load
 
+    if args.batch_size < 1:
+        raise PadellmError(f"--batch-size must be >= 1; got {args.batch_size}")
     adapter = Path(args.adapter) if args.adapter else shipped_adapter(args.mode or "parallel")
     texts = _read_texts(args)
+    if not texts:
+        print("padellm extract: no texts given (arguments, --file or stdin); nothing to do", file=sys.stderr)
+        return 0
     ner = load(adapter, args.backend, decode_config=dataclass_from_args(DecodeConfig, args),
                vllm_config=dataclass_from_args(VLLMConfig, args),
                dtype="float32" if args.dtype == "auto" else args.dtype)
