@@ -3,7 +3,8 @@ decoding on vLLM, with F1, on one seeded sample of a dataset split (``--lora`` s
 
     python eval/benchmark_latency.py --sample 300 --out runs/benchmark.json
 
-Prints a table and writes the full result (per-sentence latencies, settings, environment) as JSON.
+Prints a table, writes the full result (per-sentence latencies, settings, environment) as JSON (``--out``) and
+the latency distributions as a PNG (``--plot``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-batch-mode", action="store_true", help="skip the batch throughput measurement")
     parser.add_argument("--out", help="write the JSON result here")
+    parser.add_argument("--plot", help="write a PNG of the latency distributions here")
     parser.add_argument("--no-progress", action="store_true")
     add_dataclass_arguments(parser, DecodeConfig)
     add_dataclass_arguments(parser, VLLMConfig)
@@ -72,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = summarize(runs, sample)
     print(format_summary(summary))
+    if args.plot:
+        from padellm.plots import plot_latencies
+
+        plot_latencies({name: [1000 * s for s in run.latencies_s] for name, run in runs.items()}, args.plot,
+                       f"{args.dataset} {args.split}, {size} sentences, one at a time (vLLM)")
     if args.out:
         import vllm
 

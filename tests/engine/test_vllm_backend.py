@@ -151,10 +151,11 @@ def test_latency_benchmark_script(adapters, tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["--parallel", str(adapters["parallel"]), "--autoregressive", str(adapters["autoregressive"]),
             "--dataset", str(adapters["corpus"]), "--sample", "2", "--warmup", "1", "--no-progress", "--lora", "request",
-            "--dtype", "float32", "--max-model-len", "512", "--max-num-seqs", "32", "--out", str(out)]
+            "--dtype", "float32", "--max-model-len", "512", "--max-num-seqs", "32", "--out", str(out), "--plot", str(tmp_path / "latency.png")]
     assert module.main(argv) == 0
     assert "speed-up over autoregressive: mean latency" in capsys.readouterr().out
     result = json.loads(out.read_text())
+    assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
     assert result["sample"] == 2 and result["warmup_split"] == "dev"
     assert len(result["latencies_ms"]["parallel"]) == len(result["latencies_ms"]["autoregressive"]) == 2
     assert result["decoders"]["autoregressive"]["sequences_per_sentence"] == 1
