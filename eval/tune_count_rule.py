@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         quantiles = [float(q) for q in args.quantiles.split(",")]
-        rules = [DecodeConfig(), DecodeConfig(count_rule="argmax")]
+        rules = [DecodeConfig(count_rule="greedy"), DecodeConfig(count_rule="argmax")]
         rules += [DecodeConfig(count_rule="quantile", count_quantile=q) for q in quantiles]
         examples = load_dataset(args.dataset, [args.split]).split(args.split)
         if args.sample and args.sample < len(examples):
