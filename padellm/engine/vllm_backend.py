@@ -106,9 +106,9 @@ class VLLMEngine:
         self.lora_enabled = enable_lora
         kwargs = {}
         if _on_cpu():
-            for key, value in _cpu_environment(config).items():
-                os.environ[key] = value
-            logger.info("vLLM CPU settings: %s", _cpu_environment(config))
+            environment = _cpu_environment(config)
+            os.environ.update(environment)
+            logger.info("vLLM CPU settings: %s", environment)
         else:
             kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
         if config.block_size:
