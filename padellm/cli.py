@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -98,40 +99,89 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
 def _extract(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    if args.batch_size < 1:
+        raise PadellmError(f"--batch-size must be >= 1; got {args.batch_size}")
+    texts = _read_texts(args)
+    if not texts:
+        print("padellm extract: no texts given (arguments, --file or stdin); nothing to do", file=sys.stderr)
+        return 0
+    decode = _remote_decoder(args) if args.server else _local_decoder(args, texts)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for start in tqdm(range(0, len(texts), args.batch_size), desc="extracting", unit="batch",
+                          disable=len(texts) <= args.batch_size):
+            chunk = texts[start : start + args.batch_size]
+            records, seconds = decode(chunk)
+            for text, entities in zip(chunk, records):
+                record = {"text": text, "entities": entities}
+                if args.timings:
+                    record["ms"] = round(1000 * seconds / len(chunk), 2)
+                print(json.dumps(record, ensure_ascii=False), file=out, flush=True)
+    finally:
+        if args.out:
+            out.close()
+    return 0
+
+
+def _local_decoder(args: argparse.Namespace, texts: list[str]):
+    """Decode in this process: ``chunk -> (entity records per text, decoding seconds)``."""
     from padellm.adapters import shipped_adapter
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.ner import entity_record, load
 
-    if args.batch_size < 1:
-        raise PadellmError(f"--batch-size must be >= 1; got {args.batch_size}")
     adapter = Path(args.adapter) if args.adapter else shipped_adapter(args.mode or "parallel")
-    texts = _read_texts(args)
-    if not texts:
-        print("padellm extract: no texts given (arguments, --file or stdin); nothing to do", file=sys.stderr)
-        return 0
     ner = load(adapter, args.backend, decode_config=dataclass_from_args(DecodeConfig, args),
                vllm_config=dataclass_from_args(VLLMConfig, args),
                dtype="float32" if args.dtype == "auto" else args.dtype)
     if args.mode and args.mode != ner.mode:
         raise PadellmError(f"--mode {args.mode}: adapter {adapter} was trained for {ner.mode} decoding")
     ner.check(texts)
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-    try:
-        for start in tqdm(range(0, len(texts), args.batch_size), desc="extracting", unit="batch",
-                          disable=len(texts) <= args.batch_size):
-            chunk = texts[start : start + args.batch_size]
-            result = ner.run(chunk)
-            per_text_ms = 1000 * result.timings["total_s"] / len(chunk)
-            for text, entities in zip(chunk, result.entities):
-                record = {"text": text, "entities": [entity_record(text, e) for e in entities]}
-                if args.timings:
-                    record["ms"] = round(per_text_ms, 2)
-                print(json.dumps(record, ensure_ascii=False), file=out, flush=True)
-    finally:
-        if args.out:
-            out.close()
-    return 0
+
+    def decode(chunk: list[str]):
+        result = ner.run(chunk)
+        records = [[entity_record(text, e) for e in entities] for text, entities in zip(chunk, result.entities)]
+        return records, result.timings["total_s"]
+
+    return decode
+
+
+REMOTE_OPTIONS = ("dedup", "max_count")
+
+
+def _remote_decoder(args: argparse.Namespace):
+    """Decode on a running ``padellm serve``: ``chunk -> (entity records per text, decoding seconds)``."""
+    from padellm.client import NERClient
+    from padellm.engine.decoding import DecodeConfig
+    from padellm.engine.vllm_backend import VLLMConfig
+
+    if args.adapter or args.backend != "vllm":
+        raise PadellmError("--server: the server decides the adapter and the backend; drop --adapter / --backend")
+    local_only = [f"--{f.name.replace('_', '-')}" for cls in (DecodeConfig, VLLMConfig) for f in dataclasses.fields(cls)
+                  if f.name not in REMOTE_OPTIONS and getattr(args, f.name) != f.default]
+    if local_only:
+        raise PadellmError(f"--server: {', '.join(local_only)} are set when the server starts (padellm serve), "
+                           f"not per request; per request: --dedup, --max-count")
+    options = {"return_timings": args.timings}
+    if args.mode:
+        options["mode"] = args.mode
+    for name in REMOTE_OPTIONS:
+        if getattr(args, name) != DecodeConfig.__dataclass_fields__[name].default:
+            options[name] = getattr(args, name)
+    client = NERClient(args.server)
+
+    def decode(chunk: list[str]):
+        response = client.request(chunk, **options)
+        records = [[{k: v for k, v in e.items() if v is not None} for e in r["entities"]] for r in response["results"]]
+        return records, (response.get("timings_ms") or {}).get("total", 0.0) / 1000
+
+    return decode
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from padellm_serve.cli import serve
+
+    return serve(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                     '{"text", "entities": [{"start", "end", "label", "text", "score"}]}.')
     extract.add_argument("text", nargs="*", help="texts to tag (default: one per line from --file or stdin)")
     extract.add_argument("--file", help="a text file (one text per line) or JSONL with a 'text' field")
+    extract.add_argument("--server", metavar="URL", help="decode on a running `padellm serve` (e.g. "
+                         "http://127.0.0.1:8000) instead of starting an engine here")
     extract.add_argument("--adapter", help="an adapter folder (default: the shipped CoNLL-2003 adapter of --mode)")
     extract.add_argument("--mode", choices=("parallel", "autoregressive"),
                          help="which shipped adapter to use; with --adapter, checked against it")
@@ -184,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(extract, DecodeConfig)
     add_dataclass_arguments(extract, VLLMConfig)
     extract.set_defaults(run=_extract)
+
+    from padellm_serve.cli import add_arguments as add_serve_arguments
+
+    serve = commands.add_parser(
+        "serve", help="the HTTP service (FastAPI on vLLM's asynchronous engine)",
+        description="Serve NER over HTTP: POST /v1/ner, GET /health, /v1/models, /metrics, /docs.")
+    add_serve_arguments(serve)
+    serve.set_defaults(run=_serve)
 
     models = commands.add_parser("models", help="the packaged base models").add_subparsers(dest="models_command", required=True)
     prepare = models.add_parser("prepare", help="convert a packaged model into the local cache (once) and print its folder")

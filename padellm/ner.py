@@ -6,11 +6,12 @@ was trained for (PaDeLLM parallel decoding or the autoregressive baseline).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from padellm.encoding import PromptEncoder
 from padellm.engine.backend import GenerationBackend
-from padellm.engine.decoding import DecodeConfig, DecodeResult, decode
+from padellm.engine.decoding import DecodeConfig, DecodeResult, DecodeSteps, decode_steps, run_steps, run_steps_async
 from padellm.errors import ConfigError, InvalidRequestError
 from padellm.types import Entity
 
@@ -42,12 +43,24 @@ class NER:
     def batch(self, texts: list[str]) -> list[list[Entity]]:
         return self.run(texts).entities
 
-    def run(self, texts: list[str]) -> DecodeResult:
-        """Entities of every text, with per-stage timings and decoding statistics."""
-        self.check(texts)
-        return decode(list(texts), self.encoder, self.backend, self.decode_config)
+    def run(self, texts: list[str], labels: tuple[str, ...] | None = None,
+            decode_config: DecodeConfig | None = None) -> DecodeResult:
+        """Entities of every text, with per-stage timings and decoding statistics. ``labels``: decode only these
+        of the adapter's labels; ``decode_config``: this call's settings instead of the extractor's."""
+        return run_steps(self.steps(texts, labels, decode_config), self.backend)
 
-    def check(self, texts: list[str]) -> None:
+    async def arun(self, texts: list[str], labels: tuple[str, ...] | None = None,
+                   decode_config: DecodeConfig | None = None) -> DecodeResult:
+        """``run`` on an asynchronous backend (``AsyncVLLMBackend``): the server's path."""
+        return await run_steps_async(self.steps(texts, labels, decode_config), self.backend)
+
+    def steps(self, texts: list[str], labels: tuple[str, ...] | None = None,
+              decode_config: DecodeConfig | None = None) -> DecodeSteps:
+        config = decode_config or self.decode_config
+        self.check(texts, config)
+        return decode_steps(list(texts), self.encoder, config, labels)
+
+    def check(self, texts: list[str], decode_config: DecodeConfig | None = None) -> None:
         """Raise InvalidRequestError naming the first text that cannot be decoded."""
         if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
             raise InvalidRequestError("texts", texts, "must be a list of strings")
@@ -56,16 +69,16 @@ class NER:
                 raise InvalidRequestError(f"texts[{index}]", text, "must be a string")
             if self.max_model_len is None:
                 continue
-            needed = self.tokens_needed(text)
+            needed = self.tokens_needed(text, decode_config)
             if needed > self.max_model_len:
                 raise InvalidRequestError(
                     f"texts[{index}]", text if len(text) <= 80 else text[:77] + "...",
                     f"needs {needed} tokens (prompt + longest generation) but the engine's max_model_len is "
                     f"{self.max_model_len}; split the text or raise max_model_len")
 
-    def tokens_needed(self, text: str) -> int:
+    def tokens_needed(self, text: str, decode_config: DecodeConfig | None = None) -> int:
         """Prompt plus longest allowed generation of the longest sequence ``text`` leads to."""
-        config = self.decode_config
+        config = decode_config or self.decode_config
         if self.mode == "parallel":
             longest = max(len(self.encoder.label_part(label)) for label in self.labels)
             branch = (len(self.encoder.count_target(config.max_count)) + len(self.encoder.mention_marker(config.max_count))
@@ -75,10 +88,12 @@ class NER:
 
 
 def entity_record(text: str, entity: Entity) -> dict:
-    """An entity as JSON: offsets, label, surface string and (when the decoder gives one) its log-probability."""
+    """An entity as JSON: offsets, label, surface string and (when the decoder gives one) its log-probability and
+    probability; the server answers with the same fields."""
     record = {"start": entity.start, "end": entity.end, "label": entity.label, "text": entity.mention(text)}
     if entity.score is not None:
-        record["score"] = round(entity.score, 4)
+        record["score"] = round(entity.score, 6)
+        record["probability"] = round(math.exp(entity.score), 6)
     return record
 
 

@@ -39,6 +39,30 @@ def tiny_adapter(tmp_path_factory, tiny_llama_dir) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_adapters(tmp_path_factory, tiny_llama_dir) -> dict[str, Path]:
+    """{"parallel", "autoregressive", "corpus"}: two adapters trained for 6 steps at a high learning rate (so that
+    LoRA visibly changes the tiny model) on a 3-sentence corpus with train/dev/test splits."""
+    from padellm.finetune_config import load_config
+    from padellm.training import train
+
+    root = tmp_path_factory.mktemp("tiny-adapters")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n\n"
+                                      "Paris B-LOC\n")
+    (corpus / "test.txt").write_text("Peter B-PER\nsaid O\n\nEU B-ORG\n\nParis B-LOC\n")
+    (corpus / "dev.txt").write_text("German B-MISC\n")
+    adapters = {"corpus": corpus}
+    for mode in ("parallel", "autoregressive"):
+        config = load_config(None, {"output_dir": str(root / mode), "mode": mode, "base_model": str(tiny_llama_dir),
+                                    "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "6",
+                                    "train.lr": "0.05", "train.precision": "fp32", "lora.rank": "4"})
+        train(config, progress=False)
+        adapters[mode] = root / mode
+    return adapters
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared corpora; tests that need them skip (saying why) where ../shared/data is absent."""
     path = shared_data_dir()

@@ -3,7 +3,8 @@
 Parallel: stage 1 sends one count prompt per (text, label) in one batched request; stage 2 one mention prompt
 per (text, label, k <= count) in one batched request, each starting with its stage-1 prompt token for token
 (prefix caching on vLLM); stage 3 de-duplicates; alignment turns strings into character spans. Each stage's
-prompt building and reading is a pure function; ``decode_parallel`` only adds the two backend calls and timings.
+prompt building and reading is a pure function. The decoders themselves do no I/O: they yield the backend calls
+they need (``DecodeSteps``), so the blocking library and the asynchronous server drive the same code.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from padellm.encoding import PromptEncoder
 from padellm.engine.align import Mention, align
 from padellm.engine.backend import Generation, GenerationBackend
 from padellm.engine.dedup import STRATEGIES, dedup
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, InvalidRequestError
 from padellm.types import Entity
 
 logger = logging.getLogger(__name__)
@@ -104,9 +106,10 @@ class Branch:
 
 
 # ------------------------------------------------------------------ pure stages (no model calls)
-def count_prompts(texts: list[str], encoder: PromptEncoder) -> list[list[int]]:
-    """Stage 1's prompts: one per (text, label), texts outer, labels in label-set order."""
-    return [encoder.count_prompt(text, label) for text in texts for label in encoder.label_set.labels]
+def count_prompts(texts: list[str], encoder: PromptEncoder, labels: tuple[str, ...] | None = None) -> list[list[int]]:
+    """Stage 1's prompts: one per (text, label), texts outer, labels (default: the label set) inner."""
+    labels = encoder.label_set.labels if labels is None else labels
+    return [encoder.count_prompt(text, label) for text in texts for label in labels]
 
 
 def count_request(encoder: PromptEncoder, config: DecodeConfig) -> dict:
@@ -134,9 +137,11 @@ def read_counts(generations: list[Generation], encoder: PromptEncoder, config: D
     return counts, repairs
 
 
-def build_branches(prompts: list[list[int]], counts: list[int], encoder: PromptEncoder) -> list[Branch]:
-    """Stage 2's requests: for each stage-1 prompt, mentions 1..count, each prompt extending its stage-1 prompt."""
-    labels = encoder.label_set.labels
+def build_branches(prompts: list[list[int]], counts: list[int], encoder: PromptEncoder,
+                   labels: tuple[str, ...] | None = None) -> list[Branch]:
+    """Stage 2's requests: for each stage-1 prompt, mentions 1..count, each prompt extending its stage-1 prompt
+    (``labels``: those ``count_prompts`` was given)."""
+    labels = encoder.label_set.labels if labels is None else labels
     return [Branch(i // len(labels), labels[i % len(labels)], k, count,
                    tuple(encoder.mention_prompt(prompts[i], count, k)))
             for i, count in enumerate(counts) for k in range(1, count + 1)]
@@ -165,15 +170,60 @@ def merge(texts: list[str], mentions: list[list[Mention]], strategy: str) -> tup
 
 
 # ------------------------------------------------------------------------------- the decoders
-def decode_parallel(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
-                    config: DecodeConfig = DecodeConfig()) -> DecodeResult:
-    """PaDeLLM: one batched backend call per stage for all ``texts``."""
+@dataclass(frozen=True)
+class GenerateCall:
+    """One batched backend call a decoder needs: ``backend.generate(prompts, **arguments)``."""
+
+    prompts: list[list[int]]
+    arguments: dict
+
+
+DecodeSteps = Generator[GenerateCall, list[Generation], DecodeResult]
+"""A decoder written without I/O: it yields the backend calls it needs, is sent their generations, and returns
+its result. ``run_steps`` drives it on a blocking backend, ``run_steps_async`` on an asynchronous one (the
+server's), so both run the very same decoding code."""
+
+
+def run_steps(steps: DecodeSteps, backend: GenerationBackend) -> DecodeResult:
+    try:
+        call = next(steps)
+        while True:
+            call = steps.send(backend.generate(call.prompts, **call.arguments))
+    except StopIteration as done:
+        return done.value
+
+
+async def run_steps_async(steps: DecodeSteps, backend) -> DecodeResult:
+    """As ``run_steps``, awaiting ``backend.generate``; cancelling the caller cancels the backend call."""
+    try:
+        call = next(steps)
+        while True:
+            call = steps.send(await backend.generate(call.prompts, **call.arguments))
+    except StopIteration as done:
+        return done.value
+
+
+def check_labels(labels: tuple[str, ...] | None, encoder: PromptEncoder) -> tuple[str, ...]:
+    """The labels to decode: all of the adapter's (None) or the given subset, in the adapter's order."""
+    known = encoder.label_set.labels
+    if labels is None:
+        return known
+    for index, label in enumerate(labels):
+        if label not in known:
+            raise InvalidRequestError(f"labels[{index}]", label, f"not one of the adapter's labels {list(known)}")
+    return tuple(label for label in known if label in labels)
+
+
+def parallel_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
+                   labels: tuple[str, ...] | None = None) -> DecodeSteps:
+    """PaDeLLM: one batched backend call per stage for all ``texts`` (``labels``: a subset to decode)."""
+    labels = check_labels(labels, encoder)
     result = DecodeResult([])
     stats = result.stats
 
     started = time.perf_counter()
-    prompts = count_prompts(texts, encoder)
-    generations = backend.generate(prompts, **count_request(encoder, config)) if prompts else []
+    prompts = count_prompts(texts, encoder, labels)
+    generations = (yield GenerateCall(prompts, count_request(encoder, config))) if prompts else []
     counts, repairs = read_counts(generations, encoder, config)
     stats.update(repairs)
     stats["count_prompts"] += len(prompts)
@@ -181,9 +231,9 @@ def decode_parallel(texts: list[str], encoder: PromptEncoder, backend: Generatio
     result.timings["count_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    branches = build_branches(prompts, counts, encoder)
-    generations = backend.generate([list(b.prompt) for b in branches], max_new_tokens=config.max_mention_tokens) \
-        if branches else []
+    branches = build_branches(prompts, counts, encoder, labels)
+    generations = (yield GenerateCall([list(b.prompt) for b in branches],
+                                      {"max_new_tokens": config.max_mention_tokens})) if branches else []
     stats["branches"] += len(branches)
     stats["branch_tokens"] += sum(g.num_tokens for g in generations)
     stats["unfinished_branches"] += sum(1 for g in generations if not g.finished)
@@ -197,12 +247,15 @@ def decode_parallel(texts: list[str], encoder: PromptEncoder, backend: Generatio
     return result
 
 
-def decode_autoregressive(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
-                          config: DecodeConfig = DecodeConfig()) -> DecodeResult:
+def autoregressive_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
+                         labels: tuple[str, ...] | None = None) -> DecodeSteps:
+    """The baseline: one sequence per text listing every entity (``labels``: keep only these)."""
+    labels = check_labels(labels, encoder)
     result = DecodeResult([[] for _ in texts])
     names = list(encoder.label_set.names)
     started = time.perf_counter()
-    generations = backend.generate([encoder.autoregressive_prompt(t) for t in texts], config.max_autoregressive_tokens)
+    generations = (yield GenerateCall([encoder.autoregressive_prompt(t) for t in texts],
+                                      {"max_new_tokens": config.max_autoregressive_tokens})) if texts else []
     result.timings["generate_s"] = time.perf_counter() - started
     result.stats["sequences"] += len(texts)
     result.stats["generated_tokens"] += sum(g.num_tokens for g in generations)
@@ -216,6 +269,8 @@ def decode_autoregressive(texts: list[str], encoder: PromptEncoder, backend: Gen
         mentions = []
         for name, mention in pairs:
             label = encoder.label_set.label(name)
+            if label not in labels:
+                continue
             seen[(label, mention)] += 1
             mentions.append(Mention(label, mention, seen[(label, mention)], None))
         result.entities[index], dropped = align(text, mentions)
@@ -225,9 +280,24 @@ def decode_autoregressive(texts: list[str], encoder: PromptEncoder, backend: Gen
     return result
 
 
+def decode_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
+                 labels: tuple[str, ...] | None = None) -> DecodeSteps:
+    """The decoder the encoder's template was trained for."""
+    steps = parallel_steps if encoder.template.mode == "parallel" else autoregressive_steps
+    return steps(texts, encoder, config, labels)
+
+
+def decode_parallel(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
+                    config: DecodeConfig = DecodeConfig(), labels: tuple[str, ...] | None = None) -> DecodeResult:
+    return run_steps(parallel_steps(texts, encoder, config, labels), backend)
+
+
+def decode_autoregressive(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
+                          config: DecodeConfig = DecodeConfig(), labels: tuple[str, ...] | None = None) -> DecodeResult:
+    return run_steps(autoregressive_steps(texts, encoder, config, labels), backend)
+
+
 def decode(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
-           config: DecodeConfig = DecodeConfig()) -> DecodeResult:
+           config: DecodeConfig = DecodeConfig(), labels: tuple[str, ...] | None = None) -> DecodeResult:
     """Decode with the strategy the encoder's template was trained for."""
-    if encoder.template.mode == "parallel":
-        return decode_parallel(texts, encoder, backend, config)
-    return decode_autoregressive(texts, encoder, backend, config)
+    return run_steps(decode_steps(texts, encoder, config, labels), backend)

@@ -74,6 +74,7 @@ class VLLMConfig:
 
 
 def _on_cpu() -> bool:
+    import_vllm()
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
@@ -90,51 +91,69 @@ def _cpu_environment(config: VLLMConfig) -> dict[str, str]:
     return env
 
 
+def engine_arguments(model_dir: str | Path, config: VLLMConfig, enable_lora: bool) -> dict:
+    """Keyword arguments of ``vllm.LLM`` / ``AsyncEngineArgs`` for ``config``. On CPU, also sets the environment
+    variables the engine reads at start-up (threads, KV cache): call it just before starting an engine."""
+    kwargs = dict(model=str(model_dir), dtype=config.dtype, max_model_len=config.max_model_len,
+                  enforce_eager=config.enforce_eager, enable_prefix_caching=config.prefix_caching,
+                  max_num_seqs=config.max_num_seqs)
+    if _on_cpu():
+        environment = _cpu_environment(config)
+        os.environ.update(environment)
+        logger.info("vLLM CPU settings: %s", environment)
+    else:
+        kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
+    if config.block_size:
+        kwargs["block_size"] = config.block_size
+    if enable_lora:
+        kwargs.update(enable_lora=True, max_lora_rank=config.max_lora_rank, max_loras=config.max_loras)
+    return kwargs
+
+
+def import_vllm():
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines drown a command's output
+    try:
+        import vllm
+    except ImportError as err:
+        raise MissingPackageError("vllm", "pip install -e .[cpu]  (or .[gpu] on a CUDA machine)",
+                                  "decoding on vLLM") from err
+    return vllm
+
+
+class LoRARegistry:
+    """Integer ids for the adapter folders one engine serves through ``LoRARequest`` (stable for its lifetime)."""
+
+    def __init__(self, model_dir: Path, enabled: bool):
+        self.model_dir, self.enabled = model_dir, enabled
+        self._ids: dict[Path, int] = {}
+
+    def request(self, adapter_dir: str | Path):
+        from vllm.lora.request import LoRARequest
+
+        folder = Path(adapter_dir).resolve()
+        if not self.enabled:
+            raise ConfigError(f"the vLLM engine on {self.model_dir} was started without LoRA; it cannot serve {folder}")
+        lora_id = self._ids.setdefault(folder, len(self._ids) + 1)
+        return LoRARequest(f"{folder.name}-{lora_id}", lora_id, str(folder))
+
+
 class VLLMEngine:
     """One ``vllm.LLM`` on a model folder: a base model whose adapters ``backend(adapter_dir)`` serves through LoRA
     requests, or an adapter merged into its base model (``backend()``)."""
 
     def __init__(self, model_dir: str | Path, config: VLLMConfig = VLLMConfig(), enable_lora: bool = True):
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines drown a command's output
-        try:
-            import vllm
-        except ImportError as err:
-            raise MissingPackageError("vllm", "pip install -e .[cpu]  (or .[gpu] on a CUDA machine)") from err
+        vllm = import_vllm()
         self.model_dir = Path(model_dir)
         self.config = config
-        self._lora_ids: dict[Path, int] = {}
-        self.lora_enabled = enable_lora
-        kwargs = {}
-        if _on_cpu():
-            environment = _cpu_environment(config)
-            os.environ.update(environment)
-            logger.info("vLLM CPU settings: %s", environment)
-        else:
-            kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
-        if config.block_size:
-            kwargs["block_size"] = config.block_size
-        if enable_lora:
-            kwargs.update(enable_lora=True, max_lora_rank=config.max_lora_rank, max_loras=config.max_loras)
-        self.llm = vllm.LLM(
-            model=str(self.model_dir), dtype=config.dtype, max_model_len=config.max_model_len,
-            enforce_eager=config.enforce_eager, enable_prefix_caching=config.prefix_caching,
-            max_num_seqs=config.max_num_seqs, **kwargs,
-        )
+        self.loras = LoRARegistry(self.model_dir, enable_lora)
+        self.llm = vllm.LLM(**engine_arguments(self.model_dir, config, enable_lora))
         self.eos_id = self.llm.get_tokenizer().eos_token_id
 
     def backend(self, adapter_dir: str | Path | None = None) -> "VLLMBackend":
         """A backend that decodes with ``adapter_dir``'s LoRA weights (None: the base model)."""
         if adapter_dir is None:
             return VLLMBackend(self, None)
-        from vllm.lora.request import LoRARequest
-
-        folder = Path(adapter_dir).resolve()
-        if not self.lora_enabled:
-            raise ConfigError(f"the vLLM engine on {self.model_dir} was started without LoRA; it cannot serve {folder}")
-        if folder not in self._lora_ids:
-            self._lora_ids[folder] = len(self._lora_ids) + 1
-        lora_id = self._lora_ids[folder]
-        return VLLMBackend(self, LoRARequest(f"{folder.name}-{lora_id}", lora_id, str(folder)), folder)
+        return VLLMBackend(self, self.loras.request(adapter_dir), Path(adapter_dir).resolve())
 
     def close(self) -> None:
         """Stop the engine's worker processes now rather than at interpreter exit."""
@@ -144,30 +163,59 @@ class VLLMEngine:
             shutdown()
 
 
-def vllm_backends(adapters: list[str | Path], config: VLLMConfig = VLLMConfig()) -> list["VLLMBackend"]:
-    """One backend per adapter folder. LoRA requests: one engine over the adapters' shared base model. Merged:
-    one engine per adapter, on its merged copy of the base model (built once into the cache)."""
+def engine_plan(adapters: list[str | Path], config: VLLMConfig) -> list[tuple[Path, bool, list[Path]]]:
+    """Which engines serve ``adapters``: (model folder, LoRA enabled, adapter folders it serves) per engine.
+    LoRA requests: one engine over the adapters' shared base model. Merged: one engine per adapter, on its merged
+    copy of the base model (built once into the cache)."""
     from padellm.adapters import base_model_of, merged_model
 
     folders = [Path(a).resolve() for a in adapters]
     mode = config.lora
     if mode == "auto":
-        try:
-            mode = "merged" if _on_cpu() else "request"
-        except ImportError as err:
-            raise MissingPackageError("vllm", "pip install -e .[cpu]  (or .[gpu] on a CUDA machine)") from err
+        mode = "merged" if _on_cpu() else "request"
     if mode == "merged":
-        backends = []
-        for folder in folders:
-            engine = VLLMEngine(merged_model(folder), config, enable_lora=False)
-            backends.append(VLLMBackend(engine, None, folder))
-        return backends
+        return [(merged_model(folder), False, [folder]) for folder in folders]
     bases = {base_model_of(f).resolve() for f in folders}
     if len(bases) > 1:
         raise ConfigError(f"LoRA requests share one engine, but the adapters have different base models: "
                           f"{', '.join(map(str, sorted(bases)))}; use lora=merged")
-    engine = VLLMEngine(bases.pop(), config, enable_lora=True)
-    return [engine.backend(folder) for folder in folders]
+    return [(bases.pop(), True, folders)]
+
+
+def vllm_backends(adapters: list[str | Path], config: VLLMConfig = VLLMConfig()) -> list["VLLMBackend"]:
+    """One backend per adapter folder, in order (see ``engine_plan`` for how engines are shared)."""
+    backends = {}
+    for model_dir, lora, folders in engine_plan(adapters, config):
+        engine = VLLMEngine(model_dir, config, enable_lora=lora)
+        for folder in folders:
+            backends[folder] = engine.backend(folder) if lora else VLLMBackend(engine, None, folder)
+    return [backends[Path(a).resolve()] for a in adapters]
+
+
+def sampling_params(max_new_tokens: int, stop_ids: tuple[int, ...], score_ids: tuple[int, ...]):
+    """Greedy decoding returning each generated token's log-probability (and, with ``score_ids``, those tokens'
+    log-probabilities at the first step); token ids only, no detokenisation."""
+    from vllm import SamplingParams
+
+    return SamplingParams(
+        temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=list(stop_ids) or None,
+        logprobs=len(score_ids),  # vLLM wants them equal when logprob_token_ids is set
+        logprob_token_ids=list(score_ids) or None, detokenize=False,
+    )
+
+
+def to_generation(completion, stops: set[int], score_ids: tuple[int, ...]) -> Generation:
+    """A vLLM ``CompletionOutput`` as a ``Generation`` (the ending EOS or stop token removed)."""
+    token_ids = list(completion.token_ids)
+    steps = list(completion.logprobs or [])
+    logprobs = [step[token].logprob for step, token in zip(steps, token_ids)]
+    finished = completion.finish_reason == "stop" and bool(token_ids) and token_ids[-1] in stops
+    if finished:
+        token_ids, logprobs = token_ids[:-1], logprobs[:-1]
+    first_scores = None
+    if score_ids and steps:
+        first_scores = tuple(steps[0][i].logprob if i in steps[0] else float("-inf") for i in score_ids)
+    return Generation(tuple(token_ids), tuple(logprobs), finished, first_scores)
 
 
 class VLLMBackend:
@@ -183,30 +231,12 @@ class VLLMBackend:
 
     def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = (),
                  score_ids: tuple[int, ...] = ()) -> list[Generation]:
-        from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         if not prompts:
             return []
-        params = SamplingParams(
-            temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=list(stop_ids) or None,
-            logprobs=len(score_ids),  # vLLM wants them equal when logprob_token_ids is set
-            logprob_token_ids=list(score_ids) or None, detokenize=False,
-        )
-        outputs = self.engine.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
+        outputs = self.engine.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
+                                           sampling_params(max_new_tokens, stop_ids, score_ids),
                                            use_tqdm=False, lora_request=self.lora_request)
         stops = {self.eos_id, *stop_ids}
-        return [self._generation(output.outputs[0], stops, score_ids) for output in outputs]
-
-    @staticmethod
-    def _generation(completion, stops: set[int], score_ids: tuple[int, ...]) -> Generation:
-        token_ids = list(completion.token_ids)
-        steps = list(completion.logprobs or [])
-        logprobs = [step[token].logprob for step, token in zip(steps, token_ids)]
-        finished = completion.finish_reason == "stop" and bool(token_ids) and token_ids[-1] in stops
-        if finished:
-            token_ids, logprobs = token_ids[:-1], logprobs[:-1]
-        first_scores = None
-        if score_ids and steps:
-            first_scores = tuple(steps[0][i].logprob if i in steps[0] else float("-inf") for i in score_ids)
-        return Generation(tuple(token_ids), tuple(logprobs), finished, first_scores)
+        return [to_generation(output.outputs[0], stops, score_ids) for output in outputs]

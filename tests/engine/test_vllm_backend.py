@@ -15,32 +15,13 @@ from padellm.engine.backend import TransformersBackend  # noqa: E402
 from padellm.engine.decoding import DecodeConfig  # noqa: E402
 from padellm.engine.vllm_backend import VLLMConfig, VLLMEngine, vllm_backends  # noqa: E402
 from padellm.errors import ConfigError, InvalidRequestError  # noqa: E402
-from padellm.finetune_config import load_config  # noqa: E402
-from padellm.training import train  # noqa: E402
 
 TEXTS = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "Paris"]
 
 
-def _adapter(root, tiny_llama_dir, corpus, mode):
-    config = load_config(None, {"output_dir": str(root / mode), "mode": mode, "base_model": str(tiny_llama_dir),
-                                "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "6",
-                                "train.lr": "0.05", "train.precision": "fp32", "lora.rank": "4"})
-    train(config, progress=False)
-    return root / mode
-
-
 @pytest.fixture(scope="module")
-def adapters(tmp_path_factory, tiny_llama_dir):
-    root = tmp_path_factory.mktemp("vllm-adapters")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    (corpus / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n\n"
-                                      "Paris B-LOC\n")
-    (corpus / "test.txt").write_text("Peter B-PER\nsaid O\n\nEU B-ORG\n\nParis B-LOC\n")
-    (corpus / "dev.txt").write_text("German B-MISC\n")
-    adapters = {mode: _adapter(root, tiny_llama_dir, corpus, mode) for mode in ("parallel", "autoregressive")}
-    adapters["corpus"] = corpus
-    return adapters
+def adapters(tiny_adapters):
+    return tiny_adapters
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,79 @@
+"""A small client of ``padellm serve`` (standard library only)::
+
+    from padellm.client import NERClient
+    client = NERClient("http://127.0.0.1:8000")
+    client.extract(["Peter Blackburn went to Brussels."])   # -> [[{"start": 0, "end": 15, "label": "PER", ...}]]
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from padellm.errors import InvalidRequestError, PadellmError
+
+
+class ServerError(PadellmError, RuntimeError):
+    """The server answered with an error (or could not be reached); ``status`` is 0 when there was no answer."""
+
+    def __init__(self, url: str, status: int, message: str, body: dict | None = None):
+        self.url, self.status, self.body = url, status, body or {}
+        super().__init__(f"{url}: HTTP {status}: {message}" if status else f"{url}: {message}")
+
+
+class NERClient:
+    def __init__(self, url: str = "http://127.0.0.1:8000", timeout: float = 120.0):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def extract(self, texts: str | list[str], **options) -> list[list[dict]]:
+        """Entities of each text (a list per text; for one string, still a list of one). ``options`` are the
+        request's fields: labels, mode, dedup, max_count, return_probabilities, return_timings."""
+        return [result["entities"] for result in self.request(texts, **options)["results"]]
+
+    def request(self, texts: str | list[str], **options) -> dict:
+        """The whole ``/v1/ner`` response (results, usage, timings)."""
+        return self._call("POST", "/v1/ner", {"input": texts, **options})
+
+    def health(self) -> dict:
+        return self._call("GET", "/health")
+
+    def models(self) -> list[dict]:
+        return self._call("GET", "/v1/models")["data"]
+
+    def _call(self, method: str, path: str, payload: dict | None = None) -> dict:
+        url = self.url + path
+        data = None if payload is None else json.dumps(payload).encode("utf-8")
+        request = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {}
+            if path == "/health" and isinstance(body, dict) and "status" in body:
+                return body  # loading / failed come with 503: still an answer
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            problems = error.get("problems") or []
+            if err.code == 400 and len(problems) == 1 and problems[0]["field"] != "body":
+                problem = problems[0]
+                raise InvalidRequestError(problem["field"], _value_at(payload, problem["field"]),
+                                          problem["message"]) from None
+            raise ServerError(url, err.code, error.get("message") or raw.decode("utf-8", "replace")[:200], body) from None
+        except urllib.error.URLError as err:
+            raise ServerError(url, 0, f"cannot reach the server ({err.reason})") from None
+
+
+def _value_at(payload: dict | None, field: str):
+    """The value of ``input[2]``-style ``field`` in ``payload`` (None where it does not resolve)."""
+    name, _, rest = field.partition("[")
+    value = (payload or {}).get(name)
+    if rest and isinstance(value, list):
+        index = rest.rstrip("]")
+        value = value[int(index)] if index.isdigit() and int(index) < len(value) else None
+    return value

@@ -1,0 +1,236 @@
+"""The FastAPI application: routes, error mapping, request ids, client disconnects and time-outs.
+
+Every answer that is not a success is a JSON ``ErrorResponse`` naming the fields at fault (400), the body size
+limit (413), why the server cannot take the request now (503, with Retry-After) or the time limit it hit (504).
+Anything unexpected is logged with the request id and answered 500; the server keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from padellm import __version__
+from padellm_serve.metrics import ServerMetrics
+from padellm_serve.protocol import (ErrorBody, ErrorResponse, Health, ModelsResponse, NERRequest, NERResponse,
+                                    Problem, problems_from_validation)
+from padellm_serve.service import NERService, RequestRejected
+
+logger = logging.getLogger("padellm.serve")
+
+CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 413, 500, 503, 504)}
+
+
+def error_response(status: int, kind: str, request_id: str, problems: list[Problem], message: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    message = message or "; ".join(f"{p.field}: {p.message}" + (f" (limit {p.limit})" if p.limit is not None else "")
+                                   for p in problems)
+    body = ErrorResponse(error=ErrorBody(type=kind, message=message, request_id=request_id, problems=problems))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+class RequestGuard:
+    """ASGI middleware in front of the routes: gives every request an id (the client's X-Request-ID when it is
+    sane), echoes it in the response, and refuses bodies over ``max_body_bytes`` (413) or not UTF-8 (400)
+    before anything parses them."""
+
+    def __init__(self, app, max_body_bytes: int, metrics: ServerMetrics):
+        self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send_with_id)
+
+        async def refuse(status: int, kind: str, problem: Problem):
+            self.metrics.record("unknown", status)
+            await error_response(status, kind, request_id, [problem])(scope, receive, send_with_id)
+
+        too_large = Problem(field="body", message="the request body is too large", limit=self.max_body_bytes)
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return await refuse(413, "payload_too_large", too_large)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # nobody to answer
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body_bytes:
+                return await refuse(413, "payload_too_large", too_large)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return await refuse(400, "invalid_request", Problem(
+                field="body", message=f"not valid UTF-8: byte 0x{body[err.start]:02x} at offset {err.start}"))
+
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, when it comes
+
+        await self.app(scope, replay, send_with_id)
+
+
+async def wait_for_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def decode_or_abort(work, request: Request, timeout: float):
+    """``work``'s result; or "disconnected" / "timeout", after cancelling it (which aborts its engine requests)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(wait_for_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        gone.cancel()
+    if task in done:
+        return task.result()
+    return "disconnected" if gone in done else "timeout"
+
+
+def create_app(service: NERService, metrics: ServerMetrics | None = None, on_load_failure=None) -> FastAPI:
+    """The HTTP app over ``service``. Its engines load in the background once the app starts (``/health`` says
+    ``loading`` until then); ``on_load_failure`` is called if they cannot."""
+    metrics = metrics or ServerMetrics()
+    metrics.watch_engine_queue(service.engine_queue_depth)
+    config = service.config
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        async def load():
+            try:
+                await service.start()
+                metrics.ready.set(1)
+            except Exception:
+                if on_load_failure is not None:
+                    on_load_failure()
+
+        loading = asyncio.create_task(load())
+        try:
+            yield
+        finally:
+            if not loading.done():
+                loading.cancel()
+            with suppress(asyncio.CancelledError):
+                await loading
+            service.close()
+
+    app = FastAPI(title="padellm", version=__version__, lifespan=lifespan,
+                  description="Named entity recognition with PaDeLLM parallel decoding (and the autoregressive "
+                              "baseline) on vLLM.")
+    app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes, metrics=metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        metrics.record("unknown", 400)
+        return error_response(400, "invalid_request", request.state.request_id, problems_from_validation(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, kind, request.state.request_id,
+                              [Problem(field="path", message=f"{request.method} {request.url.path}: {exc.detail}")],
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        request_id = getattr(request.state, "request_id", "-")
+        logger.error("request %s failed: %s", request_id, exc, exc_info=exc)
+        return error_response(500, "internal", request_id, [],
+                              message=f"internal error; the server log has the details under request id {request_id}")
+
+    @app.post("/v1/ner", response_model=NERResponse, response_model_exclude_none=True, responses=ERRORS,
+              summary="Entities of one text or a list of texts")
+    async def ner(body: NERRequest, request: Request):
+        request_id = request.state.request_id
+        started = time.perf_counter()
+        try:
+            job = service.check(body)
+            if service.in_flight >= config.max_in_flight:
+                raise RequestRejected(503, "overloaded", [Problem(
+                    field="body", message="too many requests in flight; retry shortly", limit=config.max_in_flight)],
+                    {"Retry-After": "1"})
+        except RequestRejected as rejected:
+            metrics.record(body.mode, rejected.status)
+            return error_response(rejected.status, rejected.kind, request_id, rejected.problems,
+                                  headers=rejected.headers)
+        service.in_flight += 1
+        metrics.in_flight.inc()
+        try:
+            outcome = await decode_or_abort(service.run(job), request, config.request_timeout_s)
+        except Exception as exc:
+            metrics.record(body.mode, 500)
+            logger.error("request %s failed: %s", request_id, exc, exc_info=exc)
+            return error_response(500, "internal", request_id, [],
+                                  message=f"internal error; the server log has the details under request id {request_id}")
+        finally:
+            service.in_flight -= 1
+            metrics.in_flight.dec()
+        if outcome == "disconnected":
+            metrics.record(body.mode, CLIENT_CLOSED)
+            logger.info("request %s: client disconnected; its engine requests were aborted", request_id)
+            return Response(status_code=CLIENT_CLOSED)
+        if outcome == "timeout":
+            metrics.record(body.mode, 504)
+            return error_response(504, "timeout", request_id, [Problem(
+                field="body", message="decoding took longer than the server's request time-out; its engine requests "
+                                      "were aborted", limit=config.request_timeout_s)])
+        metrics.record(body.mode, 200, time.perf_counter() - started, outcome.timings, outcome.stats)
+        return service.response(request_id, job, outcome)
+
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}},
+             summary="ok once the engines are loaded (503 while loading or after a failure)")
+    async def health():
+        status = Health(status=service.status, detail=service.detail)
+        return JSONResponse(status.model_dump(exclude_none=True), status_code=200 if service.status == "ok" else 503)
+
+    @app.get("/v1/models", response_model=ModelsResponse, responses={503: {"model": ErrorResponse}},
+             summary="The adapters this server decodes with, their labels and prompt templates")
+    async def models(request: Request):
+        if service.status != "ok":
+            return error_response(503, "not_ready", request.state.request_id,
+                                  [Problem(field="body", message=f"the server is {service.status}")],
+                                  headers={"Retry-After": "5"})
+        return ModelsResponse(data=service.describe())
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {}}}})
+    async def prometheus():
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    return app

@@ -1,0 +1,70 @@
+"""``padellm serve``: the HTTP service on uvicorn. SIGTERM / SIGINT stop accepting connections, let in-flight
+requests finish (up to --graceful-shutdown-s), then stop the engines."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from padellm.configargs import add_dataclass_arguments, dataclass_from_args
+from padellm.engine.decoding import DecodeConfig
+from padellm.engine.vllm_backend import VLLMConfig
+from padellm.errors import PadellmError
+from padellm_serve.config import ServerConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--adapter", action="append", metavar="DIR",
+                        help="an adapter folder; repeat it to serve a parallel and an autoregressive adapter side by "
+                             "side (default: the shipped CoNLL-2003 parallel adapter)")
+    add_dataclass_arguments(parser, ServerConfig)
+    add_dataclass_arguments(parser, DecodeConfig)
+    add_dataclass_arguments(parser, VLLMConfig)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server until it is told to stop; 1 if its engines failed to load."""
+    import uvicorn
+
+    from padellm.adapters import shipped_adapter
+    from padellm_serve.app import create_app
+    from padellm_serve.service import NERService
+
+    config = dataclass_from_args(ServerConfig, args)
+    adapters = [Path(a) for a in args.adapter] if args.adapter else [shipped_adapter("parallel")]
+    for adapter in adapters:
+        if not adapter.is_dir():
+            raise PadellmError(f"--adapter {adapter}: no such folder")
+    logging.getLogger("padellm").setLevel(config.log_level.upper())
+    service = NERService(adapters, config, dataclass_from_args(DecodeConfig, args),
+                         dataclass_from_args(VLLMConfig, args))
+    failed = []
+    server: uvicorn.Server | None = None
+
+    def stop_on_failure() -> None:
+        failed.append(True)
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(service, on_load_failure=stop_on_failure)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
+                                           timeout_graceful_shutdown=config.graceful_shutdown_s, lifespan="on"))
+    server.run()
+    if failed:
+        print(f"padellm serve: error: {service.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="padellm serve", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return serve(args)
+    except PadellmError as err:
+        print(f"padellm serve: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,48 @@
+"""The server's settings: where it listens and the limits it enforces on every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from padellm.errors import ConfigError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    """Address to listen on (0.0.0.0: every interface)."""
+    port: int = 8000
+    """TCP port (0: any free port; the chosen one is logged)."""
+    max_texts: int = 64
+    """Most texts in one request."""
+    max_text_chars: int = 10_000
+    """Longest text in characters (checked before tokenising; the model's context is checked after)."""
+    max_body_bytes: int = 1_048_576
+    """Largest request body in bytes (HTTP 413 above it)."""
+    max_count_limit: int = 20
+    """Largest mention cap per label (a request's max_count) a request may ask for."""
+    request_timeout_s: float = 60.0
+    """A request still decoding after this many seconds is aborted (its engine requests too) with HTTP 504."""
+    max_in_flight: int = 256
+    """Requests decoding at once; more get HTTP 503 with Retry-After instead of waiting without bound."""
+    graceful_shutdown_s: float = 30.0
+    """On SIGTERM/SIGINT: how long in-flight requests may take to finish before the server stops anyway."""
+    log_level: str = "info"
+    """Server log level: critical, error, warning, info or debug."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(f"port must be in 0..65535; got {self.port}")
+        for name in ("max_texts", "max_text_chars", "max_body_bytes", "max_count_limit", "max_in_flight"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("request_timeout_s", "graceful_shutdown_s"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0; got {getattr(self, name)}")
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}")
+        if problems:
+            raise ConfigError(problems)

@@ -1,0 +1,166 @@
+"""The wire types of the HTTP API (pydantic models) and the one place they turn into library types.
+
+Types are strict (a number is not a string, ``"yes"`` is not a boolean) and unknown fields are rejected, so
+that a typo in a field name is an error rather than a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from padellm.engine.decoding import DecodeConfig
+from padellm.engine.dedup import STRATEGIES
+from padellm.ner import entity_record
+from padellm.types import Entity
+
+Mode = Literal["parallel", "autoregressive"]
+
+
+class NERRequest(BaseModel):
+    """Entities of one text or of a list of texts."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    input: StrictStr | list[StrictStr] = Field(
+        description="One text, or a list of texts decoded together (at most the server's max_texts).")
+    labels: list[StrictStr] | None = Field(
+        None, description="Only these of the adapter's labels (default: all of them).")
+    mode: Mode = Field("parallel", description="parallel (PaDeLLM) or autoregressive (the baseline adapter, "
+                                               "when the server was started with one).")
+    dedup: Literal[tuple(STRATEGIES)] | None = Field(  # type: ignore[valid-type]
+        None, description="De-duplication across labels: paper (a mention keeps its most probable label) or none.")
+    max_count: StrictInt | None = Field(
+        None, ge=1, description="Cap on the mentions per label (at most the server's max_count_limit).")
+    return_probabilities: StrictBool = Field(
+        True, description="Add each entity's log-probability (score) and probability (parallel mode only).")
+    return_timings: StrictBool = Field(False, description="Add per-stage timings in milliseconds.")
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+    def decode_config(self, default: DecodeConfig) -> DecodeConfig:
+        """The server's decoding settings with this request's overrides."""
+        overrides = {}
+        if self.dedup is not None:
+            overrides["dedup"] = self.dedup
+        if self.max_count is not None:
+            overrides["max_count"] = self.max_count
+        return replace(default, **overrides)
+
+
+class EntityOut(BaseModel):
+    start: int = Field(description="First character of the mention (0-based).")
+    end: int = Field(description="One past its last character.")
+    label: str
+    text: str = Field(description="The mention: input[start:end].")
+    score: float | None = Field(None, description="Log-probability of the mention's generated tokens.")
+    probability: float | None = Field(None, description="exp(score).")
+
+    @classmethod
+    def of(cls, text: str, entity: Entity, probabilities: bool) -> EntityOut:
+        record = entity_record(text, entity)
+        if not probabilities:
+            record.pop("score", None), record.pop("probability", None)
+        return cls(**record)
+
+
+class TextResult(BaseModel):
+    entities: list[EntityOut]
+
+
+class Usage(BaseModel):
+    texts: int
+    sequences: int = Field(description="Sequences decoded: count prompts + branches, or one per text.")
+    generated_tokens: int
+
+
+class NERResponse(BaseModel):
+    id: str = Field(description="The request id (also in the X-Request-ID header).")
+    model: str = Field(description="The adapter that decoded the request.")
+    mode: Mode
+    results: list[TextResult] = Field(description="One per input text, in order.")
+    usage: Usage
+    timings_ms: dict[str, float] | None = Field(None, description="Per-stage wall time (with return_timings).")
+
+
+class Problem(BaseModel):
+    field: str = Field(description="The request field, e.g. input[2] or max_count; body for the whole body.")
+    message: str
+    limit: int | float | None = Field(None, description="The limit the value exceeds, where there is one.")
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(description="invalid_request, payload_too_large, not_ready, overloaded, timeout, internal.")
+    message: str
+    request_id: str
+    problems: list[Problem] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ModelInfo(BaseModel):
+    id: str
+    mode: Mode
+    adapter: str
+    base_model: str
+    labels: list[str]
+    template: str = Field(description="The prompt template's name and version the adapter was trained with.")
+
+
+class ModelsResponse(BaseModel):
+    data: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: Literal["loading", "ok", "failed"]
+    detail: str | None = None
+
+
+# ------------------------------------------------------------------ validation errors -> problems
+UNION_TAGS = {"str", "list[str]"}
+
+
+def field_path(loc: tuple) -> str:
+    """``("body", "input", 2)`` -> ``input[2]``; ``("body",)`` -> ``body``."""
+    path = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in UNION_TAGS:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def problems_from_validation(errors: list[dict]) -> list[Problem]:
+    """pydantic / FastAPI validation errors as one problem per field. A value that fits neither side of
+    ``str | list[str]`` gives one problem, or the element's own where a list had a bad element."""
+    problems: dict[str, Problem] = {}
+    union_fields: set[str] = set()
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        field = field_path(loc)
+        kind = error.get("type", "")
+        if kind == "json_invalid":
+            position = loc[1] if len(loc) > 1 else None
+            reason = error.get("ctx", {}).get("error", "invalid JSON")
+            problems["body"] = Problem(field="body", message=f"not valid JSON: {reason}"
+                                       + (f" at character {position}" if isinstance(position, int) else ""))
+            continue
+        if any(part in UNION_TAGS for part in loc):
+            union_fields.add(loc[1] if loc and loc[0] == "body" else loc[0])
+            if loc[-1] in UNION_TAGS:  # the value's own type fits neither branch
+                continue
+        limit = error.get("ctx", {}).get("ge", error.get("ctx", {}).get("le"))
+        message = "unknown field" if kind == "extra_forbidden" else error.get("msg", kind)
+        if kind == "missing":
+            message = "required"
+        problems.setdefault(field, Problem(field=field, message=message, limit=limit))
+    for name in union_fields:
+        if not any(key == name or key.startswith(f"{name}[") for key in problems):
+            problems[name] = Problem(field=name, message="must be a string or a list of strings")
+    return list(problems.values())

@@ -1,0 +1,195 @@
+"""The NER service behind the HTTP routes: loads the adapters on vLLM's asynchronous engine, checks requests
+against the adapters and the server's limits, and decodes them. No HTTP here (the routes are in ``app``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from padellm.engine.decoding import DecodeConfig, DecodeResult
+from padellm.engine.vllm_backend import VLLMConfig
+from padellm.errors import ConfigError
+from padellm.ner import NER
+from padellm_serve.config import ServerConfig
+from padellm_serve.protocol import EntityOut, NERRequest, NERResponse, Problem, TextResult, Usage
+
+logger = logging.getLogger("padellm.serve")
+
+Loader = Callable[[list[Path], DecodeConfig, VLLMConfig], list[NER]]
+
+
+def load_on_async_vllm(adapters: list[Path], decode_config: DecodeConfig, vllm_config: VLLMConfig) -> list[NER]:
+    """One ``NER`` per adapter on vLLM's asynchronous engine (as few engines as the LoRA mode allows)."""
+    from padellm.engine.vllm_async import async_vllm_backends
+    from padellm.ner import load
+
+    backends = async_vllm_backends(adapters, vllm_config)
+    return [load(adapter, backend, decode_config=decode_config) for adapter, backend in zip(adapters, backends)]
+
+
+class RequestRejected(Exception):
+    """A request the service will not decode: an HTTP status, an error type and the problems found."""
+
+    def __init__(self, status: int, kind: str, problems: list[Problem], headers: dict[str, str] | None = None):
+        self.status, self.kind, self.problems, self.headers = status, kind, problems, headers or {}
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+
+
+@dataclass
+class Job:
+    """A checked request, ready to decode."""
+
+    ner: NER
+    texts: list[str]
+    labels: tuple[str, ...] | None
+    decode_config: DecodeConfig
+    request: NERRequest
+
+
+class NERService:
+    """The adapters a server decodes with, at most one per mode, and the limits it enforces."""
+
+    def __init__(self, adapters: list[str | Path], config: ServerConfig = ServerConfig(),
+                 decode_config: DecodeConfig = DecodeConfig(), vllm_config: VLLMConfig = VLLMConfig(),
+                 loader: Loader = load_on_async_vllm):
+        if not adapters:
+            raise ConfigError("the server needs at least one adapter (--adapter DIR)")
+        self.adapters = [Path(a) for a in adapters]
+        self.config = config
+        self.decode_config = decode_config
+        self.vllm_config = vllm_config
+        self.loader = loader
+        self.models: dict[str, NER] = {}
+        self.adapter_of: dict[str, Path] = {}
+        self.status = "loading"
+        self.detail: str | None = None
+        self.in_flight = 0
+
+    # ------------------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Load every adapter (engines start in a worker thread, so the event loop keeps answering /health)."""
+        started = time.perf_counter()
+        try:
+            ners = await asyncio.to_thread(self.loader, self.adapters, self.decode_config, self.vllm_config)
+            models: dict[str, NER] = {}
+            for adapter, ner in zip(self.adapters, ners):
+                if ner.mode in models:
+                    raise ConfigError(f"two {ner.mode} adapters given ({models[ner.mode].name}, {adapter.name}); "
+                                      f"a server serves at most one per mode")
+                models[ner.mode] = ner
+                self.adapter_of[ner.mode] = adapter
+            self.models = models
+        except Exception as err:  # reported through /health and the exit status, never swallowed
+            self.status, self.detail = "failed", f"{type(err).__name__}: {err}"
+            logger.exception("loading the adapters failed")
+            raise
+        self.status = "ok"
+        logger.info("ready in %.1f s: %s", time.perf_counter() - started,
+                    ", ".join(f"{mode}={ner.name}" for mode, ner in self.models.items()))
+
+    def engines(self) -> list:
+        """The distinct engines behind the served adapters (two adapters may share one)."""
+        engines = (getattr(ner.backend, "engine", None) for ner in self.models.values())
+        return list({id(e): e for e in engines if e is not None}.values())
+
+    def close(self) -> None:
+        for engine in self.engines():
+            engine.close()
+
+    def engine_queue_depth(self) -> int:
+        return sum(engine.num_unfinished_requests() for engine in self.engines())
+
+    # ------------------------------------------------------------------------------ requests
+    def check(self, request: NERRequest) -> Job:
+        """Every problem of ``request`` at once, as ``RequestRejected``; or the job to decode."""
+        if self.status != "ok":
+            raise RequestRejected(503, "not_ready", [Problem(field="body", message=(
+                "the server is still loading its engines; retry when GET /health says ok" if self.status == "loading"
+                else f"the server failed to load its engines: {self.detail}"))], {"Retry-After": "5"})
+        limits = self.config
+        problems: list[Problem] = []
+        ner = self.models.get(request.mode)
+        if ner is None:
+            problems.append(Problem(field="mode", message=f"this server has no {request.mode} adapter; it serves "
+                                                          f"{', '.join(sorted(self.models))}"))
+        if request.max_count is not None and request.max_count > limits.max_count_limit:
+            problems.append(Problem(field="max_count", message=f"{request.max_count} is above the server's limit",
+                                    limit=limits.max_count_limit))
+        texts = request.texts()
+        if isinstance(request.input, list) and not texts:
+            problems.append(Problem(field="input", message="an empty list; give at least one text"))
+        if len(texts) > limits.max_texts:
+            problems.append(Problem(field="input", message=f"{len(texts)} texts in one request",
+                                    limit=limits.max_texts))
+        # A rejected max_count must not reach the length check (a 4,000-digit count is a valid JSON integer).
+        decode_config = request.decode_config(self.decode_config) if not problems else self.decode_config
+        for index, text in enumerate(texts):
+            field = "input" if isinstance(request.input, str) else f"input[{index}]"
+            problem = self._text_problem(field, text, ner, decode_config)
+            if problem:
+                problems.append(problem)
+        labels = None
+        if request.labels is not None:
+            if not request.labels:
+                problems.append(Problem(field="labels", message="an empty list; omit it to decode every label"))
+            known = ner.labels if ner else ()
+            for index, label in enumerate(request.labels):
+                if ner and label not in known:
+                    problems.append(Problem(field=f"labels[{index}]",
+                                            message=f"{label!r} is not one of the adapter's labels {list(known)}"))
+            labels = tuple(dict.fromkeys(request.labels))
+        if problems:
+            raise RequestRejected(400, "invalid_request", problems)
+        return Job(ner, texts, labels, decode_config, request)
+
+    def _text_problem(self, field: str, text: str, ner: NER | None, decode_config: DecodeConfig) -> Problem | None:
+        if not text.strip():
+            return Problem(field=field, message="empty or whitespace only")
+        if len(text) > self.config.max_text_chars:
+            return Problem(field=field, message=f"{len(text)} characters", limit=self.config.max_text_chars)
+        surrogate = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+        if surrogate is not None:
+            return Problem(field=field, message=f"an unpaired UTF-16 surrogate (\\u{ord(text[surrogate]):04x}) at "
+                                                f"character {surrogate} is not text")
+        if ner is not None and ner.max_model_len is not None:
+            needed = ner.tokens_needed(text, decode_config)
+            if needed > ner.max_model_len:
+                return Problem(field=field, message=f"needs {needed} tokens (prompt + longest generation); split the "
+                                                    f"text", limit=ner.max_model_len)
+        return None
+
+    async def run(self, job: Job) -> DecodeResult:
+        return await job.ner.arun(job.texts, job.labels, job.decode_config)
+
+    @staticmethod
+    def response(request_id: str, job: Job, result: DecodeResult) -> NERResponse:
+        request = job.request
+        results = [TextResult(entities=[EntityOut.of(text, e, request.return_probabilities) for e in entities])
+                   for text, entities in zip(job.texts, result.entities)]
+        stats = result.stats
+        if job.ner.mode == "parallel":
+            sequences = stats["count_prompts"] + stats["branches"]
+            tokens = stats["count_tokens"] + stats["branch_tokens"]
+        else:
+            sequences, tokens = stats["sequences"], stats["generated_tokens"]
+        timings = ({stage.removesuffix("_s"): round(1000 * value, 3) for stage, value in result.timings.items()}
+                   if request.return_timings else None)
+        return NERResponse(id=request_id, model=job.ner.name, mode=job.ner.mode, results=results,
+                           usage=Usage(texts=len(job.texts), sequences=sequences, generated_tokens=tokens),
+                           timings_ms=timings)
+
+    def describe(self) -> list[dict]:
+        """What /v1/models lists."""
+        from padellm.adapters import base_model_of
+
+        described = []
+        for mode, ner in self.models.items():
+            adapter, template = self.adapter_of[mode], ner.encoder.template
+            described.append({"id": ner.name, "mode": mode, "adapter": str(adapter),
+                              "base_model": str(base_model_of(adapter)), "labels": list(ner.labels),
+                              "template": f"{template.name}-v{template.version}"})
+        return described

@@ -1,0 +1,288 @@
+"""The HTTP app in-process (FastAPI's TestClient) on the transformers reference backend: every endpoint, every
+kind of bad input, failures, readiness, time-outs and client disconnects."""
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from padellm import load
+from padellm.engine.decoding import DecodeConfig
+from padellm_serve.app import create_app, decode_or_abort
+from padellm_serve.config import ServerConfig
+from padellm_serve.service import NERService
+
+from threaded_backend import transformers_loader
+
+LIMITS = ServerConfig(max_texts=4, max_text_chars=2000, max_body_bytes=8192, max_count_limit=5,
+                      request_timeout_s=60)
+DECODE = DecodeConfig(max_mention_tokens=6, max_autoregressive_tokens=16)
+
+
+def wait_ready(client, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = client.get("/health")
+        if response.json()["status"] != "loading":
+            return response
+        time.sleep(0.05)
+    raise AssertionError("the service did not finish loading")
+
+
+@pytest.fixture(scope="module")
+def service(tiny_adapters):
+    return NERService([tiny_adapters["parallel"], tiny_adapters["autoregressive"]], LIMITS, DECODE,
+                      loader=transformers_loader)
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    with TestClient(create_app(service), raise_server_exceptions=False) as client:
+        assert wait_ready(client).status_code == 200
+        yield client
+
+
+def post(client, body, **headers):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post("/v1/ner", content=data, headers={"Content-Type": "application/json", **headers})
+
+
+def test_health_and_models(client, tiny_adapters):
+    assert client.get("/health").json() == {"status": "ok"}
+    models = {m["mode"]: m for m in client.get("/v1/models").json()["data"]}
+    assert set(models) == {"parallel", "autoregressive"}
+    assert models["parallel"]["adapter"] == str(tiny_adapters["parallel"])
+    assert models["parallel"]["labels"] == ["LOC", "MISC", "ORG", "PER"]
+    assert models["parallel"]["template"] == "padellm-en-v1"
+    assert client.get("/openapi.json").json()["paths"].keys() >= {"/v1/ner", "/health", "/v1/models", "/metrics"}
+
+
+@pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
+def test_entities_equal_offline_extraction(client, tiny_adapters, mode):
+    texts = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "Paris"]
+    response = post(client, {"input": texts, "mode": mode, "return_timings": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["mode"] == mode and body["model"] == tiny_adapters[mode].name and body["usage"]["texts"] == 3
+    offline = load(tiny_adapters[mode], "transformers", decode_config=DECODE).run(texts)
+    for text, result, expected in zip(texts, body["results"], offline.entities):
+        assert [(e["start"], e["end"], e["label"]) for e in result["entities"]] == \
+               [(e.start, e.end, e.label) for e in expected]
+        assert all(e["text"] == text[e["start"]:e["end"]] for e in result["entities"])
+    stages = {"parallel": {"count", "branches", "dedup_align", "total"}, "autoregressive": {"generate", "align", "total"}}
+    assert set(body["timings_ms"]) == stages[mode]
+    tokens = offline.stats["count_tokens"] + offline.stats["branch_tokens"] if mode == "parallel" \
+        else offline.stats["generated_tokens"]
+    assert body["usage"]["generated_tokens"] == tokens
+
+
+def test_options_labels_probabilities_and_one_text(client):
+    text = "EU rejects German call to boycott British lamb ."
+    full = post(client, {"input": text, "max_count": 5, "dedup": "none"}).json()
+    assert len(full["results"]) == 1 and "timings_ms" not in full
+    entities = full["results"][0]["entities"]
+    assert all(0 < e["probability"] <= 1 and e["score"] <= 0 for e in entities)
+    only = post(client, {"input": text, "labels": ["PER", "LOC"], "max_count": 5, "dedup": "none",
+                         "return_probabilities": False}).json()["results"][0]["entities"]
+    assert only == [{k: v for k, v in e.items() if k not in ("score", "probability")}
+                    for e in entities if e["label"] in ("PER", "LOC")]
+
+
+LONG_TEXT = " ".join(f"word{i}" for i in range(200))  # < 2000 characters, > 256 tokens
+BAD_REQUESTS = [
+    ({"input": ""}, "input", None),
+    ({"input": ["fine", "  \n"]}, "input[1]", None),
+    ({"input": "x" * 2001}, "input", 2000),
+    ({"input": LONG_TEXT}, "input", 256),
+    ({"input": ["a"] * 5}, "input", 4),
+    ({"input": []}, "input", None),
+    ({"input": 3}, "input", None),
+    ({"input": ["a", 3]}, "input[1]", None),
+    ({"input": None}, "input", None),
+    ({"input": "a", "labels": ["PER", "FOO"]}, "labels[1]", None),
+    ({"input": "a", "labels": []}, "labels", None),
+    ({"input": "a", "labels": "PER"}, "labels", None),
+    ({"input": "a", "max_count": -1}, "max_count", 1),
+    ({"input": "a", "max_count": 6}, "max_count", 5),
+    ({"input": "a", "max_count": 10**40}, "max_count", 5),
+    ({"input": "a", "max_count": 2.5}, "max_count", None),
+    ({"input": "a", "return_timings": "yes"}, "return_timings", None),
+    ({"input": "a", "mode": "beam"}, "mode", None),
+    ({"input": "a", "dedup": "maybe"}, "dedup", None),
+    ({"inptu": "a"}, "inptu", None),
+    ({"inptu": "a"}, "input", None),
+    ([1, 2], "body", None),
+    (b'{"input": "a",', "body", None),
+    (b'{"input": "caf\xe9"}', "body", None),
+    (b'{"input": "\\ud800 lone surrogate"}', "input", None),
+]
+
+
+@pytest.mark.parametrize("body,field,limit", BAD_REQUESTS, ids=[f"{i}-{b[1]}" for i, b in enumerate(BAD_REQUESTS)])
+def test_bad_input_is_a_400_naming_the_field(client, body, field, limit):
+    response = post(client, body, **{"X-Request-ID": "test-42"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request" and error["request_id"] == "test-42"
+    assert response.headers["x-request-id"] == "test-42"
+    problem = next((p for p in error["problems"] if p["field"] == field), None)
+    assert problem is not None, error
+    assert problem["limit"] == limit
+    assert field in error["message"]
+
+
+def test_every_problem_is_reported_at_once(client):
+    error = post(client, {"input": ["", "ok", " "], "max_count": 99, "labels": ["NOPE"]}).json()["error"]
+    assert {p["field"] for p in error["problems"]} == {"input[0]", "input[2]", "max_count", "labels[0]"}
+
+
+def test_body_too_large_is_a_413(client):
+    response = post(client, {"input": "a" * 9000})
+    assert response.status_code == 413
+    assert response.json()["error"]["problems"] == [{"field": "body", "message": "the request body is too large",
+                                                     "limit": 8192}]
+
+
+def test_unknown_routes_and_methods_are_json_errors(client):
+    assert client.get("/v2/ner").json()["error"]["type"] == "not_found"
+    response = client.get("/v1/ner")
+    assert response.status_code == 405 and response.json()["error"]["type"] == "method_not_allowed"
+
+
+def test_an_unexpected_failure_is_a_logged_500_and_the_server_goes_on(client, service, monkeypatch, caplog):
+    async def explode(job):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(service, "run", explode)
+    response = post(client, {"input": "Paris"}, **{"X-Request-ID": "boom-1"})
+    assert response.status_code == 500
+    assert response.json()["error"] == {"type": "internal", "request_id": "boom-1", "problems": [],
+                                        "message": "internal error; the server log has the details under request id boom-1"}
+    assert any("boom-1" in r.getMessage() and "kaboom" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
+    assert post(client, {"input": "Paris"}).status_code == 200
+
+
+def test_metrics(client):
+    post(client, {"input": "Paris"})
+    post(client, {"input": ""})
+    text = client.get("/metrics").text
+    assert 'padellm_requests_total{mode="parallel",status="200"}' in text
+    assert 'padellm_requests_total{mode="parallel",status="400"}' in text
+    assert 'padellm_stage_seconds_count{mode="parallel",stage="branches"}' in text
+    assert "padellm_branches_per_request_count" in text
+    assert "padellm_requests_in_flight 0.0" in text
+    assert "padellm_ready 1.0" in text
+
+
+class HangingBackend:
+    """Never answers; records that its caller was cancelled."""
+
+    def __init__(self, adapter):
+        self.adapter, self.max_model_len, self.cancelled = adapter, 256, threading.Event()
+
+    async def generate(self, prompts, max_new_tokens, stop_ids=(), score_ids=()):
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+
+def test_a_request_that_times_out_is_aborted_with_a_504(tiny_adapters):
+    backends = []
+
+    def loader(adapters, decode_config, vllm_config):
+        backends.append(HangingBackend(adapters[0].resolve()))
+        return [load(adapters[0], backends[0], decode_config=decode_config)]
+
+    service = NERService([tiny_adapters["parallel"]], ServerConfig(request_timeout_s=0.3), loader=loader)
+    with TestClient(create_app(service)) as client:
+        wait_ready(client)
+        started = time.monotonic()
+        response = post(client, {"input": "Paris"})
+        assert response.status_code == 504 and time.monotonic() - started < 5
+        assert response.json()["error"]["problems"][0]["limit"] == 0.3
+        assert backends[0].cancelled.is_set()
+        assert 'status="504"' in client.get("/metrics").text
+
+
+class FakeRequest:
+    def __init__(self, disconnect_after: float | None):
+        self.disconnect_after = disconnect_after
+
+    async def receive(self):
+        if self.disconnect_after is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(self.disconnect_after)
+        return {"type": "http.disconnect"}
+
+
+def test_decode_or_abort():
+    async def scenario(disconnect_after, work_seconds, timeout):
+        cancelled = []
+
+        async def work():
+            try:
+                await asyncio.sleep(work_seconds)
+                return "result"
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+
+        outcome = await decode_or_abort(work(), FakeRequest(disconnect_after), timeout)
+        return outcome, bool(cancelled)
+
+    assert asyncio.run(scenario(None, 0.01, 5)) == ("result", False)
+    assert asyncio.run(scenario(0.01, 5, 5)) == ("disconnected", True)
+    assert asyncio.run(scenario(None, 5, 0.05)) == ("timeout", True)
+
+
+def test_not_ready_then_ready_and_a_failed_load(tiny_adapters):
+    release = threading.Event()
+
+    def slow_loader(adapters, decode_config, vllm_config):
+        release.wait(30)
+        return transformers_loader(adapters, decode_config, vllm_config)
+
+    service = NERService([tiny_adapters["parallel"]], loader=slow_loader)
+    with TestClient(create_app(service)) as client:
+        health = client.get("/health")
+        assert health.status_code == 503 and health.json() == {"status": "loading"}
+        response = post(client, {"input": "Paris"})
+        assert response.status_code == 503 and response.headers["retry-after"] == "5"
+        assert response.json()["error"]["type"] == "not_ready"
+        assert client.get("/v1/models").status_code == 503
+        release.set()
+        assert wait_ready(client).status_code == 200
+        assert post(client, {"input": "Paris"}).status_code == 200
+
+    def broken_loader(adapters, decode_config, vllm_config):
+        raise OSError("no such model")
+
+    failures = []
+    service = NERService([tiny_adapters["parallel"]], loader=broken_loader)
+    with TestClient(create_app(service, on_load_failure=lambda: failures.append(1))) as client:
+        health = wait_ready(client)
+        assert health.status_code == 503 and health.json() == {"status": "failed", "detail": "OSError: no such model"}
+        assert "no such model" in post(client, {"input": "Paris"}).json()["error"]["message"]
+    assert failures == [1]
+
+
+def test_a_server_without_an_autoregressive_adapter_says_so(tiny_adapters):
+    service = NERService([tiny_adapters["parallel"]], loader=transformers_loader)
+    with TestClient(create_app(service)) as client:
+        wait_ready(client)
+        error = post(client, {"input": "Paris", "mode": "autoregressive"}).json()["error"]
+        assert error["problems"] == [{"field": "mode", "message": "this server has no autoregressive adapter; it "
+                                                                  "serves parallel", "limit": None}]
+
+
+def test_two_adapters_of_one_mode_are_refused(tiny_adapters):
+    service = NERService([tiny_adapters["parallel"], tiny_adapters["parallel"]], loader=transformers_loader)
+    with TestClient(create_app(service)) as client:
+        health = wait_ready(client)
+        assert health.status_code == 503 and "two parallel adapters" in health.json()["detail"]
