@@ -7,7 +7,7 @@ that a typo in a field name is an error rather than a silently ignored option.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -17,6 +17,7 @@ from padellm.ner import entity_record
 from padellm.types import Entity
 
 Mode = Literal["parallel", "autoregressive"]
+Text = Annotated[StrictStr, Field(min_length=1)]
 
 
 class NERRequest(BaseModel):
@@ -24,10 +25,10 @@ class NERRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    input: StrictStr | list[StrictStr] = Field(
+    input: Text | list[Text] = Field(
         description="One text, or a list of texts decoded together (at most the server's max_texts).")
     labels: list[StrictStr] | None = Field(
-        None, description="Only these of the adapter's labels (default: all of them).")
+        None, min_length=1, description="Only these of the adapter's labels (default: all of them).")
     mode: Mode = Field("parallel", description="parallel (PaDeLLM) or autoregressive (the baseline adapter, "
                                                "when the server was started with one).")
     dedup: Literal[tuple(STRATEGIES)] | None = Field(  # type: ignore[valid-type]
@@ -122,7 +123,10 @@ class Health(BaseModel):
 
 
 # ------------------------------------------------------------------ validation errors -> problems
-UNION_TAGS = {"str", "list[str]"}
+def is_union_tag(part) -> bool:
+    """pydantic names the members of a union in error locations ("constrained-str", "list[constrained-str]");
+    field names are identifiers and never builtin type names."""
+    return isinstance(part, str) and (not part.isidentifier() or part in ("str", "int", "float", "bool", "list"))
 
 
 def field_path(loc: tuple) -> str:
@@ -131,7 +135,7 @@ def field_path(loc: tuple) -> str:
     for part in loc[1:] if loc and loc[0] == "body" else loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part not in UNION_TAGS:
+        elif not is_union_tag(part):
             path += f".{part}" if path else str(part)
     return path or "body"
 
@@ -151,9 +155,9 @@ def problems_from_validation(errors: list[dict]) -> list[Problem]:
             problems["body"] = Problem(field="body", message=f"not valid JSON: {reason}"
                                        + (f" at character {position}" if isinstance(position, int) else ""))
             continue
-        if any(part in UNION_TAGS for part in loc):
+        if any(is_union_tag(part) for part in loc):
             union_fields.add(loc[1] if loc and loc[0] == "body" else loc[0])
-            if loc[-1] in UNION_TAGS:  # the value's own type fits neither branch
+            if is_union_tag(loc[-1]):  # the value itself fits no member of the union
                 continue
         limit = error.get("ctx", {}).get("ge", error.get("ctx", {}).get("le"))
         message = "unknown field" if kind == "extra_forbidden" else error.get("msg", kind)
@@ -162,5 +166,5 @@ def problems_from_validation(errors: list[dict]) -> list[Problem]:
         problems.setdefault(field, Problem(field=field, message=message, limit=limit))
     for name in union_fields:
         if not any(key == name or key.startswith(f"{name}[") for key in problems):
-            problems[name] = Problem(field=name, message="must be a string or a list of strings")
+            problems[name] = Problem(field=name, message="must be a non-empty string or a list of non-empty strings")
     return list(problems.values())

@@ -135,7 +135,10 @@ def test_bad_input_is_a_400_naming_the_field(client, body, field, limit):
 
 
 def test_every_problem_is_reported_at_once(client):
-    error = post(client, {"input": ["", "ok", " "], "max_count": 99, "labels": ["NOPE"]}).json()["error"]
+    # Two passes: the schema's types first, then the values against the adapter and the limits.
+    error = post(client, {"input": ["a", 3, ""], "max_count": -1, "mode": "x"}).json()["error"]
+    assert {p["field"] for p in error["problems"]} == {"input[1]", "input[2]", "max_count", "mode"}
+    error = post(client, {"input": ["\t", "ok", " "], "max_count": 99, "labels": ["NOPE"]}).json()["error"]
     assert {p["field"] for p in error["problems"]} == {"input[0]", "input[2]", "max_count", "labels[0]"}
 
 

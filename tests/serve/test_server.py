@@ -1,0 +1,208 @@
+"""``padellm serve`` as a subprocess on vLLM (one server for the module, on the tiny random Llama with a parallel
+and an autoregressive LoRA adapter): results equal offline extraction, concurrent requests equal sequential
+ones, a client disconnect aborts the engine requests, a fuzz of the OpenAPI schema finds no 500, and SIGTERM
+drains in-flight requests. The last test stops the server."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from padellm import load  # noqa: E402
+from padellm.cli import main as padellm_main  # noqa: E402
+from padellm.client import NERClient, ServerError  # noqa: E402
+from padellm.engine.decoding import DecodeConfig  # noqa: E402
+from padellm.errors import InvalidRequestError  # noqa: E402
+
+# Quantile 0.9 makes the tiny adapter state counts > 0, so that requests have branches; 96 autoregressive tokens
+# (a random model rarely stops) make an autoregressive request last long enough to disconnect from it.
+DECODE = DecodeConfig(max_mention_tokens=8, max_autoregressive_tokens=96, count_rule="quantile", count_quantile=0.9)
+TEXTS = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", "Paris", "BRUSSELS 1996-08-22",
+         "The European Commission said on Thursday it disagreed with German advice .", "Germany 's representative",
+         "Fischler proposed EU-wide measures after reports from Britain and France", "Rabinovich is winding up"]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def metric(self, name: str) -> float:
+        text = urllib.request.urlopen(f"{self.url}/metrics", timeout=10).read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+    def wait_for(self, name: str, predicate, seconds: float = 30) -> float:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            value = self.metric(name)
+            if predicate(value):
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"{name} stayed at {value}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_adapters, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    command = [sys.executable, "-m", "padellm_serve", "--adapter", str(tiny_adapters["parallel"]),
+               "--adapter", str(tiny_adapters["autoregressive"]), "--port", str(port), "--dtype", "float32",
+               "--lora", "request", "--max-model-len", "512", "--max-num-seqs", "64", "--max-texts", "8",
+               "--max-text-chars", "400", "--max-count-limit", "9", "--max-mention-tokens", "8",
+               "--max-autoregressive-tokens", "96", "--count-rule", "quantile", "--count-quantile", "0.9"]
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    client = NERClient(server.url, timeout=5)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if client.health()["status"] == "ok":
+                break
+        except ServerError:
+            pass
+        time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail(f"the server did not become ready:\n{log.read_text()[-3000:]}")
+    yield server
+    if process.poll() is None:
+        process.terminate()
+        process.wait(60)
+
+
+def test_endpoints(server, tiny_adapters):
+    client = NERClient(server.url)
+    assert client.health() == {"status": "ok"}
+    assert {m["mode"]: m["adapter"] for m in client.models()} == {
+        "parallel": str(tiny_adapters["parallel"]), "autoregressive": str(tiny_adapters["autoregressive"])}
+    schema = json.loads(urllib.request.urlopen(f"{server.url}/openapi.json").read())
+    assert schema["paths"]["/v1/ner"]["post"]["requestBody"]["content"]["application/json"]
+    assert server.metric("padellm_ready") == 1
+
+
+@pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
+def test_results_equal_offline_extraction(server, tiny_adapters, mode):
+    response = NERClient(server.url).request(TEXTS[:3], mode=mode)
+    offline = load(tiny_adapters[mode], "transformers", decode_config=DECODE).run(TEXTS[:3])
+    got = [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in response["results"]]
+    assert got == [[(e.start, e.end, e.label) for e in entities] for entities in offline.entities]
+    if mode == "parallel":
+        assert response["usage"]["sequences"] == offline.stats["count_prompts"] + offline.stats["branches"]
+        assert offline.stats["branches"] > 0
+
+
+def test_concurrent_requests_equal_sequential_ones(server):
+    # The tiny random model's mentions rarely occur in the text, so entity lists are mostly empty: the
+    # comparison also covers what was decoded (sequences and tokens generated per text).
+    client = NERClient(server.url)
+
+    def decoded(response):
+        spans = [[(e["start"], e["end"], e["label"], round(e["score"], 3)) for e in r["entities"]]
+                 for r in response["results"]]
+        return spans, response["usage"]
+
+    sequential = [decoded(client.request(text)) for text in TEXTS]
+    with ThreadPoolExecutor(len(TEXTS)) as pool:
+        concurrent = list(pool.map(lambda text: decoded(client.request(text)), TEXTS))
+    assert concurrent == sequential
+    assert sum(usage["sequences"] for _, usage in sequential) > 4 * len(TEXTS)  # branches, not only counts
+    batched = client.request(TEXTS)
+    assert [r["entities"] for r in batched["results"]] == [client.extract(text)[0] for text in TEXTS]
+    assert batched["usage"]["generated_tokens"] == sum(usage["generated_tokens"] for _, usage in sequential)
+
+
+def test_extract_command_and_client_use_the_server(server, capsys):
+    assert padellm_main(["extract", "--server", server.url, "--timings", *TEXTS[:2]]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == TEXTS[:2]
+    assert [line["entities"] for line in lines] == NERClient(server.url).extract(TEXTS[:2])
+    assert all(line["ms"] > 0 for line in lines)
+    with pytest.raises(InvalidRequestError) as caught:
+        NERClient(server.url).extract(["fine", " "])
+    assert caught.value.parameter == "input[1]" and caught.value.value == " "
+    assert padellm_main(["extract", "--server", server.url, "--count-rule", "greedy", "Paris"]) == 2
+    assert "--count-rule are set when the server starts" in capsys.readouterr().err
+    with pytest.raises(ServerError) as caught:
+        NERClient(f"http://127.0.0.1:{free_port()}").health()
+    assert caught.value.status == 0 and "cannot reach the server" in str(caught.value)
+
+
+def test_a_client_disconnect_aborts_its_engine_requests(server):
+    closed_before = server.metric('padellm_requests_total{mode="autoregressive",status="499"}')
+    body = json.dumps({"input": TEXTS, "mode": "autoregressive"}).encode()
+    sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    sock.sendall(b"POST /v1/ner HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    server.wait_for("padellm_engine_unfinished_sequences", lambda n: n == len(TEXTS))
+    sock.close()
+    server.wait_for('padellm_requests_total{mode="autoregressive",status="499"}', lambda n: n == closed_before + 1)
+    assert server.wait_for("padellm_engine_unfinished_sequences", lambda n: n == 0) == 0
+    assert server.metric("padellm_requests_in_flight") == 0
+    assert NERClient(server.url).extract("Paris")  # still serving
+
+
+def test_fuzzing_the_openapi_schema_finds_no_server_error(server):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.generation import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    answered = server.metric('padellm_requests_total{mode="parallel",status="200"}')
+    failures = []
+    both = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    for path, method, modes, examples in [("/v1/ner", "POST", both, 40), ("/health", "GET", both[:1], 2),
+                                          ("/v1/models", "GET", both[:1], 2), ("/metrics", "GET", both[:1], 2)]:
+        operation = schema[path][method]
+        for mode in modes:
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            def call(case):
+                response = case.call(base_url=server.url, timeout=60)
+                if response.status_code >= 500:
+                    failures.append((case.method, case.path, case.body, response.status_code, response.text[:300]))
+                elif response.status_code >= 400 and path == "/v1/ner":
+                    assert response.json()["error"]["request_id"]
+
+            call()
+    assert not failures, failures
+    # Both kinds got through: valid requests were decoded, invalid ones were refused.
+    assert server.metric('padellm_requests_total{mode="parallel",status="200"}') > answered + 5
+    assert server.metric('padellm_requests_total{mode="unknown",status="400"}') > 10
+
+
+def test_sigterm_drains_in_flight_requests_then_exits(server):
+    outcome = {}
+
+    def slow_request():
+        outcome["entities"] = NERClient(server.url).extract(TEXTS, mode="autoregressive")
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    server.wait_for("padellm_requests_in_flight", lambda n: n == 1)
+    server.process.send_signal(signal.SIGTERM)
+    thread.join(60)
+    assert len(outcome["entities"]) == len(TEXTS)  # answered, not cut off
+    # uvicorn re-raises the signal once it has shut down cleanly, so the exit status is "terminated by SIGTERM".
+    assert server.process.wait(60) == -signal.SIGTERM
+    log = server.log.read_text()
+    assert log.index("Waiting for connections to close") < log.index("Application shutdown complete")
