@@ -58,6 +58,19 @@ def dataclass_from_args(cls: type, args: argparse.Namespace):
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 
+def dataclass_to_argv(config) -> list[str]:
+    """The flags that rebuild ``config`` through :func:`add_dataclass_arguments` (fields left at their default
+    are omitted): for handing a config to a child process's command line."""
+    argv = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value == field.default:
+            continue
+        flag = field.name.replace("_", "-")
+        argv += [f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else [f"--{flag}", str(value)]
+    return argv
+
+
 def add_override_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """``--field`` and ``--section.field`` flags for a config with nested dataclass sections. Their values stay
     strings and default to absent: they override a YAML file, and the config loader converts and validates them."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_latencies(latencies_ms: dict[str, list[float]], path: str | Path, title: str = "") -> Path:
+def plot_latencies(latencies_ms: dict[str, list[float]], path: str | Path, title: str = "", paired: bool = True) -> Path:
     """Per-sentence latency of each decoder: a cumulative distribution (left) and latency against the
-    first decoder's on the same sentence (right, one point per sentence, when there are two decoders)."""
+    first decoder's on the same sentence (right, one point per sentence, when there are two decoders and
+    ``paired``: both lists follow the same sentences)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -15,7 +16,7 @@ def plot_latencies(latencies_ms: dict[str, list[float]], path: str | Path, title
     import numpy as np
 
     names = list(latencies_ms)
-    pairs = len(names) == 2
+    pairs = paired and len(names) == 2
     figure, axes = plt.subplots(1, 2 if pairs else 1, figsize=(11 if pairs else 6, 4.2), squeeze=False)
     cdf = axes[0][0]
     for name in names:

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from padellm.configargs import add_dataclass_arguments, dataclass_from_args, field_docs
+from padellm.configargs import add_dataclass_arguments, dataclass_from_args, dataclass_to_argv, field_docs
 from padellm.corpus import ReadOptions
 from padellm.errors import ConfigError
 
@@ -37,6 +37,12 @@ def test_flags_come_from_fields_with_their_docstrings():
     config, _ = parse(["--rank", "4", "--alpha", "0.5", "--name", "y", "--packed"])
     assert config == Toy(4, 0.5, "y", True)
     assert parse(["--no-packed"])[0].packed is False
+
+
+@pytest.mark.parametrize("config", [Toy(), Toy(4, 0.5, "y z", True), Toy(name="")])
+def test_to_argv_round_trips(config):
+    assert parse(dataclass_to_argv(config))[0] == config
+    assert dataclass_to_argv(Toy(rank=3)) == ["--rank", "3"]
 
 
 def test_values_are_validated_by_the_class():

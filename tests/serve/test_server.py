@@ -3,16 +3,14 @@ and an autoregressive LoRA adapter): results equal offline extraction, concurren
 ones, a client disconnect aborts the engine requests, a fuzz of the OpenAPI schema finds no 500, and SIGTERM
 drains in-flight requests. The last test stops the server."""
 
+import importlib.util
 import json
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,8 +20,10 @@ pytest.importorskip("vllm")
 from padellm import load  # noqa: E402
 from padellm.cli import main as padellm_main  # noqa: E402
 from padellm.client import NERClient, ServerError  # noqa: E402
+from padellm.configargs import dataclass_to_argv  # noqa: E402
 from padellm.engine.decoding import DecodeConfig  # noqa: E402
 from padellm.errors import InvalidRequestError  # noqa: E402
+from padellm_serve.process import ServerProcess, free_port  # noqa: E402
 
 # Quantile 0.9 makes the tiny adapter state counts > 0, so that requests have branches; 96 autoregressive tokens
 # (a random model rarely stops) make an autoregressive request last long enough to disconnect from it.
@@ -33,60 +33,30 @@ TEXTS = ["EU rejects German call to boycott British lamb .", "Peter Blackburn", 
          "Fischler proposed EU-wide measures after reports from Britain and France", "Rabinovich is winding up"]
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def metric(self, name: str) -> float:
-        text = urllib.request.urlopen(f"{self.url}/metrics", timeout=10).read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
-
-    def wait_for(self, name: str, predicate, seconds: float = 30) -> float:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            value = self.metric(name)
-            if predicate(value):
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"{name} stayed at {value}")
+def metric(server: ServerProcess, name: str) -> float:
+    """The sum of the samples whose line starts with ``name`` (a metric, or a metric with its labels)."""
+    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def wait_for(server: ServerProcess, name: str, predicate, seconds: float = 30) -> float:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = metric(server, name)
+        if predicate(value):
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"{name} stayed at {value}")
 
 
 @pytest.fixture(scope="module")
 def server(tiny_adapters, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    command = [sys.executable, "-m", "padellm_serve", "--adapter", str(tiny_adapters["parallel"]),
-               "--adapter", str(tiny_adapters["autoregressive"]), "--port", str(port), "--dtype", "float32",
-               "--lora", "request", "--max-model-len", "512", "--max-num-seqs", "64", "--max-texts", "8",
-               "--max-text-chars", "400", "--max-count-limit", "9", "--max-mention-tokens", "8",
-               "--max-autoregressive-tokens", "96", "--count-rule", "quantile", "--count-quantile", "0.9"]
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    client = NERClient(server.url, timeout=5)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if client.health()["status"] == "ok":
-                break
-        except ServerError:
-            pass
-        time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail(f"the server did not become ready:\n{log.read_text()[-3000:]}")
+    args = ["--adapter", str(tiny_adapters["parallel"]), "--adapter", str(tiny_adapters["autoregressive"]),
+            "--dtype", "float32", "--lora", "request", "--max-model-len", "512", "--max-num-seqs", "64",
+            "--max-texts", "8", "--max-text-chars", "400", "--max-count-limit", "9", *dataclass_to_argv(DECODE)]
+    server = ServerProcess(args, tmp_path_factory.mktemp("server") / "server.log").start(ready_timeout=240)
     yield server
-    if process.poll() is None:
-        process.terminate()
-        process.wait(60)
+    server.stop()
 
 
 def test_endpoints(server, tiny_adapters):
@@ -96,7 +66,7 @@ def test_endpoints(server, tiny_adapters):
         "parallel": str(tiny_adapters["parallel"]), "autoregressive": str(tiny_adapters["autoregressive"])}
     schema = json.loads(urllib.request.urlopen(f"{server.url}/openapi.json").read())
     assert schema["paths"]["/v1/ner"]["post"]["requestBody"]["content"]["application/json"]
-    assert server.metric("padellm_ready") == 1
+    assert metric(server, "padellm_ready") == 1
 
 
 @pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
@@ -147,16 +117,16 @@ def test_extract_command_and_client_use_the_server(server, capsys):
 
 
 def test_a_client_disconnect_aborts_its_engine_requests(server):
-    closed_before = server.metric('padellm_requests_total{mode="autoregressive",status="499"}')
+    closed_before = metric(server, 'padellm_requests_total{mode="autoregressive",status="499"}')
     body = json.dumps({"input": TEXTS, "mode": "autoregressive"}).encode()
-    sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    sock = socket.create_connection(("127.0.0.1", server.port))
     sock.sendall(b"POST /v1/ner HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    server.wait_for("padellm_engine_unfinished_sequences", lambda n: n == len(TEXTS))
+    wait_for(server, "padellm_engine_unfinished_sequences", lambda n: n == len(TEXTS))
     sock.close()
-    server.wait_for('padellm_requests_total{mode="autoregressive",status="499"}', lambda n: n == closed_before + 1)
-    assert server.wait_for("padellm_engine_unfinished_sequences", lambda n: n == 0) == 0
-    assert server.metric("padellm_requests_in_flight") == 0
+    wait_for(server, 'padellm_requests_total{mode="autoregressive",status="499"}', lambda n: n == closed_before + 1)
+    assert wait_for(server, "padellm_engine_unfinished_sequences", lambda n: n == 0) == 0
+    assert metric(server, "padellm_requests_in_flight") == 0
     assert NERClient(server.url).extract("Paris")  # still serving
 
 
@@ -166,7 +136,7 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(server):
     from schemathesis.generation import GenerationMode
 
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
-    answered = server.metric('padellm_requests_total{mode="parallel",status="200"}')
+    answered = metric(server, 'padellm_requests_total{mode="parallel",status="200"}')
     failures = []
     both = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     for path, method, modes, examples in [("/v1/ner", "POST", both, 40), ("/health", "GET", both[:1], 2),
@@ -186,8 +156,30 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(server):
             call()
     assert not failures, failures
     # Both kinds got through: valid requests were decoded, invalid ones were refused.
-    assert server.metric('padellm_requests_total{mode="parallel",status="200"}') > answered + 5
-    assert server.metric('padellm_requests_total{mode="unknown",status="400"}') > 10
+    assert metric(server, 'padellm_requests_total{mode="parallel",status="200"}') > answered + 5
+    assert metric(server, 'padellm_requests_total{mode="unknown",status="400"}') > 10
+
+
+def test_load_benchmark_script(server, tiny_adapters, tmp_path):
+    path = Path(__file__).resolve().parents[2] / "eval" / "benchmark_server.py"
+    spec = importlib.util.spec_from_file_location("benchmark_server", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out, plot = tmp_path / "load.json", tmp_path / "load.png"
+    argv = ["--url", server.url, "--parallel", str(tiny_adapters["parallel"]), "--autoregressive",
+            str(tiny_adapters["autoregressive"]), "--dataset", str(tiny_adapters["corpus"]), "--clients", "3",
+            "--duration", "2", "--warmup", "1", "--spot-check", "0", "--no-progress", "--out", str(out),
+            "--plot", str(plot)]
+    assert module.main(argv) == 0
+    result = json.loads(out.read_text())
+    for mode in ("parallel", "autoregressive"):
+        summary = result["results"][mode]
+        assert summary["requests"] == summary["ok"] > 0 and summary["lost"] == 0 and summary["errors"] == {}
+        assert len(summary["latencies_ms"]) == summary["ok"]
+        assert summary["p50_ms"] <= summary["p95_ms"] <= summary["p99_ms"] <= summary["max_ms"]
+        assert summary["identical_every_time"] == summary["repeated_sentences"] > 0
+    assert plot.stat().st_size > 10_000
+    assert module.main([*argv, "--modes", "beam"]) == 2
 
 
 def test_sigterm_drains_in_flight_requests_then_exits(server):
@@ -198,11 +190,11 @@ def test_sigterm_drains_in_flight_requests_then_exits(server):
 
     thread = threading.Thread(target=slow_request)
     thread.start()
-    server.wait_for("padellm_requests_in_flight", lambda n: n == 1)
+    wait_for(server, "padellm_requests_in_flight", lambda n: n == 1)
     server.process.send_signal(signal.SIGTERM)
     thread.join(60)
     assert len(outcome["entities"]) == len(TEXTS)  # answered, not cut off
     # uvicorn re-raises the signal once it has shut down cleanly, so the exit status is "terminated by SIGTERM".
     assert server.process.wait(60) == -signal.SIGTERM
-    log = server.log.read_text()
+    log = server.log_path.read_text()
     assert log.index("Waiting for connections to close") < log.index("Application shutdown complete")

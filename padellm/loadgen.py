@@ -1,0 +1,122 @@
+"""Load generation against ``padellm serve``: N concurrent clients for T seconds, every request accounted for.
+
+Each client thread sends one sentence per request (the next one of a shared cycle over the sample) and waits
+for the answer before sending the next, so that N is the number of requests in flight. A request ends as a
+response (HTTP 200, checked to carry one result), an explicit error (its HTTP status), or lost (no answer:
+connection refused / reset / timed out); the summary counts each.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from padellm.client import NERClient, ServerError
+from padellm.errors import InvalidRequestError
+
+
+@dataclass(frozen=True)
+class Outcome:
+    index: int
+    """Which sentence of the sample was sent."""
+    seconds: float
+    status: int
+    """200, the HTTP error status, or 0 when no answer came back."""
+    entities: tuple | None = None
+    """(start, end, label) of each entity, for 200 answers."""
+    error: str = ""
+
+
+def _entities(response: dict) -> tuple:
+    (result,) = response["results"]  # one text sent, one result back: anything else is a server bug
+    return tuple((e["start"], e["end"], e["label"]) for e in result["entities"])
+
+
+def run_load(url: str, texts: list[str], clients: int, duration_s: float, mode: str = "parallel",
+             timeout_s: float = 120.0, progress: bool = True) -> tuple[list[Outcome], float]:
+    """Drive the server; (every request's outcome, wall seconds from the first send to the last answer)."""
+    from tqdm.auto import tqdm
+
+    order = itertools.cycle(range(len(texts)))
+    lock = threading.Lock()
+    outcomes: list[Outcome] = []
+    started = time.perf_counter()
+    deadline = started + duration_s
+
+    def client_loop() -> None:
+        client = NERClient(url, timeout=timeout_s)
+        while time.perf_counter() < deadline:
+            with lock:
+                index = next(order)
+            sent = time.perf_counter()
+            try:
+                outcome = Outcome(index, 0.0, 200, _entities(client.request(texts[index], mode=mode)))
+            except InvalidRequestError as err:
+                outcome = Outcome(index, 0.0, 400, error=str(err))
+            except ServerError as err:
+                outcome = Outcome(index, 0.0, err.status, error=str(err))
+            except Exception as err:  # a malformed answer is a failure to report, not to crash on
+                outcome = Outcome(index, 0.0, 0, error=f"{type(err).__name__}: {err}")
+            outcome = Outcome(outcome.index, time.perf_counter() - sent, outcome.status, outcome.entities,
+                              outcome.error)
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    with tqdm(total=round(duration_s), desc=f"load {mode} x{clients}", unit="s", disable=not progress) as bar:
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.5)
+            elapsed = min(round(time.perf_counter() - started), round(duration_s))
+            bar.update(elapsed - bar.n)
+            with lock:
+                bar.set_postfix(requests=len(outcomes), errors=sum(o.status != 200 for o in outcomes))
+    for thread in threads:
+        thread.join()
+    return outcomes, time.perf_counter() - started
+
+
+def summarize_load(outcomes: list[Outcome], wall_s: float) -> dict:
+    ok = [o for o in outcomes if o.status == 200]
+    latencies = np.asarray([o.seconds for o in ok]) * 1000 if ok else np.zeros(1)
+    statuses = Counter(o.status for o in outcomes if o.status != 200)
+    return {
+        "requests": len(outcomes), "ok": len(ok),
+        "errors": {str(status): count for status, count in sorted(statuses.items()) if status},
+        "lost": statuses.get(0, 0),
+        "requests_per_s": round(len(ok) / wall_s, 3) if wall_s else 0.0,
+        "wall_s": round(wall_s, 2),
+        "mean_ms": round(float(latencies.mean()), 1),
+        **{f"p{q}_ms": round(float(np.percentile(latencies, q)), 1) for q in (50, 95, 99)},
+        "max_ms": round(float(latencies.max()), 1),
+        "error_examples": sorted({o.error for o in outcomes if o.status != 200})[:5],
+    }
+
+
+def consistency(outcomes: list[Outcome]) -> dict:
+    """Sentences answered more than once under load: how many got the same entities every time."""
+    answers: dict[int, set] = {}
+    for outcome in outcomes:
+        if outcome.status == 200:
+            answers.setdefault(outcome.index, set()).add(outcome.entities)
+    times = Counter(o.index for o in outcomes if o.status == 200)
+    repeated = [index for index, count in times.items() if count > 1]
+    stable = [index for index in repeated if len(answers[index]) == 1]
+    return {"repeated_sentences": len(repeated), "identical_every_time": len(stable)}
+
+
+def spot_check(outcomes: list[Outcome], offline: dict[int, tuple]) -> dict:
+    """Answers under load against offline extraction of the same sentences (``offline``: index -> entities)."""
+    checked = [o for o in outcomes if o.status == 200 and o.index in offline]
+    agree = sum(o.entities == offline[o.index] for o in checked)
+    disagreements = [{"index": o.index, "served": o.entities, "offline": offline[o.index]}
+                     for o in checked if o.entities != offline[o.index]]
+    return {"responses_checked": len(checked), "sentences_checked": len({o.index for o in checked}),
+            "agree": agree, "agreement": round(agree / len(checked), 4) if checked else None,
+            "disagreements": disagreements[:5]}
