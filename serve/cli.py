@@ -11,7 +11,7 @@ from pathlib import Path
 from padellm.configargs import add_dataclass_arguments, dataclass_from_args
 from padellm.engine.decoding import DecodeConfig
 from padellm.engine.vllm_backend import VLLMConfig
-from padellm.errors import PadellmError
+from padellm.errors import MissingPackageError, PadellmError
 from padellm_serve.config import ServerConfig
 
 
@@ -26,7 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the server until it is told to stop; 1 if its engines failed to load."""
-    import uvicorn
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as err:
+        raise MissingPackageError(err.name, "pip install -e .[serve]", "padellm serve") from err
 
     from padellm.adapters import shipped_adapter
     from padellm_serve.app import create_app

@@ -73,6 +73,16 @@ class VLLMConfig:
             raise ConfigError(problems)
 
 
+def import_vllm():
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines drown a command's output
+    try:
+        import vllm
+    except ImportError as err:
+        raise MissingPackageError("vllm", "pip install -e .[cpu]  (or .[gpu] on a CUDA machine)",
+                                  "decoding on vLLM") from err
+    return vllm
+
+
 def _on_cpu() -> bool:
     import_vllm()
     from vllm.platforms import current_platform
@@ -108,16 +118,6 @@ def engine_arguments(model_dir: str | Path, config: VLLMConfig, enable_lora: boo
     if enable_lora:
         kwargs.update(enable_lora=True, max_lora_rank=config.max_lora_rank, max_loras=config.max_loras)
     return kwargs
-
-
-def import_vllm():
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines drown a command's output
-    try:
-        import vllm
-    except ImportError as err:
-        raise MissingPackageError("vllm", "pip install -e .[cpu]  (or .[gpu] on a CUDA machine)",
-                                  "decoding on vLLM") from err
-    return vllm
 
 
 class LoRARegistry:

@@ -5,8 +5,8 @@ from padellm.encoding import PromptEncoder
 from padellm.engine.backend import Generation, TransformersBackend
 from padellm.engine.align import Mention
 from padellm.engine.decoding import (DecodeConfig, build_branches, count_from_scores, count_prompts,
-                                     decode_autoregressive, decode_parallel, merge)
-from padellm.errors import ConfigError
+                                     decode_autoregressive, decode_parallel, merge, parallel_steps, run_steps_async)
+from padellm.errors import ConfigError, InvalidRequestError
 from padellm.prompts import LabelSet, load_template
 from padellm.types import Entity
 
@@ -144,3 +144,37 @@ def test_transformers_backend_matches_hf_greedy_generate(tiny_llama_dir, tokeniz
             expected = expected[: expected.index(tokenizer.eos_token_id)]
         assert list(generation.token_ids) == expected
         assert len(generation.logprobs) == len(generation.token_ids) and generation.logprob <= 0
+
+
+def test_a_label_subset_decodes_only_those_labels(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    answers = {"location\n\n<num>": ("1", 0.0), "person\n\n<num>": ("1", 0.0),
+               "location\n\n<num>1\n<mention 1>": ("Paris", -0.5), "person\n\n<num>1\n<mention 1>": ("Anna", -0.1)}
+    backend = ScriptedBackend(encoder, answers)
+    result = decode_parallel(["Anna lives in Paris"], encoder, backend, DecodeConfig(count_rule="greedy"), ("PER",))
+    assert [c[0] for c in backend.calls] == [1, 1] and result.entities == [[Entity(0, 4, "PER")]]
+    encoder = PromptEncoder(tokenizer, load_template("autoregressive-en-v1"), LABELS)
+    backend = ScriptedBackend(encoder, {"entities:\n": ("person: Anna\nlocation: Paris\n", 0.0)})
+    assert decode_autoregressive(["Anna lives in Paris"], encoder, backend, labels=("LOC",)).entities == \
+        [[Entity(14, 19, "LOC")]]
+    with pytest.raises(InvalidRequestError, match=r"labels\[1\]: not one of the adapter's labels \['LOC', 'PER'\]"):
+        decode_autoregressive(["Anna"], encoder, backend, labels=("LOC", "ORG"))
+
+
+def test_the_async_driver_runs_the_same_decoder(tokenizer):
+    import asyncio
+
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    answers = {"location\n\n<num>": ("2", 0.0), "person\n\n<num>": ("1", 0.0),
+               "location\n\n<num>2\n<mention 1>": ("Paris", -0.5), "location\n\n<num>2\n<mention 2>": ("Anna", -2.0),
+               "person\n\n<num>1\n<mention 1>": ("Anna", -0.1)}
+
+    class AsyncScripted(ScriptedBackend):
+        async def generate(self, *args, **kwargs):
+            return ScriptedBackend.generate(self, *args, **kwargs)
+
+    config = DecodeConfig(count_rule="greedy")
+    steps = parallel_steps(["Anna lives in Paris"], encoder, config)
+    result = asyncio.run(run_steps_async(steps, AsyncScripted(encoder, answers)))
+    expected = decode_parallel(["Anna lives in Paris"], encoder, ScriptedBackend(encoder, answers), config)
+    assert result.entities == expected.entities and result.stats == expected.stats
