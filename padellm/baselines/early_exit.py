@@ -1,0 +1,111 @@
+"""Early-exit criteria for a multi-exit span model: after each exit, which sentences may stop here.
+
+Each criterion reads the span label distributions an exit produced for a batch, ``[batch, width, width,
+1 + labels]``, with the mask of candidate spans, and says per sentence whether to leave:
+
+- ``entropy``: the normalised entropy of each span's distribution (0: certain, 1: uniform), pooled over the
+  sentence's candidate spans by ``max`` (the least certain span decides) or ``mean``; leave when it is
+  at most ``threshold``.
+- ``confidence``: each span's highest probability, pooled by ``max`` (here: the least confident span, i.e.
+  the minimum) or ``mean``; leave when it is at least ``threshold``.
+- ``patience``: leave once the decoded entity set has stayed the same for ``patience`` consecutive exits.
+- ``none``: never leave early (the full model).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from padellm.errors import ConfigError
+
+CRITERIA = ("none", "entropy", "confidence", "patience")
+POOLINGS = ("max", "mean")
+
+
+@dataclass(frozen=True)
+class ExitConfig:
+    criterion: str = "none"
+    """none (the full model), entropy, confidence or patience."""
+    threshold: float = 0.0
+    """entropy: leave at or below this normalised entropy; confidence: at or above this probability."""
+    pooling: str = "max"
+    """How span scores pool into one per sentence: max (the least certain span decides) or mean."""
+    patience: int = 2
+    """patience: leave when the entities stayed unchanged for this many consecutive exits."""
+    min_layer: int = 1
+    """No sentence leaves before this exit (1-based)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.criterion not in CRITERIA:
+            problems.append(f"criterion must be one of {', '.join(CRITERIA)}; got {self.criterion!r}")
+        if self.pooling not in POOLINGS:
+            problems.append(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
+        if self.criterion in ("entropy", "confidence") and not 0 <= self.threshold <= 1:
+            problems.append(f"threshold must be in [0, 1] for {self.criterion}; got {self.threshold}")
+        if self.patience < 1:
+            problems.append(f"patience must be >= 1; got {self.patience}")
+        if self.min_layer < 1:
+            problems.append(f"min_layer must be >= 1; got {self.min_layer}")
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def name(self) -> str:
+        if self.criterion == "none":
+            return "full model"
+        if self.criterion == "patience":
+            return f"patience {self.patience}"
+        return f"{self.criterion} ({self.pooling}) {self.threshold:g}"
+
+
+def _pool(values: torch.Tensor, mask: torch.Tensor, pooling: str, worst: str) -> torch.Tensor:
+    """Per-sentence pooling of ``[batch, width, width]`` span values over ``mask``; ``worst`` ("max" or "min")
+    is what max pooling means for this value. A sentence without candidate spans pools to the best value."""
+    mask = mask.to(values.dtype)
+    if pooling == "mean":
+        return (values * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)
+    if worst == "max":
+        return torch.where(mask.bool(), values, torch.zeros_like(values)).amax((1, 2))
+    return torch.where(mask.bool(), values, torch.ones_like(values)).amin((1, 2))
+
+
+def normalised_entropy(probabilities: torch.Tensor) -> torch.Tensor:
+    """Entropy of each distribution over the last axis, divided by its maximum (log of the class count)."""
+    entropy = -(probabilities * probabilities.clamp(min=1e-12).log()).sum(-1)
+    return entropy / math.log(probabilities.shape[-1])
+
+
+def sentence_entropy(probabilities: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    return _pool(normalised_entropy(probabilities), mask, pooling, worst="max")
+
+
+def sentence_confidence(probabilities: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    return _pool(probabilities.amax(-1), mask, pooling, worst="min")
+
+
+def leave_now(config: ExitConfig, probabilities: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Booleans ``[batch]``: which sentences the entropy or confidence criterion lets leave at this exit."""
+    if config.criterion == "entropy":
+        return sentence_entropy(probabilities, mask, config.pooling) <= config.threshold
+    if config.criterion == "confidence":
+        return sentence_confidence(probabilities, mask, config.pooling) >= config.threshold
+    return torch.zeros(probabilities.shape[0], dtype=torch.bool)
+
+
+class Patience:
+    """Per-sentence streaks of unchanged decoded entity sets across consecutive exits."""
+
+    def __init__(self, batch_size: int, patience: int):
+        self.patience = patience
+        self.last: list[object] = [None] * batch_size
+        self.streak = [0] * batch_size
+
+    def update(self, sentence: int, decoded) -> bool:
+        """Record ``sentence``'s entities at this exit; True once they stayed the same ``patience`` times."""
+        self.streak[sentence] = self.streak[sentence] + 1 if decoded == self.last[sentence] else 0
+        self.last[sentence] = decoded
+        return self.streak[sentence] >= self.patience

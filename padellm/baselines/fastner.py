@@ -1,0 +1,248 @@
+"""FastNER (Zhang, Gao, Zhu and Wang, ADMA 2023): a BERT biaffine span model with an exit after every encoder
+layer, each exit's head fed through a convolutional bypass, and early exiting per sentence.
+
+Every layer l has an exit: ``bypass_l`` (``h + conv(h)``, a small 1-D convolution over the layer's hidden states
+added back to them; the next layer still receives ``h`` itself) and a biaffine scorer (Yu et al., ACL 2020) over
+the first-subword states of the words, giving every span (i, j) a distribution over "no entity" and the labels.
+At inference the encoder runs layer by layer; after each exit the criterion (``ExitConfig``) decides which
+sentences leave, and the rest of the batch goes on without them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from padellm.baselines.early_exit import ExitConfig, Patience, leave_now
+from padellm.baselines.spans import decode_spans, span_mask
+from padellm.errors import ConfigError
+
+CONFIG_FILE = "fastner.json"
+WEIGHTS_FILE = "heads.safetensors"
+
+
+@dataclass(frozen=True)
+class FastNERConfig:
+    labels: tuple[str, ...]
+    """Entity labels; index 0 of every distribution is "no entity"."""
+    max_width: int = 10
+    """Longest span in words."""
+    nested: bool = False
+    """Decode nested entities (crossing spans rejected) instead of flat ones (no overlaps)."""
+    bypass: bool = True
+    """Feed each exit head through its convolutional bypass (False: the hidden states directly, the ablation)."""
+    kernel_size: int = 3
+    """Width of the bypass convolution, in subwords (odd)."""
+    biaffine_size: int = 150
+    """Size of the start and end projections the biaffine scorer multiplies."""
+    dropout: float = 0.2
+    max_subwords: int = 256
+    """Subwords per sentence, [CLS] and [SEP] included; longer sentences are truncated (their tail words get no
+    spans)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.labels or len(set(self.labels)) != len(self.labels):
+            problems.append(f"labels must be a non-empty list without repeats; got {list(self.labels)}")
+        for name in ("max_width", "biaffine_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            problems.append(f"kernel_size must be odd and >= 1; got {self.kernel_size}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must be in [0, 1); got {self.dropout}")
+        if self.max_subwords < 3:
+            problems.append(f"max_subwords must be >= 3; got {self.max_subwords}")
+        if problems:
+            raise ConfigError(problems)
+
+
+class ConvBypass(nn.Module):
+    """``h + W * conv(h)``: a residual convolution over the subword axis (zero-initialised output projection,
+    so that a new bypass starts as the identity)."""
+
+    def __init__(self, hidden: int, kernel_size: int):
+        super().__init__()
+        self.conv = nn.Conv1d(hidden, hidden, kernel_size, padding=kernel_size // 2)
+        self.out = nn.Linear(hidden, hidden)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        masked = hidden * mask[..., None].to(hidden.dtype)
+        return hidden + self.out(torch.nn.functional.gelu(self.conv(masked.transpose(1, 2)).transpose(1, 2)))
+
+
+class Biaffine(nn.Module):
+    """``score(i, j, c) = [s_i; 1]^T U_c [e_j; 1]`` with ``s = MLP_start(x)``, ``e = MLP_end(x)``."""
+
+    def __init__(self, hidden: int, size: int, classes: int, dropout: float):
+        super().__init__()
+        self.start = nn.Sequential(nn.Linear(hidden, size), nn.GELU(), nn.Dropout(dropout))
+        self.end = nn.Sequential(nn.Linear(hidden, size), nn.GELU(), nn.Dropout(dropout))
+        self.weight = nn.Parameter(torch.empty(size + 1, classes, size + 1))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        ones = words.new_ones(words.shape[:-1] + (1,))
+        start = torch.cat([self.start(words), ones], -1)
+        end = torch.cat([self.end(words), ones], -1)
+        return torch.einsum("bxi,icj,byj->bxyc", start, self.weight, end)
+
+
+class ExitHead(nn.Module):
+    def __init__(self, hidden: int, config: FastNERConfig):
+        super().__init__()
+        self.bypass = ConvBypass(hidden, config.kernel_size) if config.bypass else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.scorer = Biaffine(hidden, config.biaffine_size, 1 + len(config.labels), config.dropout)
+
+    def forward(self, hidden: torch.Tensor, subword_mask: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
+        """Span logits ``[batch, words, words, 1 + labels]`` from a layer's hidden states."""
+        if self.bypass is not None:
+            hidden = self.bypass(hidden, subword_mask)
+        words = torch.gather(hidden, 1, word_index[..., None].expand(-1, -1, hidden.shape[-1]))
+        return self.scorer(self.dropout(words))
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    """``[batch, subwords]``."""
+    attention_mask: torch.Tensor
+    word_index: torch.Tensor
+    """``[batch, words]``: the first subword of each word (0 for padding words)."""
+    num_words: torch.Tensor
+    """``[batch]``: words the encoder kept per sentence."""
+    gold: torch.Tensor | None = None
+    """``[batch, words, words]`` label indices (0: no entity), for training."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    spans: list[tuple[int, int, int, float]]
+    """(first word, last word, label index, probability) of each entity."""
+    exit_layer: int
+    """The exit (1-based) the sentence left at."""
+
+
+class FastNER(nn.Module):
+    def __init__(self, encoder: nn.Module, config: FastNERConfig):
+        super().__init__()
+        self.encoder = encoder
+        self.config = config
+        hidden = encoder.config.hidden_size
+        self.heads = nn.ModuleList(ExitHead(hidden, config) for _ in range(self.num_layers))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.encoder.encoder.layer)
+
+    @classmethod
+    def from_encoder(cls, encoder_dir: str | Path, config: FastNERConfig) -> FastNER:
+        from transformers import AutoModel
+
+        return cls(AutoModel.from_pretrained(encoder_dir, add_pooling_layer=False), config)
+
+    # ------------------------------------------------------------------------- the encoder, layer by layer
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.encoder.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+
+    def attention(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden,
+                                         attention_mask=attention_mask)
+
+    def layer(self, index: int, hidden: torch.Tensor, attention) -> torch.Tensor:
+        output = self.encoder.encoder.layer[index](hidden, attention)
+        return output[0] if isinstance(output, tuple) else output
+
+    # ----------------------------------------------------------------------------------------- training
+    def forward(self, batch: Batch) -> list[torch.Tensor]:
+        """Span logits of every exit, shallowest first."""
+        hidden = self.embed(batch.input_ids)
+        attention = self.attention(hidden, batch.attention_mask)
+        logits = []
+        for index, head in enumerate(self.heads):
+            hidden = self.layer(index, hidden, attention)
+            logits.append(head(hidden, batch.attention_mask, batch.word_index))
+        return logits
+
+    def loss(self, batch: Batch, layer_weights: list[float]) -> tuple[torch.Tensor, list[float]]:
+        """Weighted sum of the exits' cross-entropies over candidate spans; also each exit's loss."""
+        mask = span_mask(batch.num_words, batch.word_index.shape[1], self.config.max_width)
+        losses = [nn.functional.cross_entropy(logits[mask], batch.gold[mask]) for logits in self(batch)]
+        total = sum(w * loss for w, loss in zip(layer_weights, losses)) / sum(layer_weights)
+        return total, [float(loss) for loss in losses]
+
+    # ---------------------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def predict(self, batch: Batch, exit_config: ExitConfig = ExitConfig(), layers: int | None = None) -> list[Prediction]:
+        """Entities of each sentence, leaving at the first exit ``exit_config`` allows (``layers``: stop at this
+        exit at the latest). Sentences that leave are removed from the batch; the encoder goes on with the rest,
+        its padding trimmed to the longest remaining sentence."""
+        last = (layers or self.num_layers) - 1
+        if not 0 <= last < self.num_layers:
+            raise ConfigError(f"layers must be in 1..{self.num_layers}; got {layers}")
+        results: list[Prediction | None] = [None] * batch.input_ids.shape[0]
+        active = torch.arange(batch.input_ids.shape[0])
+        attention_mask, word_index, num_words = batch.attention_mask, batch.word_index, batch.num_words
+        hidden = self.embed(batch.input_ids)
+        patience = Patience(len(results), exit_config.patience) if exit_config.criterion == "patience" else None
+        for index in range(last + 1):
+            hidden = self.layer(index, hidden, self.attention(hidden, attention_mask))
+            if index + 1 < exit_config.min_layer and index < last:
+                continue
+            width = int(num_words.max())
+            probabilities = self.heads[index](hidden, attention_mask, word_index[:, :width]).softmax(-1).float()
+            mask = span_mask(num_words, width, self.config.max_width)
+            leaving = leave_now(exit_config, probabilities, mask) if index < last else torch.ones(len(active), dtype=torch.bool)
+            decoded = {}
+            for row in range(len(active)):
+                if patience is not None or leaving[row]:
+                    decoded[row] = decode_spans(probabilities[row], int(num_words[row]), self.config.max_width,
+                                                self.config.nested)
+                if patience is not None and index < last:
+                    key = [(i, j, label) for i, j, label, _ in decoded[row]]
+                    leaving[row] = patience.update(int(active[row]), key)
+            for row in torch.nonzero(leaving).flatten().tolist():
+                results[int(active[row])] = Prediction(decoded[row], index + 1)
+            keep = ~leaving
+            if not keep.any():
+                break
+            active, hidden = active[keep], hidden[keep]
+            attention_mask, word_index, num_words = attention_mask[keep], word_index[keep], num_words[keep]
+            length = int(attention_mask.sum(1).max())
+            hidden, attention_mask = hidden[:, :length], attention_mask[:, :length]
+        return results  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------------------------------ saving
+    def save(self, folder: str | Path) -> Path:
+        """The encoder (a Hugging Face folder, tokenizer copied by the caller) plus the heads and config."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(folder / "encoder")
+        save_file({k: v.contiguous() for k, v in self.heads.state_dict().items()}, folder / WEIGHTS_FILE)
+        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FastNER:
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+
+        folder = Path(folder)
+        if not (folder / CONFIG_FILE).is_file():
+            raise ConfigError(f"{folder} is not a FastNER model folder (no {CONFIG_FILE})")
+        raw = json.loads((folder / CONFIG_FILE).read_text())
+        config = FastNERConfig(**{**raw, "labels": tuple(raw["labels"])})
+        model = cls(AutoModel.from_pretrained(folder / "encoder", add_pooling_layer=False), config)
+        model.heads.load_state_dict(load_file(folder / WEIGHTS_FILE))
+        return model.eval()

@@ -1,0 +1,61 @@
+"""Examples -> FastNER inputs: subwords, the first subword of every word, and gold span labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from padellm.baselines.fastner import Batch, FastNERConfig
+from padellm.baselines.spans import gold_spans
+from padellm.types import Example
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: tuple[int, ...]
+    word_index: tuple[int, ...]
+    """First subword of each word the encoder kept."""
+    gold: dict[tuple[int, int], int]
+    lost_entities: int
+    """Gold entities no word span can express (boundary inside a word, too wide, or truncated)."""
+
+
+def encode_example(example: Example, tokenizer, config: FastNERConfig) -> Encoded:
+    encoding = tokenizer(list(example.tokens), is_split_into_words=True, truncation=True,
+                         max_length=config.max_subwords)
+    first: dict[int, int] = {}
+    for position, word in enumerate(encoding.word_ids()):
+        if word is not None and word not in first:
+            first[word] = position
+    # Words after truncation are dropped; a word the tokenizer turned into nothing borrows the next word's
+    # first subword (or the previous one's) so that every kept word has a position.
+    kept = max(first, default=-1) + 1
+    positions = []
+    for word in range(kept):
+        position = first.get(word)
+        if position is None:
+            following = [first[w] for w in range(word + 1, kept) if w in first]
+            position = following[0] if following else positions[-1] if positions else 0
+        positions.append(position)
+    label_index = {label: i + 1 for i, label in enumerate(config.labels)}
+    gold = gold_spans(example, label_index, config.max_width, num_words=kept)
+    return Encoded(tuple(encoding["input_ids"]), tuple(positions), gold.spans, gold.unaligned + gold.too_wide)
+
+
+def collate(encoded: list[Encoded], pad_id: int, with_gold: bool = True) -> Batch:
+    subwords = max(len(e.input_ids) for e in encoded)
+    words = max(1, max(len(e.word_index) for e in encoded))
+    input_ids = torch.full((len(encoded), subwords), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(encoded), subwords), dtype=torch.long)
+    word_index = torch.zeros((len(encoded), words), dtype=torch.long)
+    gold = torch.zeros((len(encoded), words, words), dtype=torch.long) if with_gold else None
+    for row, item in enumerate(encoded):
+        input_ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids)
+        attention_mask[row, : len(item.input_ids)] = 1
+        word_index[row, : len(item.word_index)] = torch.tensor(item.word_index, dtype=torch.long)
+        if gold is not None:
+            for (i, j), label in item.gold.items():
+                gold[row, i, j] = label
+    num_words = torch.tensor([len(e.word_index) for e in encoded])
+    return Batch(input_ids, attention_mask, word_index, num_words, gold)
