@@ -56,10 +56,20 @@ def _models_prepare(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
+    from padellm.baselines.fastner_training import FastNERTrainingConfig, train_fastner
     from padellm.finetune_config import FinetuneConfig, load_config
     from padellm.training import train
 
-    config = load_config(args.config, overrides_from_args(args, FinetuneConfig))
+    overrides = {**overrides_from_args(args, FinetuneConfig), **overrides_from_args(args, FastNERTrainingConfig)}
+    config = load_config(args.config, overrides)
+    if isinstance(config, FastNERTrainingConfig):
+        metrics = train_fastner(config, resume=args.resume, progress=not args.no_progress)
+        summary = {k: metrics[k] for k in ("steps", "final_loss", "sentences_per_s", "wall_time_s")}
+        if "dev" in metrics:
+            summary["dev_f1_per_exit"] = metrics["dev"]["f1_per_exit"]
+        print(json.dumps(summary))
+        print(f"model and metrics.json in {config.output_dir}", file=sys.stderr)
+        return 0
     metrics = train(config, resume=args.resume, progress=not args.no_progress)
     summary = {k: metrics[k] for k in ("steps", "final_loss", "tokens_per_s", "wall_time_s")}
     if "dev" in metrics:
@@ -204,15 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(convert, ReadOptions)
     convert.set_defaults(run=_data_convert)
 
+    from padellm.baselines.fastner_training import FastNERTrainingConfig
     from padellm.finetune_config import FinetuneConfig
 
     finetune = commands.add_parser(
-        "finetune", help="LoRA fine-tuning (PaDeLLM or the autoregressive baseline)",
-        description="Fine-tune from a YAML config (finetune/configs/) with --field / --section.field overrides.")
+        "finetune", help="fine-tuning: LoRA for PaDeLLM and the autoregressive baseline, or the FastNER baseline",
+        description="Fine-tune from a YAML config (finetune/configs/) with --field / --section.field overrides; "
+                    "the config's mode (parallel, autoregressive, fastner) says what is trained.")
     finetune.add_argument("--config", help="a YAML config file")
     finetune.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
     finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_override_arguments(finetune, FinetuneConfig)
+    add_override_arguments(finetune, FastNERTrainingConfig, skip_existing=True)
     finetune.set_defaults(run=_finetune)
 
     from padellm.engine.decoding import DecodeConfig

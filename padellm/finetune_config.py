@@ -156,49 +156,46 @@ class FinetuneConfig:
     def prompt_name(self) -> str:
         return self.prompt or {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}[self.mode]
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
-
-SECTIONS = {"data": DataConfig, "lora": LoraConfig, "train": TrainConfig}
-
-
-def config_from_dict(raw: dict, source: str = "config") -> FinetuneConfig:
-    """Build a config from nested dicts, rejecting unknown keys and wrong types (all problems at once)."""
+def config_from_dict(raw: dict, source: str = "config", cls: type | None = None):
+    """Build ``cls`` (default ``FinetuneConfig``) from nested dicts: fields typed as dataclasses are sections
+    (``data.dataset``); unknown keys and wrong types are rejected, all problems at once."""
+    cls = cls or FinetuneConfig
     problems = []
-    top_fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    hints = typing.get_type_hints(cls)
+    top_fields = {f.name for f in dataclasses.fields(cls)}
     kwargs: dict = {}
     for key, value in raw.items():
         if key not in top_fields:
             problems.append(f"{source}: unknown key {key!r} (known: {', '.join(sorted(top_fields))})")
-        elif key in SECTIONS:
+        elif dataclasses.is_dataclass(hints[key]):
             if not isinstance(value, dict):
                 problems.append(f"{source}: {key} must be a mapping; got {value!r}")
                 continue
-            section = SECTIONS[key]
-            section_fields = {f.name: f for f in dataclasses.fields(section)}
-            hints = typing.get_type_hints(section)
+            section = hints[key]
+            section_fields = {f.name for f in dataclasses.fields(section)}
+            section_hints = typing.get_type_hints(section)
             values = {}
             for name, item in value.items():
                 if name not in section_fields:
                     problems.append(f"{source}: unknown key {key}.{name} (known: {', '.join(section_fields)})")
                     continue
-                coerced, problem = _coerce(item, hints[name], f"{key}.{name}")
+                coerced, problem = _coerce(item, section_hints[name], f"{key}.{name}")
                 if problem:
                     problems.append(f"{source}: {problem}")
                 else:
                     values[name] = coerced
             kwargs[key] = values
         else:
-            coerced, problem = _coerce(value, str, key)
+            coerced, problem = _coerce(value, hints[key], key)
             if problem:
                 problems.append(f"{source}: {problem}")
             else:
                 kwargs[key] = coerced
     # Validate what could be read too, so that one error lists every problem.
     try:
-        sections = {k: SECTIONS[k](**v) for k, v in kwargs.items() if k in SECTIONS}
-        config = FinetuneConfig(**{**kwargs, **sections})
+        sections = {k: hints[k](**v) for k, v in kwargs.items() if dataclasses.is_dataclass(hints[k])}
+        config = cls(**{**kwargs, **sections})
     except ConfigError as err:
         problems += [f"{source}: {p}" for p in err.problems]
     if problems:
@@ -237,8 +234,8 @@ def _coerce(value, kind, name: str):
     return value, f"{name} must be {kind.__name__}; got {value!r}"
 
 
-def load_config(path: str | Path | None, overrides: dict[str, str] | None = None) -> FinetuneConfig:
-    """A YAML config file (or none) with ``section.field`` overrides applied on top."""
+def read_raw_config(path: str | Path | None, overrides: dict[str, str] | None = None) -> tuple[dict, str]:
+    """A YAML config file (or none) as nested dicts with ``section.field`` overrides applied, and its name."""
     raw: dict = {}
     source = "config"
     if path is not None:
@@ -257,8 +254,20 @@ def load_config(path: str | Path | None, overrides: dict[str, str] | None = None
                 raw[section][name] = value
         else:
             raw[dotted] = value
-    return config_from_dict(raw, source)
+    return raw, source
 
 
-def save_config(config: FinetuneConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+def load_config(path: str | Path | None, overrides: dict[str, str] | None = None, cls: type | None = None):
+    """A YAML config file (or none) with ``section.field`` overrides applied on top, as ``cls`` (default: the
+    class its ``mode`` names: ``FinetuneConfig`` for the LLM modes, ``FastNERTrainingConfig`` for fastner)."""
+    raw, source = read_raw_config(path, overrides)
+    if cls is None:
+        cls = FinetuneConfig
+        if raw.get("mode") == "fastner":
+            from padellm.baselines.fastner_training import FastNERTrainingConfig as cls
+    return config_from_dict(raw, source, cls)
+
+
+def save_config(config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False, allow_unicode=True),
+                          encoding="utf-8")

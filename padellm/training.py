@@ -186,11 +186,11 @@ def sequence_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
 # ------------------------------------------------------------------------------------------ the loop
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
@@ -201,16 +201,16 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     return folders[-1] if folders else None
 
 
-def _save_checkpoint(output_dir: Path, model, optimizer, scheduler, state: dict) -> None:
-    from peft import get_peft_model_state_dict
-
+def save_checkpoint(output_dir: Path, weights: dict, optimizer, scheduler, state: dict) -> None:
+    """A resumable checkpoint: ``weights`` (what is trained), optimizer, scheduler, RNG states and the loop's
+    ``state``; written to a staging folder and renamed, so a crash never leaves half a checkpoint."""
     folder = output_dir / CHECKPOINTS / f"step-{state['step']:07d}"
     staging = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     torch.save(
-        {"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
-         "scheduler": scheduler.state_dict(), "rng": _rng_state()},
+        {"weights": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+         "rng": rng_state()},
         staging / "state.pt",
     )
     (staging / STATE_FILE).write_text(json.dumps(state, indent=2))
@@ -221,7 +221,7 @@ def _save_checkpoint(output_dir: Path, model, optimizer, scheduler, state: dict)
             shutil.rmtree(old)
 
 
-def _cosine_with_warmup(optimizer, warmup: int, total: int):
+def cosine_with_warmup(optimizer, warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
@@ -234,7 +234,7 @@ def _cosine_with_warmup(optimizer, warmup: int, total: int):
 def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -> dict:
     """Fine-tune, write the output folder, and return the metrics written to ``metrics.json``."""
     from accelerate import Accelerator
-    from peft import set_peft_model_state_dict
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from tqdm.auto import tqdm
 
     output_dir = Path(config.output_dir)
@@ -265,16 +265,17 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=t.lr, weight_decay=t.weight_decay)
-    scheduler = _cosine_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
+    scheduler = cosine_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
 
     state = {"step": 0, "tokens": 0, "loss_tokens": 0, "elapsed_s": 0.0}
     if checkpoint is not None:
         saved = torch.load(checkpoint / "state.pt", weights_only=False)
-        set_peft_model_state_dict(accelerator.unwrap_model(model), saved["adapter"])
+        # "adapter": the key of checkpoints written before FastNER shared this checkpoint format
+        set_peft_model_state_dict(accelerator.unwrap_model(model), saved.get("weights", saved.get("adapter")))
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        _set_rng_state(saved["rng"])
+        set_rng_state(saved["rng"])
         state = json.loads((checkpoint / STATE_FILE).read_text())
         logger.info("resuming from %s (step %d of %d)", checkpoint, state["step"], total_steps)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -336,9 +337,11 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         state["last_loss"] = step_loss / max(1, total_loss_tokens)
         state.setdefault("losses", []).append(state["last_loss"])
         if t.checkpoint_every and state["step"] % t.checkpoint_every == 0 and state["step"] < total_steps:
-            _save_checkpoint(output_dir, accelerator.unwrap_model(model), optimizer, scheduler, state)
+            save_checkpoint(output_dir, get_peft_model_state_dict(accelerator.unwrap_model(model)), optimizer,
+                            scheduler, state)
         if t.max_minutes and time.perf_counter() - started > 60 * t.max_minutes and state["step"] < total_steps:
-            _save_checkpoint(output_dir, accelerator.unwrap_model(model), optimizer, scheduler, state)
+            save_checkpoint(output_dir, get_peft_model_state_dict(accelerator.unwrap_model(model)), optimizer,
+                            scheduler, state)
             logger.warning("stopped after train.max_minutes=%s at step %d of %d; --resume continues",
                            t.max_minutes, state["step"], total_steps)
             stopped_early = True

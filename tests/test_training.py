@@ -61,16 +61,16 @@ def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_llama_dir, tmp_path
     extra = {"data.dev_split": "", "lora.dropout": "0.1", "train.log_every": "2"}
     reference = train(config(corpus, tiny_llama_dir, tmp_path / "a", **extra), progress=False)["losses"]
 
-    save = training._save_checkpoint
+    save = training.save_checkpoint
 
     def killed_after_checkpoint(*args, **kwargs):
         save(*args, **kwargs)
         raise KeyboardInterrupt  # as if the process were killed right after step 3's checkpoint
 
-    monkeypatch.setattr(training, "_save_checkpoint", killed_after_checkpoint)
+    monkeypatch.setattr(training, "save_checkpoint", killed_after_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         train(config(corpus, tiny_llama_dir, tmp_path / "b", **extra), progress=False)
-    monkeypatch.setattr(training, "_save_checkpoint", save)
+    monkeypatch.setattr(training, "save_checkpoint", save)
     assert (tmp_path / "b" / "checkpoints" / "step-0000003").is_dir()
     resumed = train(config(corpus, tiny_llama_dir, tmp_path / "b", **extra), resume=True, progress=False)["losses"]
     assert resumed == pytest.approx(reference, rel=1e-6)

@@ -178,7 +178,7 @@ class FastNER(nn.Module):
         mask = span_mask(batch.num_words, batch.word_index.shape[1], self.config.max_width)
         losses = [nn.functional.cross_entropy(logits[mask], batch.gold[mask]) for logits in self(batch)]
         total = sum(w * loss for w, loss in zip(layer_weights, losses)) / sum(layer_weights)
-        return total, [float(loss) for loss in losses]
+        return total, [loss.item() for loss in losses]
 
     # ---------------------------------------------------------------------------------------- inference
     @torch.no_grad()

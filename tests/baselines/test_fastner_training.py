@@ -1,0 +1,88 @@
+"""FastNER training through `padellm finetune` (mode fastner) on a tiny random BERT and a tiny corpus."""
+
+import json
+
+import pytest
+
+from padellm.baselines import fastner_training
+from padellm.baselines.fastner import FastNER
+from padellm.baselines.fastner_training import FastNERTrainingConfig, predict_examples, train_fastner
+from padellm.cli import main
+from padellm.datasets import load_dataset
+from padellm.errors import ConfigError
+from padellm.finetune_config import load_config
+
+TRAIN = ("EU B-ORG\nrejects O\nGerman B-MISC\ncall O\n\nPeter B-PER\nBlackburn I-PER\n\nBRUSSELS B-LOC\n1996-08-22 O\n\n"
+         "Japan B-LOC\nbegan O\nthe O\ndefence O\n\nThe O\nEuropean B-ORG\nCommission I-ORG\nsaid O\n")
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "train.txt").write_text(TRAIN)
+    (folder / "dev.txt").write_text("Peter B-PER\nsaid O\n\nGerman B-MISC\nadvice O\n")
+    return folder
+
+
+def overrides(corpus, encoder, out, **extra):
+    return {"mode": "fastner", "output_dir": str(out), "data.dataset": str(corpus), "model.encoder": str(encoder),
+            "model.max_width": "3", "model.biaffine_size": "16", "model.dropout": "0.1", "train.max_steps": "12",
+            "train.batch_size": "2", "train.lr": "1e-3", "train.head_lr": "5e-3", "train.log_every": "4", **extra}
+
+
+def test_finetune_command_trains_fastner(corpus, tiny_bert_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["finetune", "--no-progress"] + [f"--{k}={v}" for k, v in overrides(corpus, tiny_bert_dir, out).items()]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert summary["steps"] == metrics["steps"] == 12 and len(summary["dev_f1_per_exit"]) == 2
+    losses = metrics["losses"]
+    assert sum(losses[-3:]) < 0.6 * sum(losses[:3])
+    assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()] == [4, 8, 12]
+    model = FastNER.load(out / "model")
+    assert model.config.labels == ("LOC", "MISC", "ORG", "PER") and model.config.max_width == 3
+    from transformers import AutoTokenizer
+
+    examples = load_dataset(str(corpus), ["train"]).split("train")
+    entities, exits = predict_examples(model, AutoTokenizer.from_pretrained(out / "model" / "encoder"), examples)
+    assert exits == [2] * len(examples) and len(entities) == len(examples)
+    assert main(argv) == 2  # the output folder holds a model already
+    assert "already holds a trained model" in capsys.readouterr().err
+
+
+def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_bert_dir, tmp_path, monkeypatch):
+    extra = {"data.dev_split": "", "train.checkpoint_every": "5"}
+    reference = train_fastner(load_config(None, overrides(corpus, tiny_bert_dir, tmp_path / "a", **extra)),
+                              progress=False)["losses"]
+    save = fastner_training.__dict__.get("save_checkpoint")
+    assert save is None  # imported inside train_fastner: patch it where it lives
+    from padellm import training
+
+    real_save = training.save_checkpoint
+
+    def killed(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", killed)
+    config = load_config(None, overrides(corpus, tiny_bert_dir, tmp_path / "b", **extra))
+    with pytest.raises(KeyboardInterrupt):
+        train_fastner(config, progress=False)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    resumed = train_fastner(config, resume=True, progress=False)["losses"]
+    assert resumed == pytest.approx(reference, rel=1e-5)
+
+
+def test_config_problems_are_listed_together(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"mode": "fastner", "output_dir": str(tmp_path), "model.kernel_size": "2",
+                           "train.exit_weights": "cubic", "train.lr": "0", "data.max_train_examples": "-1"})
+    problems = "\n".join(caught.value.problems)
+    for expected in ("kernel_size must be odd", "exit_weights must be one of linear, uniform", "train.lr must be > 0",
+                     "max_train_examples must be >= 0"):
+        assert expected in problems
+    with pytest.raises(ConfigError, match="unknown key 'lora'"):
+        load_config(None, {"mode": "fastner", "output_dir": "x", "lora.rank": "4"})
+    assert isinstance(load_config(None, {"mode": "fastner", "output_dir": "x"}), FastNERTrainingConfig)
