@@ -145,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         from padellm.plots import plot_latencies
 
         path = plot_latencies(latencies, args.plot, paired=False,
-                              title=f"padellm serve under load: {args.clients} concurrent clients, {args.duration:.0f} s "
-                                    f"per mode, {args.dataset} {args.split} sentences ({os.cpu_count()} CPUs)")
+                              title=f"padellm serve under load, {args.dataset} {args.split} sentences\n"
+                                    f"{args.clients} concurrent clients, {args.duration:.0f} s per mode, "
+                                    f"{os.cpu_count()} CPUs")
         print(f"wrote {path}")
     if args.out:
         for mode, result in results.items():

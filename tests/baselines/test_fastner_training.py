@@ -86,3 +86,29 @@ def test_config_problems_are_listed_together(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'lora'"):
         load_config(None, {"mode": "fastner", "output_dir": "x", "lora.rank": "4"})
     assert isinstance(load_config(None, {"mode": "fastner", "output_dir": "x"}), FastNERTrainingConfig)
+
+
+def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    out = tmp_path / "run"
+    train_fastner(load_config(None, overrides(corpus, tiny_bert_dir, out, **{"data.dev_split": ""})), progress=False)
+    path = Path(__file__).resolve().parents[2] / "eval" / "benchmark_fastner.py"
+    spec = importlib.util.spec_from_file_location("benchmark_fastner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result_path, plot_path = tmp_path / "bench.json", tmp_path / "bench.png"
+    argv = ["--model", str(out / "model"), "--dataset", str(corpus), "--split", "train", "--batch-sizes", "1,2",
+            "--pooling", "max", "--no-progress", "--out", str(result_path), "--plot", str(plot_path)]
+    assert module.main(argv) == 0
+    result = json.loads(result_path.read_text())
+    (model,) = result["results"].values()
+    assert len(model["f1_per_exit"]) == 2 and model["bypass"] is True
+    for size in ("1", "2"):
+        runs = model["batch_sizes"][size]
+        assert len(runs) == 1 + 6 + 6 + 3
+        assert runs["full model"]["mean_exit"] == 2 and runs["full model"]["f1"] == model["f1_per_exit"][-1]
+        assert all(1 <= r["mean_exit"] <= 2 for r in runs.values())
+    assert runs["entropy (max) 0.3"]["f1"] >= 0 and plot_path.stat().st_size > 10_000
+    assert module.main([*argv, "--batch-sizes", "0"]) == 2

@@ -1,0 +1,165 @@
+"""FastNER: F1 of every exit, and F1 against speed-up for each early-exit criterion over a threshold grid, at
+batch sizes 1 and 32, for one or more trained models (e.g. with and without the convolutional bypass).
+
+    python eval/benchmark_fastner.py --model runs/conll2003-fastner/model \\
+        --model runs/conll2003-fastner-nobypass/model --dataset conll2003 --split test \\
+        --out runs/fastner-conll2003.json --plot docs/fastner-conll2003.png
+
+Prints a table per model and batch size, the best speed-up within 1 F1 point of the full model, writes every
+figure as JSON and draws the trade-off curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+from pathlib import Path
+
+GRID = {"entropy": [0.3, 0.2, 0.1, 0.05, 0.02, 0.01], "confidence": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+        "patience": [1, 2, 3]}
+
+
+def exit_configs(poolings: list[str]):
+    from padellm.baselines.early_exit import ExitConfig
+
+    configs = []
+    for pooling in poolings:
+        configs += [ExitConfig("entropy", t, pooling) for t in GRID["entropy"]]
+        configs += [ExitConfig("confidence", t, pooling) for t in GRID["confidence"]]
+    configs += [ExitConfig("patience", patience=p) for p in GRID["patience"]]
+    return configs
+
+
+def plot(results: dict, path: str, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({int(b) for r in results.values() for b in r["batch_sizes"]})
+    figure, axes = plt.subplots(1, len(sizes) + 1, figsize=(5 * (len(sizes) + 1), 4.2), squeeze=False)
+    layers_axis = axes[0][0]
+    for name, result in results.items():
+        f1 = result["f1_per_exit"]
+        layers_axis.plot(range(1, len(f1) + 1), f1, marker="o", label=name)
+    layers_axis.set_xlabel("exit layer (no early exit)")
+    layers_axis.set_ylabel("span F1 (%)")
+    layers_axis.grid(alpha=0.3)
+    layers_axis.legend(fontsize=8)
+    for axis, size in zip(axes[0][1:], sizes):
+        for name, result in results.items():
+            runs = result["batch_sizes"][str(size)]
+            full = runs["full model"]
+            for criterion, marker in (("entropy", "o"), ("confidence", "s"), ("patience", "^")):
+                points = sorted((full["seconds"] / p["seconds"], p["f1"]) for setting, p in runs.items()
+                                if setting.startswith(criterion))
+                if points:
+                    axis.plot(*zip(*points), marker=marker, linewidth=1, label=f"{name}: {criterion}")
+            axis.scatter([1.0], [full["f1"]], color="black", zorder=3)
+            axis.axhline(full["f1"] - 1, color="grey", linestyle=":", linewidth=1)
+        axis.axvline(2.0, color="grey", linestyle="--", linewidth=1)
+        axis.set_xlabel("speed-up over the full model (wall time)")
+        axis.set_ylabel("span F1 (%)")
+        axis.set_title(f"batch size {size} (dotted: full model - 1 F1; dashed: 2x)", fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoTokenizer
+
+    from padellm.baselines.fastner import FastNER
+    from padellm.baselines.fastner_benchmark import measure, operating_point, prepare_batches
+    from padellm.datasets import load_dataset
+    from padellm.errors import ConfigError, PadellmError
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", action="append", required=True, help="a trained FastNER model folder (repeat)")
+    parser.add_argument("--dataset", default="conll2003")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--sample", type=int, default=0, help="seeded sample of N sentences (0: the whole split)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-sizes", default="1,32")
+    parser.add_argument("--pooling", default="max,mean", help="poolings of the entropy and confidence criteria")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--out", help="write the JSON result here")
+    parser.add_argument("--plot", help="write a PNG of the trade-off curves here")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
+        if not sizes or min(sizes) < 1:
+            raise ConfigError(f"--batch-sizes {args.batch_sizes!r}: positive integers, comma-separated")
+        configs = exit_configs([p.strip() for p in args.pooling.split(",") if p.strip()])
+        examples = list(load_dataset(args.dataset, [args.split]).split(args.split))
+        if args.sample:
+            if args.sample > len(examples):
+                raise ConfigError(f"--sample {args.sample} exceeds the {len(examples)} sentences of {args.split}")
+            random.Random(args.seed).shuffle(examples)
+            examples = examples[: args.sample]
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        results = {}
+        for folder in args.model:
+            model = FastNER.load(folder)
+            tokenizer = AutoTokenizer.from_pretrained(Path(folder) / "encoder")
+            name = Path(folder).parent.name if Path(folder).name == "model" else Path(folder).name
+            label = f"{name} ({'bypass' if model.config.bypass else 'no bypass'})"
+            batches = {size: prepare_batches(model, tokenizer, examples, size) for size in sizes}
+            f1_per_exit = [measure(model, batches[max(sizes)], layers=layer).f1
+                           for layer in range(1, model.num_layers + 1)]
+            result = {"folder": str(folder), "bypass": model.config.bypass, "layers": model.num_layers,
+                      "f1_per_exit": f1_per_exit, "batch_sizes": {}}
+            for size in sizes:
+                measure(model, batches[size][: max(1, 64 // size)])  # warm-up
+                runs = {"full model": measure(model, batches[size])}
+                for config in tqdm(configs, desc=f"{label}, batch {size}", disable=args.no_progress):
+                    runs[config.name] = measure(model, batches[size], config)
+                best = operating_point(runs["full model"], {k: v for k, v in runs.items() if k != "full model"})
+                result["batch_sizes"][str(size)] = {k: {"f1": v.f1, "seconds": round(v.seconds, 3),
+                                                        "mean_exit": round(v.mean_exit, 3)} for k, v in runs.items()}
+                result.setdefault("operating_point", {})[str(size)] = (
+                    {"setting": best[0], "speed_up": round(best[1], 2), **result["batch_sizes"][str(size)][best[0]]}
+                    if best else None)
+                full = runs["full model"]
+                print(f"\n{label}, batch size {size}, {len(examples)} sentences: full model F1 {full.f1:.2f} in "
+                      f"{full.seconds:.2f} s")
+                print(f"{'setting':<28} {'F1':>6} {'speed-up':>8} {'mean exit':>9}")
+                for setting, p in runs.items():
+                    print(f"{setting:<28} {p.f1:>6.2f} {full.seconds / p.seconds:>8.2f} {p.mean_exit:>9.2f}")
+                if best:
+                    print(f"best within 1 F1 point: {best[0]} ({best[1]:.2f}x)")
+            results[label] = result
+            print(f"\n{label}: F1 per exit {f1_per_exit}")
+    except PadellmError as err:
+        print(f"benchmark_fastner: error: {err}", file=sys.stderr)
+        return 2
+    if args.plot:
+        print(f"wrote {plot(results, args.plot, f'FastNER on {args.dataset} {args.split} ({len(examples)} sentences, '
+                                            f'{os.cpu_count()} CPUs)')}")
+    if args.out:
+        record = {"command": " ".join(sys.argv), "dataset": args.dataset, "split": args.split,
+                  "sentences": len(examples), "environment": {"python": platform.python_version(),
+                  "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}, "results": results}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
