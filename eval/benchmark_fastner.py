@@ -19,8 +19,7 @@ import random
 import sys
 from pathlib import Path
 
-GRID = {"entropy": [0.3, 0.2, 0.1, 0.05, 0.02, 0.01], "confidence": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
-        "patience": [1, 2, 3]}
+GRID = {"entropy": [0.2, 0.1, 0.05, 0.02], "confidence": [0.95, 0.99, 0.995, 0.999], "patience": [1, 2, 3]}
 
 
 def exit_configs(poolings: list[str]):
@@ -93,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0, help="seeded sample of N sentences (0: the whole split)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-sizes", default="1,32")
-    parser.add_argument("--pooling", default="max,mean", help="poolings of the entropy and confidence criteria")
+    parser.add_argument("--pooling", default="max", help="poolings of the entropy and confidence criteria "
+                                                         "(comma-separated: max, mean)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", help="write the JSON result here")
     parser.add_argument("--plot", help="write a PNG of the trade-off curves here")
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark_fastner: error: {err}", file=sys.stderr)
         return 2
     if args.plot:
-        print(f"wrote {plot(results, args.plot, f'FastNER on {args.dataset} {args.split} ({len(examples)} sentences, '
-                                            f'{os.cpu_count()} CPUs)')}")
+        title = f"FastNER on {args.dataset} {args.split} ({len(examples)} sentences, {os.cpu_count()} CPUs)"
+        print(f"wrote {plot(results, args.plot, title)}")
     if args.out:
         record = {"command": " ".join(sys.argv), "dataset": args.dataset, "split": args.split,
                   "sentences": len(examples), "environment": {"python": platform.python_version(),

@@ -221,6 +221,27 @@ def save_checkpoint(output_dir: Path, weights: dict, optimizer, scheduler, state
             shutil.rmtree(old)
 
 
+def restore_checkpoint(checkpoint: Path, load_weights, optimizer, scheduler) -> dict:
+    """Load a checkpoint written by ``save_checkpoint`` (weights through ``load_weights``, optimizer, scheduler,
+    RNG states) and return the loop state it saved."""
+    saved = torch.load(checkpoint / "state.pt", weights_only=False)
+    load_weights(saved.get("weights", saved.get("adapter")))  # "adapter": checkpoints of earlier versions
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    set_rng_state(saved["rng"])
+    return json.loads((checkpoint / STATE_FILE).read_text())
+
+
+def start_log(output_dir: Path, resume: bool, step: int) -> Path:
+    """``train_log.jsonl``, emptied; a resumed run keeps the lines up to its checkpoint's ``step``, so that the
+    log reads like one uninterrupted run."""
+    log_path = output_dir / LOG_FILE
+    kept = [line for line in (log_path.read_text().splitlines() if resume and log_path.exists() else [])
+            if json.loads(line)["step"] <= step]
+    log_path.write_text("".join(line + "\n" for line in kept))
+    return log_path
+
+
 def cosine_with_warmup(optimizer, warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
@@ -270,21 +291,13 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
 
     state = {"step": 0, "tokens": 0, "loss_tokens": 0, "elapsed_s": 0.0}
     if checkpoint is not None:
-        saved = torch.load(checkpoint / "state.pt", weights_only=False)
-        # "adapter": the key of checkpoints written before FastNER shared this checkpoint format
-        set_peft_model_state_dict(accelerator.unwrap_model(model), saved.get("weights", saved.get("adapter")))
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
-        state = json.loads((checkpoint / STATE_FILE).read_text())
+        state = restore_checkpoint(
+            checkpoint, lambda weights: set_peft_model_state_dict(accelerator.unwrap_model(model), weights),
+            optimizer, scheduler)
         logger.info("resuming from %s (step %d of %d)", checkpoint, state["step"], total_steps)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, output_dir / "config.yaml")
-    log_path = output_dir / LOG_FILE
-    # A resumed run rewrites the log from its checkpoint on, so the log reads like one uninterrupted run.
-    kept = [line for line in (log_path.read_text().splitlines() if resume and log_path.exists() else [])
-            if json.loads(line)["step"] <= state["step"]]
-    log_path.write_text("".join(line + "\n" for line in kept))
+    log_path = start_log(output_dir, resume, state["step"])
     if too_long:
         logger.warning("dropped %d training sequences longer than data.max_length=%d", too_long, config.data.max_length)
 

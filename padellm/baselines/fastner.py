@@ -26,9 +26,9 @@ WEIGHTS_FILE = "heads.safetensors"
 
 
 @dataclass(frozen=True)
-class FastNERConfig:
-    labels: tuple[str, ...]
-    """Entity labels; index 0 of every distribution is "no entity"."""
+class SpanModelConfig:
+    """The architecture and decoding settings of a FastNER model (the ``model`` section of its training config)."""
+
     max_width: int = 10
     """Longest span in words."""
     nested: bool = False
@@ -44,19 +44,29 @@ class FastNERConfig:
     """Subwords per sentence, [CLS] and [SEP] included; longer sentences are truncated (their tail words get no
     spans)."""
 
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.labels or len(set(self.labels)) != len(self.labels):
-            problems.append(f"labels must be a non-empty list without repeats; got {list(self.labels)}")
+    def problems(self) -> list[str]:
+        out = []
         for name in ("max_width", "biaffine_size"):
             if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+                out.append(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            problems.append(f"kernel_size must be odd and >= 1; got {self.kernel_size}")
+            out.append(f"kernel_size must be odd and >= 1; got {self.kernel_size}")
         if not 0 <= self.dropout < 1:
-            problems.append(f"dropout must be in [0, 1); got {self.dropout}")
+            out.append(f"dropout must be in [0, 1); got {self.dropout}")
         if self.max_subwords < 3:
-            problems.append(f"max_subwords must be >= 3; got {self.max_subwords}")
+            out.append(f"max_subwords must be >= 3; got {self.max_subwords}")
+        return out
+
+
+@dataclass(frozen=True)
+class FastNERConfig(SpanModelConfig):
+    labels: tuple[str, ...] = ()
+    """Entity labels; index 0 of every distribution is "no entity"."""
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if not self.labels or len(set(self.labels)) != len(self.labels):
+            problems.append(f"labels must be a non-empty list without repeats; got {list(self.labels)}")
         if problems:
             raise ConfigError(problems)
 

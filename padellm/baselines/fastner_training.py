@@ -12,14 +12,14 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from padellm.baselines.early_exit import ExitConfig
-from padellm.baselines.fastner import FastNER, FastNERConfig
+from padellm.baselines.fastner import FastNER, FastNERConfig, SpanModelConfig
 from padellm.baselines.fastner_data import Encoded, collate, encode_example
 from padellm.errors import ConfigError
 from padellm.types import Example
@@ -53,19 +53,9 @@ class FastNERData:
 
 
 @dataclass(frozen=True)
-class FastNERModel:
+class FastNERModel(SpanModelConfig):
     encoder: str = "minilm-l6"
     """A packaged encoder name (padellm models prepare) or a BERT-like Hugging Face folder."""
-    max_width: int = 10
-    """Longest span in words."""
-    nested: bool = False
-    """Nested decoding (GENIA) instead of flat."""
-    bypass: bool = True
-    """Convolutional bypass before each exit head (false: the ablation)."""
-    kernel_size: int = 3
-    biaffine_size: int = 150
-    dropout: float = 0.2
-    max_subwords: int = 256
 
 
 @dataclass(frozen=True)
@@ -125,19 +115,13 @@ class FastNERTrainingConfig:
             problems.append(f"mode must be fastner for this config; got {self.mode!r}")
         if not self.output_dir:
             problems.append("output_dir must be set")
-        problems += self.data.problems() + self.train.problems()
-        try:
-            self.model_config(("X",))
-        except ConfigError as err:
-            problems += [f"model.{p}" for p in err.problems]
+        problems += self.data.problems() + [f"model.{p}" for p in self.model.problems()] + self.train.problems()
         if problems:
             raise ConfigError(problems)
 
     def model_config(self, labels: tuple[str, ...]) -> FastNERConfig:
-        m = self.model
-        return FastNERConfig(labels, max_width=m.max_width, nested=m.nested, bypass=m.bypass,
-                             kernel_size=m.kernel_size, biaffine_size=m.biaffine_size, dropout=m.dropout,
-                             max_subwords=m.max_subwords)
+        settings = {f.name: getattr(self.model, f.name) for f in fields(SpanModelConfig)}
+        return FastNERConfig(labels=labels, **settings)
 
 
 def exit_weights(kind: str, layers: int) -> list[float]:
@@ -186,8 +170,8 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
 
     from padellm.batching import epoch_batches
     from padellm.finetune_config import save_config
-    from padellm.training import (CHECKPOINTS, LOG_FILE, STATE_FILE, cosine_with_warmup, latest_checkpoint,
-                                  save_checkpoint, set_rng_state)
+    from padellm.training import (CHECKPOINTS, cosine_with_warmup, latest_checkpoint, restore_checkpoint,
+                                  save_checkpoint, start_log)
 
     output_dir = Path(config.output_dir)
     checkpoint = latest_checkpoint(output_dir) if resume else None
@@ -215,19 +199,11 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
 
     state = {"step": 0, "elapsed_s": 0.0, "sentences": 0}
     if checkpoint is not None:
-        saved = torch.load(checkpoint / "state.pt", weights_only=False)
-        model.load_state_dict(saved["weights"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
-        state = json.loads((checkpoint / STATE_FILE).read_text())
+        state = restore_checkpoint(checkpoint, model.load_state_dict, optimizer, scheduler)
         logger.info("resuming from %s (step %d of %d)", checkpoint, state["step"], total_steps)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, output_dir / "config.yaml")
-    log_path = output_dir / LOG_FILE
-    kept = [line for line in (log_path.read_text().splitlines() if resume and log_path.exists() else [])
-            if json.loads(line)["step"] <= state["step"]]
-    log_path.write_text("".join(line + "\n" for line in kept))
+    log_path = start_log(output_dir, resume, state["step"])
     if lost:
         logger.warning("%d training entities cannot be word spans (inside a word, over %d words, or truncated)",
                        lost, config.model.max_width)

@@ -37,21 +37,21 @@ def tokenizer(tiny_bert_dir):
 
 def model_and_batch(tiny_bert_dir, tokenizer, **options):
     torch.manual_seed(0)
-    config = FastNERConfig(LABELS, max_width=4, biaffine_size=16, dropout=0.0, **options)
+    config = FastNERConfig(labels=LABELS, max_width=4, biaffine_size=16, dropout=0.0, **options)
     model = FastNER.from_encoder(tiny_bert_dir, config).eval()
     batch = collate([encode_example(e, tokenizer, config) for e in EXAMPLES], tokenizer.pad_token_id)
     return model, batch
 
 
 def test_encoding_maps_words_to_first_subwords(tokenizer):
-    config = FastNERConfig(LABELS, max_width=4)
+    config = FastNERConfig(labels=LABELS, max_width=4)
     encoded = encode_example(EXAMPLES[0], tokenizer, config)
     ids = encoded.input_ids
     assert len(encoded.word_index) == 9 and encoded.word_index[0] == 1  # after [CLS]
     assert list(encoded.word_index) == sorted(encoded.word_index)
     assert encoded.gold == {(0, 0): 3, (2, 2): 2, (6, 6): 2} and encoded.lost_entities == 0
     assert tokenizer.convert_ids_to_tokens(ids[encoded.word_index[1]]) == tokenizer.tokenize("rejects")[0]
-    short = encode_example(EXAMPLES[3], tokenizer, FastNERConfig(LABELS, max_subwords=6))
+    short = encode_example(EXAMPLES[3], tokenizer, FastNERConfig(labels=LABELS, max_subwords=6))
     assert len(short.word_index) == 4 and short.lost_entities == 1  # "German" was cut off
 
 
