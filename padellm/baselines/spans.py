@@ -76,10 +76,11 @@ def decode_spans(probabilities: torch.Tensor, num_words: int, max_width: int, ne
     that crosses a kept one (nesting is allowed). Returns ``(i, j, label index, probability)`` sorted by span.
     """
     best, label = probabilities[:num_words, :num_words].max(-1)
-    candidates = []
-    for i, j in enumerate_spans(num_words, max_width):
-        if int(label[i, j]) > 0 and float(best[i, j]) > threshold:
-            candidates.append((float(best[i, j]), i, j, int(label[i, j])))
+    index = torch.arange(num_words)
+    allowed = (index[None, :] >= index[:, None]) & (index[None, :] - index[:, None] < max_width)
+    i, j = torch.nonzero(allowed & (label > 0) & (best > threshold), as_tuple=True)
+    # One conversion to Python lists: indexing tensors element by element costs microseconds each.
+    candidates = list(zip(best[i, j].tolist(), i.tolist(), j.tolist(), label[i, j].tolist()))
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     kept: list[tuple[int, int, int, float]] = []
     conflict = crossing if nested else overlapping
