@@ -118,7 +118,7 @@ def test_training_reduces_the_loss_and_the_model_round_trips(tiny_bert_dir, toke
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
     model.eval()
     folder = model.save(tmp_path / "fastner")
