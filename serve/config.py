@@ -29,6 +29,8 @@ class ServerConfig:
     """Requests decoding at once; more get HTTP 503 with Retry-After instead of waiting without bound."""
     graceful_shutdown_s: float = 30.0
     """On SIGTERM/SIGINT: how long in-flight requests may take to finish before the server stops anyway."""
+    warmup: bool = True
+    """Decode one short text per adapter before /health says ok (a cold engine's first request takes seconds)."""
     log_level: str = "info"
     """Server log level: critical, error, warning, info or debug."""
 

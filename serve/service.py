@@ -82,6 +82,9 @@ class NERService:
                                       f"a server serves at most one per mode")
                 models[ner.mode] = ner
                 self.adapter_of[ner.mode] = adapter
+            if self.config.warmup:
+                for ner in models.values():
+                    await ner.arun(["Warm-up: EU rejects German call."])
             self.models = models
         except Exception as err:  # reported through /health and the exit status, never swallowed
             self.status, self.detail = "failed", f"{type(err).__name__}: {err}"

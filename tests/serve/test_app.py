@@ -202,7 +202,7 @@ def test_a_request_that_times_out_is_aborted_with_a_504(tiny_adapters):
         backends.append(HangingBackend(adapters[0].resolve()))
         return [load(adapters[0], backends[0], decode_config=decode_config)]
 
-    service = NERService([tiny_adapters["parallel"]], ServerConfig(request_timeout_s=0.3), loader=loader)
+    service = NERService([tiny_adapters["parallel"]], ServerConfig(request_timeout_s=0.3, warmup=False), loader=loader)
     with TestClient(create_app(service)) as client:
         wait_ready(client)
         started = time.monotonic()
