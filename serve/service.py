@@ -31,6 +31,12 @@ def load_on_async_vllm(adapters: list[Path], decode_config: DecodeConfig, vllm_c
     return [load(adapter, backend, decode_config=decode_config) for adapter, backend in zip(adapters, backends)]
 
 
+def engines_of(ners) -> list:
+    """The distinct engines behind some extractors (two adapters may share one; test backends have none)."""
+    engines = (getattr(ner.backend, "engine", None) for ner in ners)
+    return list({id(e): e for e in engines if e is not None}.values())
+
+
 class RequestRejected(Exception):
     """A request the service will not decode: an HTTP status, an error type and the problems found."""
 
@@ -73,6 +79,7 @@ class NERService:
     async def start(self) -> None:
         """Load every adapter (engines start in a worker thread, so the event loop keeps answering /health)."""
         started = time.perf_counter()
+        ners: list[NER] = []
         try:
             ners = await asyncio.to_thread(self.loader, self.adapters, self.decode_config, self.vllm_config)
             models: dict[str, NER] = {}
@@ -89,22 +96,19 @@ class NERService:
         except Exception as err:  # reported through /health and the exit status, never swallowed
             self.status, self.detail = "failed", f"{type(err).__name__}: {err}"
             logger.exception("loading the adapters failed")
+            for engine in engines_of(ners):  # engines that did start must not outlive the failure
+                engine.close()
             raise
         self.status = "ok"
         logger.info("ready in %.1f s: %s", time.perf_counter() - started,
                     ", ".join(f"{mode}={ner.name}" for mode, ner in self.models.items()))
 
-    def engines(self) -> list:
-        """The distinct engines behind the served adapters (two adapters may share one)."""
-        engines = (getattr(ner.backend, "engine", None) for ner in self.models.values())
-        return list({id(e): e for e in engines if e is not None}.values())
-
     def close(self) -> None:
-        for engine in self.engines():
+        for engine in engines_of(self.models.values()):
             engine.close()
 
     def engine_queue_depth(self) -> int:
-        return sum(engine.num_unfinished_requests() for engine in self.engines())
+        return sum(engine.num_unfinished_requests() for engine in engines_of(self.models.values()))
 
     # ------------------------------------------------------------------------------ requests
     def check(self, request: NERRequest) -> Job:
