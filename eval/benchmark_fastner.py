@@ -22,14 +22,14 @@ from pathlib import Path
 GRID = {"entropy": [0.2, 0.1, 0.05, 0.02], "confidence": [0.95, 0.99, 0.995, 0.999], "patience": [1, 2, 3]}
 
 
-def exit_configs(poolings: list[str]):
+def exit_configs(poolings: list[str], min_layer: int = 1):
     from padellm.baselines.early_exit import ExitConfig
 
     configs = []
     for pooling in poolings:
-        configs += [ExitConfig("entropy", t, pooling) for t in GRID["entropy"]]
-        configs += [ExitConfig("confidence", t, pooling) for t in GRID["confidence"]]
-    configs += [ExitConfig("patience", patience=p) for p in GRID["patience"]]
+        configs += [ExitConfig("entropy", t, pooling, min_layer=min_layer) for t in GRID["entropy"]]
+        configs += [ExitConfig("confidence", t, pooling, min_layer=min_layer) for t in GRID["confidence"]]
+    configs += [ExitConfig("patience", patience=p, min_layer=min_layer) for p in GRID["patience"]]
     return configs
 
 
@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="1,32")
     parser.add_argument("--pooling", default="max", help="poolings of the entropy and confidence criteria "
                                                          "(comma-separated: max, mean)")
+    parser.add_argument("--min-layer", type=int, default=1,
+                        help="no exit head runs before this layer (saves the heads where few sentences leave)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", help="write the JSON result here")
     parser.add_argument("--plot", help="write a PNG of the trade-off curves here")
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
         if not sizes or min(sizes) < 1:
             raise ConfigError(f"--batch-sizes {args.batch_sizes!r}: positive integers, comma-separated")
-        configs = exit_configs([p.strip() for p in args.pooling.split(",") if p.strip()])
+        configs = exit_configs([p.strip() for p in args.pooling.split(",") if p.strip()], args.min_layer)
         examples = list(load_dataset(args.dataset, [args.split]).split(args.split))
         if args.sample:
             if args.sample > len(examples):

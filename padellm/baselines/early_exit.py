@@ -57,9 +57,9 @@ class ExitConfig:
     def name(self) -> str:
         if self.criterion == "none":
             return "full model"
-        if self.criterion == "patience":
-            return f"patience {self.patience}"
-        return f"{self.criterion} ({self.pooling}) {self.threshold:g}"
+        name = (f"patience {self.patience}" if self.criterion == "patience"
+                else f"{self.criterion} ({self.pooling}) {self.threshold:g}")
+        return name + (f" from exit {self.min_layer}" if self.min_layer > 1 else "")
 
 
 def _pool(values: torch.Tensor, mask: torch.Tensor, pooling: str, worst: str) -> torch.Tensor:

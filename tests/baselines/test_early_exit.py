@@ -58,4 +58,5 @@ def test_exit_config_is_validated():
     with pytest.raises(ConfigError, match="threshold must be in"):
         ExitConfig("confidence", 1.5)
     assert ExitConfig("entropy", 0.1, "mean").name == "entropy (mean) 0.1"
+    assert ExitConfig("patience", patience=1, min_layer=2).name == "patience 1 from exit 2"
     assert math.isfinite(ExitConfig().threshold)
