@@ -50,14 +50,16 @@ class NER:
         return run_steps(self.steps(texts, labels, decode_config), self.backend)
 
     async def arun(self, texts: list[str], labels: tuple[str, ...] | None = None,
-                   decode_config: DecodeConfig | None = None) -> DecodeResult:
-        """``run`` on an asynchronous backend (``AsyncVLLMBackend``): the server's path."""
-        return await run_steps_async(self.steps(texts, labels, decode_config), self.backend)
+                   decode_config: DecodeConfig | None = None, check: bool = True) -> DecodeResult:
+        """``run`` on an asynchronous backend (``AsyncVLLMBackend``): the server's path. ``check=False`` skips
+        ``check`` for texts the caller has already checked (it tokenises every text)."""
+        return await run_steps_async(self.steps(texts, labels, decode_config, check), self.backend)
 
     def steps(self, texts: list[str], labels: tuple[str, ...] | None = None,
-              decode_config: DecodeConfig | None = None) -> DecodeSteps:
+              decode_config: DecodeConfig | None = None, check: bool = True) -> DecodeSteps:
         config = decode_config or self.decode_config
-        self.check(texts, config)
+        if check:
+            self.check(texts, config)
         return decode_steps(list(texts), self.encoder, config, labels)
 
     def check(self, texts: list[str], decode_config: DecodeConfig | None = None) -> None:

@@ -170,7 +170,8 @@ class NERService:
         return None
 
     async def run(self, job: Job) -> DecodeResult:
-        return await job.ner.arun(job.texts, job.labels, job.decode_config)
+        # check() has already tokenised every text against the model's context: no second pass.
+        return await job.ner.arun(job.texts, job.labels, job.decode_config, check=False)
 
     @staticmethod
     def response(request_id: str, job: Job, result: DecodeResult) -> NERResponse:
