@@ -33,48 +33,6 @@ def exit_configs(poolings: list[str], min_layer: int = 1):
     return configs
 
 
-def plot(results: dict, path: str, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = sorted({int(b) for r in results.values() for b in r["batch_sizes"]})
-    figure, axes = plt.subplots(1, len(sizes) + 1, figsize=(5 * (len(sizes) + 1), 4.2), squeeze=False)
-    layers_axis = axes[0][0]
-    for name, result in results.items():
-        f1 = result["f1_per_exit"]
-        layers_axis.plot(range(1, len(f1) + 1), f1, marker="o", label=name)
-    layers_axis.set_xlabel("exit layer (no early exit)")
-    layers_axis.set_ylabel("span F1 (%)")
-    layers_axis.grid(alpha=0.3)
-    layers_axis.legend(fontsize=8)
-    for axis, size in zip(axes[0][1:], sizes):
-        for name, result in results.items():
-            runs = result["batch_sizes"][str(size)]
-            full = runs["full model"]
-            for criterion, marker in (("entropy", "o"), ("confidence", "s"), ("patience", "^")):
-                points = sorted((full["seconds"] / p["seconds"], p["f1"]) for setting, p in runs.items()
-                                if setting.startswith(criterion))
-                if points:
-                    axis.plot(*zip(*points), marker=marker, linewidth=1, label=f"{name}: {criterion}")
-            axis.scatter([1.0], [full["f1"]], color="black", zorder=3)
-            axis.axhline(full["f1"] - 1, color="grey", linestyle=":", linewidth=1)
-        axis.axvline(2.0, color="grey", linestyle="--", linewidth=1)
-        axis.set_xlabel("speed-up over the full model (wall time)")
-        axis.set_ylabel("span F1 (%)")
-        axis.set_title(f"batch size {size} (dotted: full model - 1 F1; dashed: 2x)", fontsize=9)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm.auto import tqdm
@@ -84,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from padellm.baselines.fastner_benchmark import measure, operating_point, prepare_batches
     from padellm.datasets import load_dataset
     from padellm.errors import ConfigError, PadellmError
+    from padellm.plots import plot_exit_tradeoff
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", required=True, help="a trained FastNER model folder (repeat)")
@@ -152,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.plot:
         title = f"FastNER on {args.dataset} {args.split} ({len(examples)} sentences, {os.cpu_count()} CPUs)"
-        print(f"wrote {plot(results, args.plot, title)}")
+        print(f"wrote {plot_exit_tradeoff(results, args.plot, title)}")
     if args.out:
         record = {"command": " ".join(sys.argv), "dataset": args.dataset, "split": args.split,
                   "sentences": len(examples), "environment": {"python": platform.python_version(),

@@ -5,16 +5,36 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_latencies(latencies_ms: dict[str, list[float]], path: str | Path, title: str = "", paired: bool = True) -> Path:
-    """Per-sentence latency of each decoder: a cumulative distribution (left) and latency against the
-    first decoder's on the same sentence (right, one point per sentence, when there are two decoders and
-    ``paired``: both lists follow the same sentences)."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: str | Path, title: str) -> Path:
+    """Title, tight layout, PNG at 120 dpi (parent folders created); the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_latencies(latencies_ms: dict[str, list[float]], path: str | Path, title: str = "", paired: bool = True) -> Path:
+    """Per-sentence latency of each decoder: a cumulative distribution (left) and latency against the
+    first decoder's on the same sentence (right, one point per sentence, when there are two decoders and
+    ``paired``: both lists follow the same sentences)."""
     import numpy as np
 
+    plt = _pyplot()
     names = list(latencies_ms)
     pairs = paired and len(names) == 2
     figure, axes = plt.subplots(1, 2 if pairs else 1, figsize=(11 if pairs else 6, 4.2), squeeze=False)
@@ -43,11 +63,39 @@ def plot_latencies(latencies_ms: dict[str, list[float]], path: str | Path, title
         scatter.grid(alpha=0.3)
         scatter.legend(loc="upper left", fontsize=8)
         scatter.set_title("each point: one sentence", fontsize=9)
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(figure, path, title)
+
+
+def plot_exit_tradeoff(results: dict, path: str | Path, title: str = "") -> Path:
+    """FastNER benchmark results (``eval/benchmark_fastner.py``): F1 of every exit (left), then F1 against
+    speed-up for each criterion, one panel per batch size."""
+    plt = _pyplot()
+
+    sizes = sorted({int(b) for r in results.values() for b in r["batch_sizes"]})
+    figure, axes = plt.subplots(1, len(sizes) + 1, figsize=(5 * (len(sizes) + 1), 4.2), squeeze=False)
+    layers_axis = axes[0][0]
+    for name, result in results.items():
+        f1 = result["f1_per_exit"]
+        layers_axis.plot(range(1, len(f1) + 1), f1, marker="o", label=name)
+    layers_axis.set_xlabel("exit layer (no early exit)")
+    layers_axis.set_ylabel("span F1 (%)")
+    layers_axis.grid(alpha=0.3)
+    layers_axis.legend(fontsize=8)
+    for axis, size in zip(axes[0][1:], sizes):
+        for name, result in results.items():
+            runs = result["batch_sizes"][str(size)]
+            full = runs["full model"]
+            for criterion, marker in (("entropy", "o"), ("confidence", "s"), ("patience", "^")):
+                points = sorted((full["seconds"] / p["seconds"], p["f1"]) for setting, p in runs.items()
+                                if setting.startswith(criterion))
+                if points:
+                    axis.plot(*zip(*points), marker=marker, linewidth=1, label=f"{name}: {criterion}")
+            axis.scatter([1.0], [full["f1"]], color="black", zorder=3)
+            axis.axhline(full["f1"] - 1, color="grey", linestyle=":", linewidth=1)
+        axis.axvline(2.0, color="grey", linestyle="--", linewidth=1)
+        axis.set_xlabel("speed-up over the full model (wall time)")
+        axis.set_ylabel("span F1 (%)")
+        axis.set_title(f"batch size {size} (dotted: full model - 1 F1; dashed: 2x)", fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    return _save(figure, path, title)
