@@ -16,13 +16,13 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # the demo's output is the point; vLLM's warnings are not
     from padellm.adapters import shipped_adapter
-    from padellm.benchmark import run_benchmark
     from padellm.configargs import add_dataclass_arguments, dataclass_from_args
     from padellm.datasets import load_dataset
     from padellm.engine.decoding import DecodeConfig
-    from padellm.engine.vllm_backend import VLLMConfig, vllm_backends
+    from padellm.engine.vllm_backend import VLLMConfig
     from padellm.errors import PadellmError
-    from padellm.ner import load
+    from padellm.evaluation.runner import run_systems
+    from padellm.evaluation.systems import llm_systems
     from padellm.types import Example
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -37,12 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         pool = random.Random(args.seed).sample(test, args.sample + 3)
         warmup = pool[:3]
         sentences = [Example(t, (), ()) for t in args.text] if args.text else pool[3:]
-        adapters = [shipped_adapter("parallel"), shipped_adapter("autoregressive")]
-        backends = vllm_backends(adapters, dataclass_from_args(VLLMConfig, args))
-        decode_config = dataclass_from_args(DecodeConfig, args)
-        decoders = {name: load(adapter, backend, decode_config=decode_config)
-                    for name, adapter, backend in zip(("parallel", "autoregressive"), adapters, backends)}
-        runs = run_benchmark(decoders, sentences, warmup, batch_mode=False, progress=False)
+        adapters = {mode: shipped_adapter(mode) for mode in ("parallel", "autoregressive")}
+        systems = llm_systems(adapters, "vllm", dataclass_from_args(DecodeConfig, args),
+                              dataclass_from_args(VLLMConfig, args))
+        runs = run_systems(systems, sentences, warmup, batch_mode=False, progress=False)
     except PadellmError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return 2

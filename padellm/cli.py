@@ -1,4 +1,4 @@
-"""The ``padellm`` command: ``padellm data ...``, ``models ...``, ``finetune``, ``extract``."""
+"""The ``padellm`` command: ``padellm data ...``, ``models ...``, ``finetune``, ``extract``, ``serve``, ``eval``."""
 
 from __future__ import annotations
 
@@ -188,6 +188,22 @@ def _remote_decoder(args: argparse.Namespace):
     return decode
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from padellm.engine.decoding import DecodeConfig
+    from padellm.engine.vllm_backend import VLLMConfig
+    from padellm.evaluation.command import evaluate
+    from padellm.evaluation.config import EvalConfig
+    from padellm.evaluation.report import format_table
+
+    config = dataclass_from_args(EvalConfig, args)
+    command = " ".join(["padellm", *(args.argv if args.argv is not None else sys.argv[1:])])
+    results = evaluate(config, args.out, dataclass_from_args(DecodeConfig, args), dataclass_from_args(VLLMConfig, args),
+                       progress=not args.no_progress, command=command)
+    print(format_table(results["summary"]))
+    print(f"results.json, predictions.jsonl, report.md and figures in {args.out}", file=sys.stderr)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from padellm_serve.cli import serve
 
@@ -250,6 +266,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(extract, VLLMConfig)
     extract.set_defaults(run=_extract)
 
+    from padellm.evaluation.config import EvalConfig
+
+    evaluation = commands.add_parser(
+        "eval", help="F1 and latency of parallel decoding, the autoregressive baseline and FastNER side by side",
+        description="Measure the chosen systems on the same sentences (single requests interleaved after a warm-up, "
+                    "then batch mode) and write results.json, predictions.jsonl, report.md and PNG figures to --out.")
+    evaluation.add_argument("--out", required=True, help="output folder")
+    evaluation.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_dataclass_arguments(evaluation, EvalConfig)
+    add_dataclass_arguments(evaluation, DecodeConfig)
+    add_dataclass_arguments(evaluation, VLLMConfig)
+    evaluation.set_defaults(run=_eval)
+
     from padellm_serve.cli import add_arguments as add_serve_arguments
 
     serve = commands.add_parser(
@@ -269,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)

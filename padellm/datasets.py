@@ -72,18 +72,27 @@ def resolve(spec: str | Path) -> Path:
     raise CorpusError(spec, None, f"no such dataset file or folder ({hint})")
 
 
+def _files(path: Path) -> dict[str, Path]:
+    if path.is_dir():
+        files = split_files(path)
+        if not files:
+            raise CorpusError(path, None, f"no split files ({'/'.join(SPLITS)} with suffix {'/'.join(SUFFIXES)})")
+        return files
+    return {path.stem if path.stem in SPLITS else "data": path}
+
+
+def available_splits(spec: str | Path) -> list[str]:
+    """The splits ``load_dataset(spec)`` would read, without reading them."""
+    return list(_files(resolve(spec)))
+
+
 def load_dataset(spec: str | Path, splits: list[str] | None = None, options: ReadOptions = ReadOptions()) -> Dataset:
     """Read a dataset; ``splits`` limits which splits are read (all available ones by default).
 
     A single file is one split named after the file's stem when that is a split name, else ``"data"``.
     """
     path = resolve(spec)
-    if path.is_dir():
-        files = split_files(path)
-        if not files:
-            raise CorpusError(path, None, f"no split files ({'/'.join(SPLITS)} with suffix {'/'.join(SUFFIXES)})")
-    else:
-        files = {path.stem if path.stem in SPLITS else "data": path}
+    files = _files(path)
     if splits is not None:
         missing = [s for s in splits if s not in files]
         if missing:

@@ -43,6 +43,8 @@ def plot_latencies(latencies_ms: dict[str, list[float]], path: str | Path, title
         values = np.sort(np.asarray(latencies_ms[name]))
         cdf.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
                  label=f"{name} (mean {values.mean():.0f} ms, p95 {np.percentile(values, 95):.0f} ms)")
+    if max(max(v) for v in latencies_ms.values()) > 20 * min(min(v) for v in latencies_ms.values()):
+        cdf.set_xscale("log")  # systems tens of times apart (FastNER next to an LLM): both stay readable
     cdf.set_xlabel("latency per sentence (ms)")
     cdf.set_ylabel("fraction of sentences")
     cdf.grid(alpha=0.3)
@@ -98,4 +100,51 @@ def plot_exit_tradeoff(results: dict, path: str | Path, title: str = "") -> Path
         axis.set_title(f"batch size {size} (dotted: full model - 1 F1; dashed: 2x)", fontsize=9)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
+    return _save(figure, path, title)
+
+
+def plot_f1_latency(summary: dict, path: str | Path, title: str = "") -> Path:
+    """``padellm eval`` results: span F1 against mean single-request latency, one point per system; the
+    horizontal bar spans its p50 to p95 latency."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    markers = {"llm": "o", "fastner": "^"}
+    for name, entry in summary["systems"].items():
+        latency, f1 = entry["latency_ms"], 100 * entry["span"]["micro"]["f1"]
+        axis.plot([latency["p50"], latency["p95"]], [f1, f1], color="grey", linewidth=1, alpha=0.6)
+        axis.scatter([latency["mean"]], [f1], marker=markers.get(entry["kind"], "o"), s=60, zorder=3, label=name)
+    axis.set_xscale("log")
+    axis.set_xlabel("mean latency per sentence, one request at a time (ms, log scale; bar: p50 to p95)")
+    axis.set_ylabel("span F1 (%)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8, loc="best")
+    return _save(figure, path, title)
+
+
+def plot_stages(summary: dict, path: str | Path, title: str = "") -> Path:
+    """Mean time per decoding stage of each LLM system (stacked bars, ms per sentence)."""
+    plt = _pyplot()
+    entries = {name: e["stage_mean_ms"] for name, e in summary["systems"].items() if e.get("stage_mean_ms")}
+    figure, axis = plt.subplots(figsize=(8, 1.2 + 0.8 * len(entries)))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    stages = list(dict.fromkeys(stage for stage_ms in entries.values() for stage in stage_ms))
+    longest = max(sum(stage_ms.values()) for stage_ms in entries.values())
+    labelled: set[str] = set()
+    for row, (name, stage_ms) in enumerate(entries.items()):
+        left = 0.0
+        for index, stage in enumerate(stages):
+            width = stage_ms.get(stage, 0.0)
+            if not width:
+                continue
+            axis.barh(row, width, left=left, color=colours[index % len(colours)],
+                      label=None if stage in labelled else stage)
+            labelled.add(stage)
+            if width > 0.08 * longest:
+                axis.text(left + width / 2, row, f"{width:.0f}", ha="center", va="center", fontsize=8)
+            left += width
+    axis.set_yticks(range(len(entries)), list(entries))
+    axis.invert_yaxis()
+    axis.set_xlabel("mean time per sentence, one request at a time (ms)")
+    axis.grid(alpha=0.3, axis="x")
+    axis.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(stages), frameon=False)
     return _save(figure, path, title)

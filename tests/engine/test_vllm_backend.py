@@ -120,25 +120,29 @@ def test_merged_adapter_engine_equals_the_reference(adapters, tmp_path, monkeypa
         backend.engine.close()
 
 
-def test_latency_benchmark_script(adapters, tmp_path, capsys):
-    import importlib.util
+def test_eval_command_on_vllm(adapters, tmp_path, capsys):
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "eval" / "benchmark_latency.py"
-    spec = importlib.util.spec_from_file_location("benchmark_latency", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path / "bench.json"
-    argv = ["--parallel", str(adapters["parallel"]), "--autoregressive", str(adapters["autoregressive"]),
-            "--dataset", str(adapters["corpus"]), "--sample", "2", "--warmup", "1", "--no-progress", "--lora", "request",
-            "--dtype", "float32", "--max-model-len", "512", "--max-num-seqs", "32", "--out", str(out), "--plot", str(tmp_path / "latency.png")]
-    assert module.main(argv) == 0
-    assert "speed-up over autoregressive: mean latency" in capsys.readouterr().out
-    result = json.loads(out.read_text())
-    assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
-    assert result["sample"] == 2 and result["warmup_split"] == "dev"
+    from padellm.cli import main
+
+    argv = ["eval", "--systems", "parallel,autoregressive", "--parallel", str(adapters["parallel"]),
+            "--autoregressive", str(adapters["autoregressive"]), "--dataset", str(adapters["corpus"]),
+            "--sample", "2", "--warmup", "1", "--no-progress", "--allow-label-subset", "--lora", "request",
+            "--dtype", "float32", "--max-model-len", "512", "--max-num-seqs", "32", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert "speed-ups (x) over autoregressive" in capsys.readouterr().out
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["vllm_config"]["lora"] == "request" and result["data"]["sample_indices"] == [0, 2]
     assert len(result["latencies_ms"]["parallel"]) == len(result["latencies_ms"]["autoregressive"]) == 2
-    assert result["decoders"]["autoregressive"]["sequences_per_sentence"] == 1
-    assert result["decoders"]["parallel"]["stats"]["count_prompts"] == 2 * 4
-    assert module.main([*argv[:4], "--dataset", str(adapters["corpus"]), "--sample", "9"]) == 2
+    systems = result["summary"]["systems"]
+    assert systems["autoregressive"]["sequences_per_sentence"] == 1
+    assert systems["parallel"]["stats"]["count_prompts"] == 2 * 4
+    # The same adapters on the transformers reference backend find the same entities.
+    reference = tmp_path / "reference"
+    assert main([*argv[:-1], str(reference), "--backend", "transformers"]) == 0
+    def spans(folder):
+        records = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+        return [{name: [(e["start"], e["end"], e["label"]) for e in found] for name, found in r["predictions"].items()}
+                for r in records]
+
+    assert len(spans(tmp_path)) == 2 and spans(tmp_path) == spans(reference)

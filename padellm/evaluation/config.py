@@ -1,0 +1,120 @@
+"""What ``padellm eval`` compares, on which data, and how it measures: one validated config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from padellm.baselines.early_exit import CRITERIA, POOLINGS, ExitConfig
+from padellm.errors import ConfigError
+
+SYSTEMS = ("parallel", "autoregressive", "fastner")
+LLM_BACKENDS = ("vllm", "transformers")
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_exit(spec: str, min_layer: int = 1) -> ExitConfig:
+    """One FastNER operating point: ``none`` (the full model), ``patience:N``, ``entropy:T[:POOLING]`` or
+    ``confidence:T[:POOLING]`` (POOLING: max or mean; default max)."""
+    parts = spec.split(":")
+    criterion = parts[0]
+    if criterion not in CRITERIA:
+        raise ConfigError(f"fastner_exits: {spec!r}: the criterion must be one of {', '.join(CRITERIA)}")
+    if criterion == "none":
+        if len(parts) > 1:
+            raise ConfigError(f"fastner_exits: {spec!r}: 'none' takes no value")
+        return ExitConfig()
+    if len(parts) < 2 or len(parts) > (2 if criterion == "patience" else 3):
+        form = "patience:N" if criterion == "patience" else f"{criterion}:THRESHOLD[:{'|'.join(POOLINGS)}]"
+        raise ConfigError(f"fastner_exits: {spec!r}: expected {form}")
+    try:
+        value = int(parts[1]) if criterion == "patience" else float(parts[1])
+    except ValueError as err:
+        raise ConfigError(f"fastner_exits: {spec!r}: {parts[1]!r} is not a number") from err
+    try:
+        if criterion == "patience":
+            return ExitConfig("patience", patience=value, min_layer=min_layer)
+        return ExitConfig(criterion, value, parts[2] if len(parts) == 3 else "max", min_layer=min_layer)
+    except ConfigError as err:
+        raise ConfigError(f"fastner_exits: {spec!r}: {err}") from err
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    dataset: str = "conll2003"
+    """A shared dataset name (conll2003, genia, resume_zh), a folder of split files or one file."""
+    split: str = "test"
+    """The split that is measured (a single file's split is named after the file: test.txt -> test, else data)."""
+    systems: str = "parallel,autoregressive,fastner"
+    """Comma-separated: parallel (PaDeLLM), autoregressive (the LLM baseline), fastner (one system per
+    --fastner-exits entry)."""
+    parallel: str = ""
+    """Adapter folder of the parallel system (default: the shipped one for --dataset)."""
+    autoregressive: str = ""
+    """Adapter folder of the autoregressive system (default: the shipped one for --dataset)."""
+    fastner: str = ""
+    """FastNER model folder (written by padellm finetune with mode fastner); needed when fastner is evaluated."""
+    fastner_exits: str = "none,patience:1"
+    """Comma-separated FastNER operating points: none (the full model), patience:N, entropy:T[:max|mean],
+    confidence:T[:max|mean]."""
+    fastner_min_layer: int = 1
+    """No FastNER sentence leaves before this exit."""
+    fastner_batch_size: int = 32
+    """FastNER sentences per forward pass in batch mode."""
+    backend: str = "vllm"
+    """LLM systems decode on vllm or transformers (the reference backend, slow)."""
+    sample: int = 0
+    """Measure a seeded sample of this many sentences (0: the whole split)."""
+    seed: int = 0
+    """Seed of the sample, the warm-up sentences and torch."""
+    warmup: int = 10
+    """Sentences every system decodes before measuring (never measured; taken from --warmup-split)."""
+    warmup_split: str = "dev"
+    """Where warm-up sentences come from; when the dataset has no such split (or it is the measured one):
+    measured-split sentences outside the sample."""
+    batch_mode: bool = True
+    """Also measure throughput with the whole sample in one call per system."""
+    allow_label_subset: bool = False
+    """Accept data whose labels are a strict subset of a system's (its other labels only add false positives)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        systems = split_list(self.systems)
+        unknown = [s for s in systems if s not in SYSTEMS]
+        if not systems or unknown:
+            problems.append(f"systems must be a comma-separated subset of {', '.join(SYSTEMS)}; got {self.systems!r}")
+        elif len(set(systems)) != len(systems):
+            problems.append(f"systems lists a system twice: {self.systems!r}")
+        if self.backend not in LLM_BACKENDS:
+            problems.append(f"backend must be one of {', '.join(LLM_BACKENDS)}; got {self.backend!r}")
+        if "fastner" in systems and not self.fastner:
+            problems.append("fastner: a FastNER model folder is needed to evaluate fastner (padellm finetune "
+                            "--config finetune/configs/conll2003-fastner.yaml writes runs/conll2003-fastner/model)")
+        for name in ("sample", "warmup"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0; got {getattr(self, name)}")
+        for name in ("fastner_batch_size", "fastner_min_layer"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        if "fastner" in systems:
+            exits = split_list(self.fastner_exits)
+            if not exits:
+                problems.append(f"fastner_exits must name at least one operating point; got {self.fastner_exits!r}")
+            for spec in exits:
+                try:
+                    parse_exit(spec, self.fastner_min_layer)
+                except ConfigError as err:
+                    problems.append(str(err))
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def system_names(self) -> tuple[str, ...]:
+        return split_list(self.systems)
+
+    @property
+    def exit_configs(self) -> tuple[ExitConfig, ...]:
+        return tuple(parse_exit(spec, self.fastner_min_layer) for spec in split_list(self.fastner_exits))

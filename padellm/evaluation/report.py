@@ -1,0 +1,153 @@
+"""``results.json`` -> a Markdown report and a console table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PLOTS = {"f1_latency.png": "F1 against mean single-request latency",
+         "stages.png": "Where the time of an LLM request goes, per decoding stage",
+         "latency.png": "Single-request latency distributions"}
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def _cell(entry: dict, *keys: str, fmt: str = "{:.1f}") -> str:
+    value = entry
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return "–"
+        value = value[key]
+    return fmt.format(value)
+
+
+def main_table(results: dict) -> list[str]:
+    summary = results["summary"]
+    speedup = summary["speedup"]
+    lines = ["| system | F1 | P | R | string F1 | mean ms | p50 | p95 | p99 | batch sent/s | tokens/seq | mean exit"
+             " | speed-up mean | speed-up p50 | speed-up batch |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, entry in summary["systems"].items():
+        span, string = entry["span"]["micro"], entry["string"]["micro"]
+        ratio = speedup.get(name, {})
+        if name == summary["reference"]:
+            ratio = {"mean_latency": 1.0, "p50_latency": 1.0, **({"batch_throughput": 1.0} if "batch" in entry else {})}
+        ratios = [_cell(ratio, key, fmt="{:.2f}x") for key in ("mean_latency", "p50_latency", "batch_throughput")]
+        lines.append(
+            f"| {name} | {_pct(span['f1'])} | {_pct(span['precision'])} | {_pct(span['recall'])} | "
+            f"{_pct(string['f1'])} | {_cell(entry, 'latency_ms', 'mean')} | {_cell(entry, 'latency_ms', 'p50')} | "
+            f"{_cell(entry, 'latency_ms', 'p95')} | {_cell(entry, 'latency_ms', 'p99')} | "
+            f"{_cell(entry, 'batch', 'sentences_per_s')} | {_cell(entry, 'tokens_per_sequence', fmt='{:.2f}')} | "
+            f"{_cell(entry, 'mean_exit_layer', fmt='{:.2f}')} | {' | '.join(ratios)} |")
+    return lines
+
+
+def label_table(results: dict, matcher: str) -> list[str]:
+    """Labels as rows, one ``P / R / F1`` column per system, and the gold support."""
+    systems = results["summary"]["systems"]
+    labels = sorted({label for entry in systems.values() for label in entry[matcher]["per_label"]})
+    lines = ["| label | support | " + " | ".join(f"{name} P / R / F1" for name in systems) + " |",
+             "|---|---:|" + "---:|" * len(systems)]
+    for label in labels:
+        cells, support = [], 0
+        for entry in systems.values():
+            prf = entry[matcher]["per_label"].get(label)
+            if prf is None:
+                cells.append("–")
+                continue
+            support = max(support, prf["support"])
+            cells.append(f"{_pct(prf['precision'])} / {_pct(prf['recall'])} / {_pct(prf['f1'])}")
+        lines.append(f"| {label} | {support} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def stage_table(results: dict) -> list[str]:
+    rows = [(name, stage, ms) for name, entry in results["summary"]["systems"].items()
+            for stage, ms in entry.get("stage_mean_ms", {}).items()]
+    if not rows:
+        return []
+    lines = ["| system | stage | mean ms per sentence |", "|---|---|---:|"]
+    lines += [f"| {name} | {stage} | {ms:.1f} |" for name, stage, ms in rows]
+    return lines
+
+
+def _setting(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def settings_lines(results: dict) -> list[str]:
+    lines = []
+    for name, system in results["systems"].items():
+        lines.append(f"- **{name}**: `{system['artifact']}`; labels {', '.join(system['labels'])}; "
+                     + "; ".join(f"{k}: {_setting(v)}" for k, v in system["settings"].items()))
+    return lines
+
+
+def environment_line(environment: dict) -> str:
+    gpu = environment.get("gpu") or "no GPU"
+    libraries = ", ".join(f"{k} {v}" for k, v in environment["libraries"].items())
+    return (f"{environment['cpu']} ({environment['cpus_available']} cores available), {gpu}, "
+            f"{environment['platform']}; {libraries}")
+
+
+def render_report(results: dict, plots: list[str]) -> str:
+    data = results["data"]
+    summary = results["summary"]
+    sample = (f"a seeded sample (seed {results['seed']}) of {summary['sentences']} of its {data['split_sentences']} "
+              f"sentences" if summary["sentences"] < data["split_sentences"] else f"all {summary['sentences']} sentences")
+    lines = [
+        f"# padellm eval: {data['dataset']} {data['split']}", "",
+        f"Measured on {sample}; {results['warmup']['sentences']} warm-up sentences ({results['warmup']['source']}) "
+        f"first, never measured. Single-request mode: one sentence per call, systems interleaved sentence by "
+        f"sentence in rotating order. Batch mode: the whole sample in one call per system.", "",
+        f"- Machine: {environment_line(results['environment'])}",
+        f"- Command: `{results['command']}`",
+        f"- Started {results['started']}, took {results['wall_time_s']:.0f} s", "",
+        "## Results", "",
+        "F1, P, R: exact spans (micro, %); string F1: the PaDeLLM-NER paper's per-sentence set of (label, string). "
+        "Latency: per sentence in single-request mode. Tokens/seq: tokens generated per sequence (LLM systems). "
+        "Mean exit: average FastNER exit layer. "
+        + (f"Speed-ups: {summary['reference']}'s latency over the system's, and the system's batch throughput "
+           f"over {summary['reference']}'s." if summary["reference"] else
+           "No autoregressive system was measured, so there are no speed-ups."), "",
+        *main_table(results), "",
+        "## Per label: exact spans", "", *label_table(results, "span"), "",
+        "## Per label: string sets (paper)", "", *label_table(results, "string"), "",
+    ]
+    stages = stage_table(results)
+    if stages:
+        lines += ["## LLM decoding stages", "", *stages, ""]
+    if plots:
+        lines += ["## Figures", ""]
+        lines += [f"![{PLOTS[name]}]({name})\n" for name in plots]
+    lines += ["## Systems", "", *settings_lines(results), ""]
+    return "\n".join(lines)
+
+
+def write_report(results: dict, out_dir: str | Path, plots: list[str]) -> Path:
+    path = Path(out_dir) / "report.md"
+    path.write_text(render_report(results, plots), encoding="utf-8")
+    return path
+
+
+def format_table(summary: dict) -> str:
+    """A plain-text table for the console."""
+    header = (f"{'system':<32}{'F1':>7}{'str F1':>8}{'mean ms':>9}{'p50':>8}{'p95':>8}{'p99':>8}{'sent/s':>8}"
+              f"{'tok/seq':>8}{'exit':>6}{'x mean':>8}{'x batch':>8}")
+    lines = [f"{summary['sentences']} sentences", header]
+    for name, entry in summary["systems"].items():
+        ratio = summary["speedup"].get(name, {})
+        lines.append(
+            f"{name:<32}{_pct(entry['span']['micro']['f1']):>7}{_pct(entry['string']['micro']['f1']):>8}"
+            f"{_cell(entry, 'latency_ms', 'mean'):>9}{_cell(entry, 'latency_ms', 'p50'):>8}"
+            f"{_cell(entry, 'latency_ms', 'p95'):>8}{_cell(entry, 'latency_ms', 'p99'):>8}"
+            f"{_cell(entry, 'batch', 'sentences_per_s'):>8}{_cell(entry, 'tokens_per_sequence', fmt='{:.2f}'):>8}"
+            f"{_cell(entry, 'mean_exit_layer', fmt='{:.2f}'):>6}"
+            f"{_cell(ratio, 'mean_latency', fmt='{:.2f}x'):>8}{_cell(ratio, 'batch_throughput', fmt='{:.2f}x'):>8}")
+    if summary["reference"]:
+        lines.append(f"speed-ups (x) over {summary['reference']}: its latency / the system's; the system's batch "
+                     "throughput / its")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""Figures from measured runs: scores (metrics module), latency percentiles, throughput, tokens, exits and
+speed-ups against a reference system (the autoregressive baseline)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from padellm.evaluation.runner import SystemRun
+from padellm.metrics import score
+from padellm.types import Example
+
+REFERENCE = "autoregressive"
+PERCENTILES = (50, 95, 99)
+
+
+def latency_summary(latencies_s: list[float]) -> dict[str, float]:
+    """Mean, percentiles, min and max in milliseconds."""
+    values = 1000 * np.asarray(latencies_s, dtype=float)
+    summary = {"mean": float(values.mean())}
+    summary |= {f"p{q}": float(np.percentile(values, q)) for q in PERCENTILES}
+    return summary | {"min": float(values.min()), "max": float(values.max())}
+
+
+def generated_tokens(stats: Counter) -> tuple[int, int]:
+    """(tokens generated, sequences generated) from an LLM system's statistics: count prompts and branches for
+    parallel decoding, one sequence per sentence for autoregressive decoding."""
+    if "count_prompts" in stats:
+        return stats["count_tokens"] + stats["branch_tokens"], stats["count_prompts"] + stats["branches"]
+    return stats["generated_tokens"], stats["sequences"]
+
+
+def system_summary(kind: str, run: SystemRun, examples: list[Example]) -> dict:
+    texts = [example.text for example in examples]
+    gold = [list(example.entities) for example in examples]
+    sentences = len(examples)
+    entry: dict = {
+        "kind": kind,
+        "span": score(texts, gold, run.predictions, "span").to_dict(),
+        "string": score(texts, gold, run.predictions, "string").to_dict(),
+        "latency_ms": latency_summary(run.latencies_s),
+    }
+    if run.batch_s is not None:
+        entry["batch"] = {"seconds": run.batch_s, "sentences_per_s": sentences / run.batch_s,
+                          "agrees_with_single": sum(a == b for a, b in zip(run.batch_predictions, run.predictions))
+                          / sentences}
+    if kind == "llm":
+        tokens, sequences = generated_tokens(run.stats)
+        stages = list(dict.fromkeys(stage for stage_s in run.stage_s for stage in stage_s))
+        entry["stage_mean_ms"] = {stage.removesuffix("_s"): 1000 * sum(s.get(stage, 0.0) for s in run.stage_s)
+                                  / sentences for stage in stages}
+        entry |= {"tokens_per_sequence": tokens / max(1, sequences), "tokens_per_sentence": tokens / sentences,
+                  "sequences_per_sentence": sequences / sentences, "stats": dict(run.stats)}
+    if run.exits:
+        entry["mean_exit_layer"] = sum(run.exits) / len(run.exits)
+        entry["exit_layers"] = {str(k): v for k, v in sorted(Counter(run.exits).items())}
+    return entry
+
+
+def speedups(systems: dict[str, dict], reference: str) -> dict[str, dict[str, float]]:
+    """Per system, the reference's latency over the system's (mean and percentiles) and the system's batch
+    throughput over the reference's: above 1 means faster than the reference."""
+    base = systems[reference]
+    ratios = {}
+    for name, entry in systems.items():
+        if name == reference:
+            continue
+        ratio = {f"{stat}_latency": base["latency_ms"][stat] / entry["latency_ms"][stat]
+                 for stat in ("mean", *(f"p{q}" for q in PERCENTILES))}
+        if "batch" in entry and "batch" in base:
+            ratio["batch_throughput"] = entry["batch"]["sentences_per_s"] / base["batch"]["sentences_per_s"]
+        ratios[name] = ratio
+    return ratios
+
+
+def summarize(runs: dict[str, SystemRun], kinds: dict[str, str], examples: list[Example],
+              reference: str = REFERENCE) -> dict:
+    """Every figure per system (``kinds``: llm or fastner per system) and, when ``reference`` was measured,
+    the speed-ups over it."""
+    systems = {name: system_summary(kinds[name], run, examples) for name, run in runs.items()}
+    summary: dict = {"sentences": len(examples), "systems": systems, "reference": None, "speedup": {}}
+    if reference in systems:
+        summary["reference"] = reference
+        summary["speedup"] = speedups(systems, reference)
+    return summary

@@ -1,0 +1,160 @@
+"""The systems ``padellm eval`` compares, behind one interface: ``run(examples) -> Output``.
+
+An LLM system is an ``NER`` extractor (PaDeLLM parallel decoding or the autoregressive baseline) on one adapter;
+a FastNER system is a trained FastNER model at one early-exit operating point. Each knows its label set, taken
+from its trained artifact, and ``check_labels`` refuses data whose labels disagree with it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from padellm.baselines.early_exit import ExitConfig
+from padellm.errors import ConfigError
+from padellm.types import Entity, Example
+
+
+@dataclass
+class Output:
+    """What one call of a system produced."""
+
+    entities: list[list[Entity]]
+    stage_s: dict[str, float] = field(default_factory=dict)
+    """Seconds per decoding stage (LLM systems)."""
+    stats: Counter = field(default_factory=Counter)
+    """Sequences and tokens generated (LLM systems)."""
+    exits: list[int] = field(default_factory=list)
+    """Exit layer of each sentence (FastNER)."""
+
+
+class System(Protocol):
+    name: str
+    kind: str
+    """llm or fastner."""
+    labels: tuple[str, ...]
+    artifact: str
+
+    def run(self, examples: list[Example]) -> Output: ...
+
+    def settings(self) -> dict: ...
+
+
+class LLMSystem:
+    """An ``NER`` extractor; one ``run`` is one decoding call over all the examples' texts."""
+
+    kind = "llm"
+
+    def __init__(self, name: str, ner, artifact: str | Path):
+        self.name, self.ner, self.artifact = name, ner, str(artifact)
+        self.labels = tuple(ner.labels)
+
+    def run(self, examples: list[Example]) -> Output:
+        result = self.ner.run([example.text for example in examples])
+        return Output(result.entities, {k: v for k, v in result.timings.items() if k != "total_s"}, result.stats)
+
+    def settings(self) -> dict:
+        return {"mode": self.ner.mode, "decode_config": vars(self.ner.decode_config)}
+
+
+class FastNERSystem:
+    """A FastNER model at one exit setting; ``run`` tokenises, predicts in batches of ``batch_size`` and maps
+    spans back to character offsets (all inside the measured time, as the LLM systems' prompt building is)."""
+
+    kind = "fastner"
+
+    def __init__(self, name: str, model, tokenizer, exit_config: ExitConfig, batch_size: int, artifact: str | Path):
+        self.name, self.model, self.tokenizer = name, model, tokenizer
+        self.exit_config, self.batch_size, self.artifact = exit_config, batch_size, str(artifact)
+        self.labels = tuple(model.config.labels)
+
+    def run(self, examples: list[Example]) -> Output:
+        import torch
+
+        from padellm.baselines.fastner_training import predict_examples
+
+        with torch.inference_mode():
+            entities, exits = predict_examples(self.model, self.tokenizer, examples, self.exit_config,
+                                               batch_size=self.batch_size)
+        return Output(entities, exits=exits)
+
+    def settings(self) -> dict:
+        return {"exit": vars(self.exit_config), "layers": self.model.num_layers, "batch_size": self.batch_size,
+                "nested": self.model.config.nested, "bypass": self.model.config.bypass}
+
+
+def check_labels(artifact: str, artifact_labels: tuple[str, ...], data: str, data_labels: list[str],
+                 allow_subset: bool = False) -> None:
+    """Refuse a dataset whose labels differ from what an artifact was trained on (naming both sides); with
+    ``allow_subset``, data that lacks some of the artifact's labels is accepted."""
+    unknown = sorted(set(data_labels) - set(artifact_labels))
+    missing = sorted(set(artifact_labels) - set(data_labels))
+    if unknown:
+        raise ConfigError(f"{data} has labels {', '.join(unknown)} that {artifact} was not trained for (it knows "
+                          f"{', '.join(artifact_labels)}): evaluate it on data with its labels, or train on this data")
+    if missing and not allow_subset:
+        raise ConfigError(f"{artifact} predicts {', '.join(missing)}, which {data} never uses (its labels: "
+                          f"{', '.join(data_labels) or 'none'}); every such prediction would count as a false "
+                          f"positive. Pass --allow-label-subset to evaluate anyway")
+
+
+def adapter_labels(folder: str | Path) -> tuple[str, tuple[str, ...]]:
+    """(decoding mode, labels) an adapter was trained with, read from its folder without loading weights."""
+    from padellm.prompts import load_prompt
+
+    template, label_set = load_prompt(folder)
+    return template.mode, tuple(label_set.labels)
+
+
+def fastner_labels(folder: str | Path) -> tuple[str, ...]:
+    """The labels a FastNER model folder was trained with, read without loading weights."""
+    import json
+
+    from padellm.baselines.fastner import CONFIG_FILE
+
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"fastner: {folder} is not a FastNER model folder (no {CONFIG_FILE}; `padellm finetune "
+                          "--config finetune/configs/conll2003-fastner.yaml` writes runs/conll2003-fastner/model)")
+    return tuple(json.loads(path.read_text())["labels"])
+
+
+def fastner_systems(folder: str | Path, exit_configs: tuple[ExitConfig, ...], batch_size: int) -> list[FastNERSystem]:
+    """One system per operating point, all sharing one loaded model."""
+    from transformers import AutoTokenizer
+
+    from padellm.baselines.fastner import FastNER
+
+    folder = Path(folder)
+    model = FastNER.load(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
+    return [FastNERSystem(f"fastner ({config.name})", model, tokenizer, config, batch_size, folder)
+            for config in exit_configs]
+
+
+def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_config) -> list[LLMSystem]:
+    """One system per ``{mode: adapter folder}`` (modes already checked with ``adapter_labels``); on vLLM all
+    engines are started together."""
+    from padellm.ner import load
+
+    if backend == "vllm":
+        from padellm.engine.vllm_backend import vllm_backends
+
+        backends = vllm_backends(list(adapters.values()), vllm_config)
+    else:
+        backends = [backend] * len(adapters)
+    return [LLMSystem(mode, load(folder, engine, decode_config=decode_config), folder)
+            for (mode, folder), engine in zip(adapters.items(), backends)]
+
+
+def close_engines(systems: list) -> None:
+    """Stop the vLLM engines behind LLM systems now (each once: systems may share one) rather than at exit."""
+    engines = {}
+    for system in systems:
+        engine = getattr(getattr(getattr(system, "ner", None), "backend", None), "engine", None)
+        if engine is not None:
+            engines[id(engine)] = engine
+    for engine in engines.values():
+        engine.close()

@@ -1,0 +1,126 @@
+"""`padellm eval` end to end on tiny models: the parallel and autoregressive adapters on the transformers backend
+and a FastNER model at two operating points, on the tiny corpus's test split."""
+
+import json
+
+import pytest
+
+from padellm.cli import main
+from padellm.metrics import score
+from padellm.types import Entity
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def fastner_model(tiny_adapters, tiny_bert_dir, tmp_path_factory):
+    from padellm.baselines.fastner_training import train_fastner
+    from padellm.finetune_config import load_config
+
+    out = tmp_path_factory.mktemp("fastner")
+    config = load_config(None, {"mode": "fastner", "output_dir": str(out), "data.dataset": str(tiny_adapters["corpus"]),
+                                "data.dev_split": "", "model.encoder": str(tiny_bert_dir), "model.max_width": "3",
+                                "model.biaffine_size": "16", "train.max_steps": "4", "train.batch_size": "2"})
+    train_fastner(config, progress=False)
+    return out / "model"
+
+
+def argv(tiny_adapters, fastner_model, out, *extra):
+    return ["eval", "--dataset", str(tiny_adapters["corpus"]), "--split", "test", "--parallel",
+            str(tiny_adapters["parallel"]), "--autoregressive", str(tiny_adapters["autoregressive"]), "--fastner",
+            str(fastner_model), "--fastner-exits", "none,patience:1", "--backend", "transformers", "--warmup", "1",
+            "--no-progress", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def run(tiny_adapters, fastner_model, tmp_path_factory):
+    """One evaluation of every system (the data lacks the adapters' MISC label: a subset, allowed explicitly)."""
+    out = tmp_path_factory.mktemp("eval")
+    assert main(argv(tiny_adapters, fastner_model, out, "--allow-label-subset")) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+SYSTEMS = ["parallel", "autoregressive", "fastner (full model)", "fastner (patience 1)"]
+
+
+def test_results_cover_every_system_and_figure(run, tiny_adapters):
+    out, results = run
+    summary = results["summary"]
+    assert list(summary["systems"]) == list(results["systems"]) == SYSTEMS
+    assert summary["sentences"] == 3 and results["data"]["sample_indices"] == [0, 1, 2]
+    assert results["warmup"] == {"sentences": 1, "source": "dev split"}
+    assert summary["reference"] == "autoregressive" and set(summary["speedup"]) == set(SYSTEMS) - {"autoregressive"}
+    for name, entry in summary["systems"].items():
+        assert set(entry["latency_ms"]) == {"mean", "p50", "p95", "p99", "min", "max"}
+        assert entry["batch"]["sentences_per_s"] > 0 and len(results["latencies_ms"][name]) == 3
+        assert set(entry["span"]["micro"]) >= {"precision", "recall", "f1"} and "per_label" in entry["string"]
+        ratio = summary["speedup"].get(name)
+        if ratio:
+            assert ratio["mean_latency"] == pytest.approx(
+                summary["systems"]["autoregressive"]["latency_ms"]["mean"] / entry["latency_ms"]["mean"])
+    parallel, autoregressive = summary["systems"]["parallel"], summary["systems"]["autoregressive"]
+    assert set(parallel["stage_mean_ms"]) == {"count", "branches", "dedup_align"}
+    assert set(autoregressive["stage_mean_ms"]) == {"generate", "align"}
+    assert parallel["stats"]["count_prompts"] == 3 * 4 and autoregressive["sequences_per_sentence"] == 1
+    full, patience = summary["systems"]["fastner (full model)"], summary["systems"]["fastner (patience 1)"]
+    assert full["mean_exit_layer"] == 2 and full["exit_layers"] == {"2": 3}
+    assert 1 <= patience["mean_exit_layer"] <= 2
+    assert results["environment"]["cpus_available"] >= 1 and "torch" in results["environment"]["libraries"]
+    assert results["command"].startswith("padellm eval --dataset") and results["seed"] == 0
+    assert results["systems"]["fastner (patience 1)"]["settings"]["exit"]["criterion"] == "patience"
+    assert results["data"]["labels"] == ["LOC", "ORG", "PER"]
+
+
+def test_figures_agree_with_the_metrics_module_on_the_written_predictions(run):
+    out, results = run
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == results["data"]["sample_indices"]
+    texts = [r["text"] for r in records]
+    gold = [[Entity(e["start"], e["end"], e["label"]) for e in r["gold"]] for r in records]
+    for name, entry in results["summary"]["systems"].items():
+        predicted = [[Entity(e["start"], e["end"], e["label"]) for e in r["predictions"][name]] for r in records]
+        for matcher in ("span", "string"):
+            assert entry[matcher] == score(texts, gold, predicted, matcher).to_dict()
+        assert [r["latency_ms"][name] for r in records] == pytest.approx(results["latencies_ms"][name], abs=1e-3)
+
+
+def test_report_and_plots(run):
+    out, results = run
+    report = (out / "report.md").read_text()
+    for heading in ("# padellm eval: corpus test", "## Results", "## Per label: exact spans",
+                    "## Per label: string sets (paper)", "## LLM decoding stages", "## Figures", "## Systems"):
+        assert heading in report
+    rows = [line for line in report.splitlines() if line.startswith("| ")]
+    for name in SYSTEMS:
+        f1 = 100 * results["summary"]["systems"][name]["span"]["micro"]["f1"]
+        assert any(line.startswith(f"| {name} | {f1:.2f} |") for line in rows)
+    assert "| autoregressive |" in report and "1.00x" in report
+    assert results["command"] in report
+    for image in ("f1_latency.png", "stages.png", "latency.png"):
+        assert (out / image).read_bytes().startswith(b"\x89PNG") and f"]({image})" in report
+
+
+def test_label_mismatch_is_a_clear_error(tiny_adapters, fastner_model, tmp_path, capsys):
+    assert main(argv(tiny_adapters, fastner_model, tmp_path / "a")) == 2
+    err = capsys.readouterr().err
+    assert "predicts MISC, which corpus test never uses" in err and "--allow-label-subset" in err
+    other = tmp_path / "genes.txt"
+    other.write_text("IL-2 B-protein\ngene O\n")
+    assert main(argv(tiny_adapters, fastner_model, tmp_path / "b", "--dataset", str(other), "--split", "data")) == 2
+    err = capsys.readouterr().err
+    assert "has labels protein that parallel" in err and "it knows LOC, MISC, ORG, PER" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_bad_settings_are_named(tiny_adapters, fastner_model, tmp_path, capsys):
+    assert main(argv(tiny_adapters, fastner_model, tmp_path, "--sample", "9", "--allow-label-subset")) == 2
+    assert "sample 9 exceeds the 3 sentences" in capsys.readouterr().err
+    assert main(argv(tiny_adapters, fastner_model, tmp_path, "--systems", "parallel,bert")) == 2
+    assert "systems must be a comma-separated subset" in capsys.readouterr().err
+    assert main(argv(tiny_adapters, fastner_model, tmp_path, "--fastner-exits", "entropy:2,patience")) == 2
+    err = capsys.readouterr().err
+    assert "'entropy:2'" in err and "threshold must be in [0, 1]" in err and "'patience': expected patience:N" in err
+    assert main(argv(tiny_adapters, fastner_model, tmp_path, "--parallel", str(tiny_adapters["autoregressive"]))) == 2
+    assert "was trained for autoregressive decoding" in capsys.readouterr().err
+    assert main(argv(tiny_adapters, fastner_model, tmp_path, "--split", "validation")) == 2
+    assert "has no 'validation' split (it has: train, dev, test)" in capsys.readouterr().err

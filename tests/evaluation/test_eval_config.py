@@ -1,0 +1,46 @@
+import pytest
+
+from padellm.baselines.early_exit import ExitConfig
+from padellm.errors import ConfigError
+from padellm.evaluation.config import EvalConfig, parse_exit, split_list
+
+
+def test_exit_specs():
+    assert parse_exit("none") == ExitConfig()
+    assert parse_exit("patience:2", min_layer=2) == ExitConfig("patience", patience=2, min_layer=2)
+    assert parse_exit("entropy:0.2") == ExitConfig("entropy", 0.2, "max")
+    assert parse_exit("confidence:0.9:mean") == ExitConfig("confidence", 0.9, "mean")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("bert", "the criterion must be one of none, entropy, confidence, patience"),
+    ("none:1", "'none' takes no value"), ("patience", "expected patience:N"),
+    ("patience:1:max", "expected patience:N"), ("entropy:x", "'x' is not a number"),
+    ("entropy:1.5", "threshold must be in [0, 1]"), ("confidence:0.9:median", "pooling must be one of max, mean"),
+    ("patience:0", "patience must be >= 1"),
+])
+def test_bad_exit_specs_name_the_spec(spec, message):
+    with pytest.raises(ConfigError, match=r"fastner_exits: '" + spec.replace(".", r"\.") + "'") as err:
+        parse_exit(spec)
+    assert message in str(err.value)
+
+
+def test_config_lists_every_problem():
+    with pytest.raises(ConfigError) as err:
+        EvalConfig(systems="parallel,fastner,parallel", sample=-1, warmup=-2, backend="tgi", fastner_batch_size=0)
+    problems = err.value.problems
+    assert "systems lists a system twice: 'parallel,fastner,parallel'" in problems
+    assert "sample must be >= 0; got -1" in problems and "warmup must be >= 0; got -2" in problems
+    assert "backend must be one of vllm, transformers; got 'tgi'" in problems
+    assert "fastner_batch_size must be >= 1; got 0" in problems
+    assert any(p.startswith("fastner: a FastNER model folder is needed") for p in problems)
+
+
+def test_systems_and_exits_parse():
+    config = EvalConfig(systems=" parallel , fastner", fastner="m", fastner_exits="none,patience:1")
+    assert config.system_names == ("parallel", "fastner")
+    assert [c.name for c in config.exit_configs] == ["full model", "patience 1"]
+    assert split_list(",a,,b ,") == ("a", "b")
+    with pytest.raises(ConfigError, match="subset of parallel, autoregressive, fastner; got ''"):
+        EvalConfig(systems="")
+    EvalConfig(systems="parallel", fastner_exits="nonsense")  # exits only matter when fastner is evaluated

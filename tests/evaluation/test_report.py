@@ -1,0 +1,30 @@
+from padellm.evaluation.report import format_table, label_table, main_table
+
+PRF = {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "tp": 1, "fp": 1, "fn": 0, "support": 1}
+
+
+def entry(kind, mean, **extra):
+    scores = {"micro": PRF, "per_label": {"PER": PRF}}
+    return {"kind": kind, "span": scores, "string": scores,
+            "latency_ms": {"mean": mean, "p50": mean, "p95": mean, "p99": mean, "min": mean, "max": mean}, **extra}
+
+
+SUMMARY = {"sentences": 2, "reference": "autoregressive",
+           "systems": {"autoregressive": entry("llm", 300.0, batch={"sentences_per_s": 10.0}, tokens_per_sequence=11.0),
+                       "fastner (patience 1)": entry("fastner", 3.0, mean_exit_layer=2.5)},
+           "speedup": {"fastner (patience 1)": {"mean_latency": 100.0, "p50_latency": 100.0}}}
+
+
+def test_tables_mark_what_a_system_does_not_have():
+    lines = main_table({"summary": SUMMARY})
+    assert lines[2] == ("| autoregressive | 66.67 | 50.00 | 100.00 | 66.67 | 300.0 | 300.0 | 300.0 | 300.0 | 10.0 | "
+                        "11.00 | – | 1.00x | 1.00x | 1.00x |")
+    assert lines[3] == ("| fastner (patience 1) | 66.67 | 50.00 | 100.00 | 66.67 | 3.0 | 3.0 | 3.0 | 3.0 | – | – | "
+                        "2.50 | 100.00x | 100.00x | – |")
+    assert label_table({"summary": SUMMARY}, "span")[2] == "| PER | 1 | 50.00 / 100.00 / 66.67 | 50.00 / 100.00 / 66.67 |"
+
+
+def test_console_table():
+    table = format_table(SUMMARY).splitlines()
+    assert table[0] == "2 sentences" and table[1].split()[:3] == ["system", "F1", "str"]
+    assert table[3].split()[-2:] == ["100.00x", "–"] and table[-1].startswith("speed-ups (x) over autoregressive")
