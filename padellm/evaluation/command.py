@@ -131,6 +131,10 @@ def evaluate(config: EvalConfig, out_dir: str | Path, decode_config=None, vllm_c
     data = f"{dataset.name} {config.split}"
     chosen = artifacts(config, dataset.name)
     check_artifacts(config, chosen, data, data_labels)
+    out_dir = Path(out_dir)
+    if (out_dir / RESULTS_FILE).exists():
+        raise ConfigError(f"out: {out_dir} holds the results of an earlier run; choose another folder or remove it")
+    out_dir.mkdir(parents=True, exist_ok=True)  # now: a folder that cannot be made fails before the measurements
 
     indices = sample_indices(len(split), config.sample, config.seed)
     examples = [split[i] for i in indices]
@@ -145,13 +149,11 @@ def evaluate(config: EvalConfig, out_dir: str | Path, decode_config=None, vllm_c
             system.ner.check([example.text for example in examples + warmup])
         if "fastner" in chosen:
             systems += fastner_systems(chosen["fastner"], config.exit_configs, config.fastner_batch_size)
-        runs = run_systems(systems, examples, warmup, config.batch_mode, progress)
+        runs = run_systems(systems, examples, warmup, config.batch_mode, progress, config.settle_ms / 1000)
     finally:
         close_engines(systems)
     summary = summarize(runs, {s.name: s.kind for s in systems}, examples)
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     results = {
         "command": command, "started": started, "seed": config.seed,
         "config": dataclasses.asdict(config),

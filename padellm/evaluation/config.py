@@ -75,6 +75,10 @@ class EvalConfig:
     warmup_split: str = "dev"
     """Where warm-up sentences come from; when the dataset has no such split (or it is the measured one):
     measured-split sentences outside the sample."""
+    settle_ms: int = 0
+    """Untimed pause before each single request. vLLM's processes busy-poll for about a second after each request;
+    on a machine with few cores that slows whatever runs next (a FastNER model, the other engine): 1100 lets them
+    go idle first, at the cost of that much wall time per request."""
     batch_mode: bool = True
     """Also measure throughput with the whole sample in one call per system."""
     allow_label_subset: bool = False
@@ -93,7 +97,7 @@ class EvalConfig:
         if "fastner" in systems and not self.fastner:
             problems.append("fastner: a FastNER model folder is needed to evaluate fastner (padellm finetune "
                             "--config finetune/configs/conll2003-fastner.yaml writes runs/conll2003-fastner/model)")
-        for name in ("sample", "warmup"):
+        for name in ("sample", "warmup", "settle_ms"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0; got {getattr(self, name)}")
         for name in ("fastner_batch_size", "fastner_min_layer"):

@@ -93,6 +93,17 @@ def environment_line(environment: dict) -> str:
             f"{environment['platform']}; {libraries}")
 
 
+def caveats(results: dict) -> list[str]:
+    kinds = {system["kind"] for system in results["systems"].values()}
+    config = results["config"]
+    if {"llm", "fastner"} <= kinds and config["backend"] == "vllm" and not config["settle_ms"]:
+        return ["**Caveat.** vLLM's processes busy-poll for about a second after each request, and FastNER ran "
+                "between the LLM requests without a pause (`--settle-ms 0`): on a machine with few cores its "
+                "single-request latencies here include that contention (see the README's CoNLL-2003 figures). "
+                "`--systems fastner` alone, or `--settle-ms 1100`, measures it undisturbed.", ""]
+    return []
+
+
 def render_report(results: dict, plots: list[str]) -> str:
     data = results["data"]
     summary = results["summary"]
@@ -113,7 +124,7 @@ def render_report(results: dict, plots: list[str]) -> str:
         + (f"Speed-ups: {summary['reference']}'s latency over the system's, and the system's batch throughput "
            f"over {summary['reference']}'s." if summary["reference"] else
            "No autoregressive system was measured, so there are no speed-ups."), "",
-        *main_table(results), "",
+        *main_table(results), "", *caveats(results),
         "## Per label: exact spans", "", *label_table(results, "span"), "",
         "## Per label: string sets (paper)", "", *label_table(results, "string"), "",
     ]

@@ -36,7 +36,9 @@ def rotation(names: list[str], index: int) -> list[str]:
 
 
 def run_systems(systems: list[System], examples: list[Example], warmup: list[Example], batch_mode: bool = True,
-                progress: bool = True) -> dict[str, SystemRun]:
+                progress: bool = True, settle_s: float = 0.0) -> dict[str, SystemRun]:
+    """``settle_s``: an untimed pause before each single request, so that what the previous call left running
+    (vLLM's processes busy-poll for a second after each request) does not slow the next system down."""
     from tqdm.auto import tqdm
 
     by_name = {system.name: system for system in systems}
@@ -47,6 +49,8 @@ def run_systems(systems: list[System], examples: list[Example], warmup: list[Exa
     runs = {name: SystemRun() for name in names}
     for index, example in enumerate(tqdm(examples, desc="single-request mode", unit="sentence", disable=not progress)):
         for name in rotation(names, index):
+            if settle_s:
+                time.sleep(settle_s)
             started = time.perf_counter()
             output = by_name[name].run([example])
             elapsed = time.perf_counter() - started

@@ -124,3 +124,11 @@ def test_bad_settings_are_named(tiny_adapters, fastner_model, tmp_path, capsys):
     assert "was trained for autoregressive decoding" in capsys.readouterr().err
     assert main(argv(tiny_adapters, fastner_model, tmp_path, "--split", "validation")) == 2
     assert "has no 'validation' split (it has: train, dev, test)" in capsys.readouterr().err
+
+
+def test_an_earlier_run_is_never_overwritten(run, tiny_adapters, fastner_model, capsys):
+    out, results = run
+    before = (out / "results.json").read_text()
+    assert main(argv(tiny_adapters, fastner_model, out, "--allow-label-subset")) == 2
+    assert f"out: {out} holds the results of an earlier run" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == before

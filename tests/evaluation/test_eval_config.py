@@ -27,12 +27,13 @@ def test_bad_exit_specs_name_the_spec(spec, message):
 
 def test_config_lists_every_problem():
     with pytest.raises(ConfigError) as err:
-        EvalConfig(systems="parallel,fastner,parallel", sample=-1, warmup=-2, backend="tgi", fastner_batch_size=0)
+        EvalConfig(systems="parallel,fastner,parallel", sample=-1, warmup=-2, backend="tgi", fastner_batch_size=0,
+                   settle_ms=-5)
     problems = err.value.problems
     assert "systems lists a system twice: 'parallel,fastner,parallel'" in problems
     assert "sample must be >= 0; got -1" in problems and "warmup must be >= 0; got -2" in problems
     assert "backend must be one of vllm, transformers; got 'tgi'" in problems
-    assert "fastner_batch_size must be >= 1; got 0" in problems
+    assert "fastner_batch_size must be >= 1; got 0" in problems and "settle_ms must be >= 0; got -5" in problems
     assert any(p.startswith("fastner: a FastNER model folder is needed") for p in problems)
 
 

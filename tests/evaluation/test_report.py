@@ -1,4 +1,4 @@
-from padellm.evaluation.report import format_table, label_table, main_table
+from padellm.evaluation.report import caveats, format_table, label_table, main_table
 
 PRF = {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "tp": 1, "fp": 1, "fn": 0, "support": 1}
 
@@ -28,3 +28,12 @@ def test_console_table():
     table = format_table(SUMMARY).splitlines()
     assert table[0] == "2 sentences" and table[1].split()[:3] == ["system", "F1", "str"]
     assert table[3].split()[-2:] == ["100.00x", "–"] and table[-1].startswith("speed-ups (x) over autoregressive")
+
+
+def test_fastner_beside_vllm_engines_without_a_pause_carries_a_caveat():
+    systems = {"parallel": {"kind": "llm"}, "fastner (full model)": {"kind": "fastner"}}
+    results = {"systems": systems, "config": {"backend": "vllm", "settle_ms": 0}}
+    assert caveats(results)[0].startswith("**Caveat.** vLLM's processes busy-poll")
+    assert caveats({**results, "config": {"backend": "vllm", "settle_ms": 1100}}) == []
+    assert caveats({**results, "config": {"backend": "transformers", "settle_ms": 0}}) == []
+    assert caveats({**results, "systems": {"parallel": {"kind": "llm"}}}) == []

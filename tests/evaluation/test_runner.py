@@ -58,3 +58,25 @@ def test_no_batch_mode():
     log = []
     runs = run_systems([FakeSystem("p", log)], EXAMPLES[:1], [], batch_mode=False, progress=False)
     assert log == [("p", ("Anna in Paris",))] and runs["p"].batch_s is None
+
+
+def test_settle_pauses_before_every_single_request_outside_the_clock(monkeypatch):
+    import padellm.evaluation.runner as runner
+
+    class Clock:
+        """Time passes only in sleep(): a pause inside the clock would show up as latency."""
+
+        now, pauses = 0.0, []
+
+        def perf_counter(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.pauses.append(seconds)
+            self.now += seconds
+
+    clock = Clock()
+    monkeypatch.setattr(runner, "time", clock)
+    runs = run_systems([FakeSystem("p", []), FakeSystem("q", [])], EXAMPLES, [EXAMPLES[0]], batch_mode=False,
+                       progress=False, settle_s=0.25)
+    assert clock.pauses == [0.25] * 6 and runs["p"].latencies_s == runs["q"].latencies_s == [0.0] * 3
