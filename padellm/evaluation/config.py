@@ -77,8 +77,9 @@ class EvalConfig:
     measured-split sentences outside the sample."""
     settle_ms: int = 0
     """Untimed pause before each single request. vLLM's processes busy-poll for about a second after each request;
-    on a machine with few cores that slows whatever runs next (a FastNER model, the other engine): 1100 lets them
-    go idle first, at the cost of that much wall time per request."""
+    on a machine with few cores that slows whatever runs next (a FastNER model, the other engine): 1100 outlasts
+    the spinning, at that much wall time per request (FastNER is still slower beside running engines than alone:
+    measure it with --systems fastner for its own latency)."""
     batch_mode: bool = True
     """Also measure throughput with the whole sample in one call per system."""
     allow_label_subset: bool = False

@@ -100,7 +100,7 @@ def caveats(results: dict) -> list[str]:
         return ["**Caveat.** vLLM's processes busy-poll for about a second after each request, and FastNER ran "
                 "between the LLM requests without a pause (`--settle-ms 0`): on a machine with few cores its "
                 "single-request latencies here include that contention (see the README's CoNLL-2003 figures). "
-                "`--systems fastner` alone, or `--settle-ms 1100`, measures it undisturbed.", ""]
+                "`--systems fastner` alone measures it undisturbed; `--settle-ms 1100` removes the worst spikes.", ""]
     return []
 
 
