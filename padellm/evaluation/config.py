@@ -48,9 +48,9 @@ class EvalConfig:
     """A shared dataset name (conll2003, genia, resume_zh), a folder of split files or one file."""
     split: str = "test"
     """The split that is measured (a single file's split is named after the file: test.txt -> test, else data)."""
-    systems: str = "parallel,autoregressive,fastner"
+    systems: str = "parallel,autoregressive"
     """Comma-separated: parallel (PaDeLLM), autoregressive (the LLM baseline), fastner (one system per
-    --fastner-exits entry)."""
+    --fastner-exits entry; needs --fastner). The default runs with the shipped adapters alone."""
     parallel: str = ""
     """Adapter folder of the parallel system (default: the shipped one for --dataset)."""
     autoregressive: str = ""

@@ -96,7 +96,7 @@ def environment_line(environment: dict) -> str:
 def caveats(results: dict) -> list[str]:
     kinds = {system["kind"] for system in results["systems"].values()}
     config = results["config"]
-    if {"llm", "fastner"} <= kinds and config["backend"] == "vllm" and not config["settle_ms"]:
+    if {"llm", "fastner"} <= kinds and config["backend"] == "vllm" and not config.get("settle_ms"):
         return ["**Caveat.** vLLM's processes busy-poll for about a second after each request, and FastNER ran "
                 "between the LLM requests without a pause (`--settle-ms 0`): on a machine with few cores its "
                 "single-request latencies here include that contention (see the README's CoNLL-2003 figures). "
