@@ -26,7 +26,8 @@ def fastner_model(tiny_adapters, tiny_bert_dir, tmp_path_factory):
 
 
 def argv(tiny_adapters, fastner_model, out, *extra):
-    return ["eval", "--dataset", str(tiny_adapters["corpus"]), "--split", "test", "--parallel",
+    return ["eval", "--dataset", str(tiny_adapters["corpus"]), "--split", "test",
+            "--systems", "parallel,autoregressive,fastner", "--parallel",
             str(tiny_adapters["parallel"]), "--autoregressive", str(tiny_adapters["autoregressive"]), "--fastner",
             str(fastner_model), "--fastner-exits", "none,patience:1", "--backend", "transformers", "--warmup", "1",
             "--no-progress", "--out", str(out), *extra]
