@@ -24,7 +24,6 @@ from padellm.types import Example
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.jsonl"
-REPORT_FILE = "report.md"
 
 
 def sample_indices(size: int, sample: int, seed: int) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+REPORT_FILE = "report.md"
 PLOTS = {"f1_latency.png": "F1 against mean single-request latency",
          "stages.png": "Where the time of an LLM request goes, per decoding stage",
          "latency.png": "Single-request latency distributions"}
@@ -139,7 +140,7 @@ def render_report(results: dict, plots: list[str]) -> str:
 
 
 def write_report(results: dict, out_dir: str | Path, plots: list[str]) -> Path:
-    path = Path(out_dir) / "report.md"
+    path = Path(out_dir) / REPORT_FILE
     path.write_text(render_report(results, plots), encoding="utf-8")
     return path
 
