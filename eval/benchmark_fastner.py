@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import sys
 from pathlib import Path
 
@@ -42,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from padellm.baselines.fastner_benchmark import measure, operating_point, prepare_batches
     from padellm.datasets import load_dataset
     from padellm.errors import ConfigError, PadellmError
+    from padellm.evaluation.command import sample_indices
     from padellm.plots import plot_exit_tradeoff
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -65,12 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         if not sizes or min(sizes) < 1:
             raise ConfigError(f"--batch-sizes {args.batch_sizes!r}: positive integers, comma-separated")
         configs = exit_configs([p.strip() for p in args.pooling.split(",") if p.strip()], args.min_layer)
-        examples = list(load_dataset(args.dataset, [args.split]).split(args.split))
-        if args.sample:
-            if args.sample > len(examples):
-                raise ConfigError(f"--sample {args.sample} exceeds the {len(examples)} sentences of {args.split}")
-            random.Random(args.seed).shuffle(examples)
-            examples = examples[: args.sample]
+        split = load_dataset(args.dataset, [args.split]).split(args.split)
+        examples = [split[i] for i in sample_indices(len(split), args.sample, args.seed)]
         if args.threads:
             torch.set_num_threads(args.threads)
         torch.manual_seed(args.seed)

@@ -89,6 +89,12 @@ class NER:
         return len(self.encoder.autoregressive_prompt(text)) + config.max_autoregressive_tokens
 
 
+def engines_of(ners) -> list:
+    """The distinct engines behind some extractors (two adapters may share one; the transformers backend has none)."""
+    engines = (getattr(ner.backend, "engine", None) for ner in ners)
+    return list({id(e): e for e in engines if e is not None}.values())
+
+
 def entity_record(text: str, entity: Entity) -> dict:
     """An entity as JSON: offsets, label, surface string and (when the decoder gives one) its log-probability and
     probability; the server answers with the same fields."""

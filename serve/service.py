@@ -13,7 +13,7 @@ from pathlib import Path
 from padellm.engine.decoding import DecodeConfig, DecodeResult
 from padellm.engine.vllm_backend import VLLMConfig
 from padellm.errors import ConfigError
-from padellm.ner import NER
+from padellm.ner import NER, engines_of
 from padellm_serve.config import ServerConfig
 from padellm_serve.protocol import EntityOut, NERRequest, NERResponse, Problem, TextResult, Usage
 
@@ -29,12 +29,6 @@ def load_on_async_vllm(adapters: list[Path], decode_config: DecodeConfig, vllm_c
 
     backends = async_vllm_backends(adapters, vllm_config)
     return [load(adapter, backend, decode_config=decode_config) for adapter, backend in zip(adapters, backends)]
-
-
-def engines_of(ners) -> list:
-    """The distinct engines behind some extractors (two adapters may share one; test backends have none)."""
-    engines = (getattr(ner.backend, "engine", None) for ner in ners)
-    return list({id(e): e for e in engines if e is not None}.values())
 
 
 class RequestRejected(Exception):

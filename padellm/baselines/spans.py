@@ -49,13 +49,17 @@ def gold_spans(example: Example, label_index: dict[str, int], max_width: int, nu
     return GoldSpans(spans, unaligned, too_wide)
 
 
-def span_mask(num_words: torch.Tensor, width: int, max_width: int) -> torch.Tensor:
-    """``[batch, width, width]`` booleans: True where ``(i, j)`` is a candidate span of that sentence."""
+def span_band(width: int, max_width: int) -> torch.Tensor:
+    """``[width, width]`` booleans: True where ``(i, j)`` is a span of at most ``max_width`` words (``i <= j``)."""
     index = torch.arange(width)
     i, j = index[:, None], index[None, :]
-    upper = (j >= i) & (j - i < max_width)
-    inside = (index[None, :] < num_words[:, None])  # [batch, width]
-    return upper[None] & inside[:, :, None] & inside[:, None, :]
+    return (j >= i) & (j - i < max_width)
+
+
+def span_mask(num_words: torch.Tensor, width: int, max_width: int) -> torch.Tensor:
+    """``[batch, width, width]`` booleans: True where ``(i, j)`` is a candidate span of that sentence."""
+    inside = (torch.arange(width)[None, :] < num_words[:, None])  # [batch, width]
+    return span_band(width, max_width)[None] & inside[:, :, None] & inside[:, None, :]
 
 
 def crossing(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -76,9 +80,7 @@ def decode_spans(probabilities: torch.Tensor, num_words: int, max_width: int, ne
     that crosses a kept one (nesting is allowed). Returns ``(i, j, label index, probability)`` sorted by span.
     """
     best, label = probabilities[:num_words, :num_words].max(-1)
-    index = torch.arange(num_words)
-    allowed = (index[None, :] >= index[:, None]) & (index[None, :] - index[:, None] < max_width)
-    i, j = torch.nonzero(allowed & (label > 0) & (best > threshold), as_tuple=True)
+    i, j = torch.nonzero(span_band(num_words, max_width) & (label > 0) & (best > threshold), as_tuple=True)
     # One conversion to Python lists: indexing tensors element by element costs microseconds each.
     candidates = list(zip(best[i, j].tolist(), i.tolist(), j.tolist(), label[i, j].tolist()))
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))

@@ -151,10 +151,7 @@ def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_con
 
 def close_engines(systems: list) -> None:
     """Stop the vLLM engines behind LLM systems now (each once: systems may share one) rather than at exit."""
-    engines = {}
-    for system in systems:
-        engine = getattr(getattr(getattr(system, "ner", None), "backend", None), "engine", None)
-        if engine is not None:
-            engines[id(engine)] = engine
-    for engine in engines.values():
+    from padellm.ner import engines_of
+
+    for engine in engines_of(system.ner for system in systems if system.kind == "llm"):
         engine.close()
