@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ GRID = {"entropy": [0.2, 0.1, 0.05, 0.02], "confidence": [0.95, 0.99, 0.995, 0.9
 
 
 def exit_configs(poolings: list[str], min_layer: int = 1):
-    from padellm.baselines.early_exit import ExitConfig
+    from padellm.baselines.exit_criteria import ExitConfig
 
     configs = []
     for pooling in poolings:
@@ -38,11 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoTokenizer
 
     from padellm.baselines.fastner import FastNER
-    from padellm.baselines.fastner_benchmark import measure, operating_point, prepare_batches
-    from padellm.datasets import load_dataset
+    from padellm.baselines.fastner_inference import measure, operating_point, prepare_batches
+    from padellm.data.datasets import load_dataset
     from padellm.errors import ConfigError, PadellmError
     from padellm.evaluation.command import sample_indices
-    from padellm.plots import plot_exit_tradeoff
+    from padellm.evaluation.environment import environment
+    from padellm.evaluation.plots import plot_exit_tradeoff
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", required=True, help="a trained FastNER model folder (repeat)")
@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {plot_exit_tradeoff(results, args.plot, title)}")
     if args.out:
         record = {"command": " ".join(sys.argv), "dataset": args.dataset, "split": args.split,
-                  "sentences": len(examples), "environment": {"python": platform.python_version(),
-                  "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}, "results": results}
+                  "sentences": len(examples), "environment": environment(), "results": results}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(record, indent=2))
         print(f"wrote {args.out}")

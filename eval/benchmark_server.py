@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import sys
 import time
@@ -57,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     from padellm.adapters import shipped_adapter
     from padellm.client import NERClient
     from padellm.configargs import add_dataclass_arguments, dataclass_from_args, dataclass_to_argv
-    from padellm.datasets import load_dataset
+    from padellm.data.datasets import load_dataset
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.errors import ConfigError, PadellmError
-    from padellm.loadgen import consistency, run_load, spot_check, summarize_load
+    from padellm.evaluation.environment import environment
+    from padellm_serve.loadgen import consistency, run_load, spot_check, summarize_load
     from padellm_serve.process import PeakMemory, ServerProcess
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(results))
     latencies = {mode: [1000 * o.seconds for o in r["outcomes"] if o.status == 200] for mode, r in results.items()}
     if args.plot:
-        from padellm.plots import plot_latencies
+        from padellm.evaluation.plots import plot_latencies
 
         path = plot_latencies(latencies, args.plot, paired=False,
                               title=f"padellm serve under load, {args.dataset} {args.split} sentences\n"
@@ -154,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             result["latencies_ms"] = [round(v, 2) for v in latencies[mode]]
             del result["outcomes"]
         record = {"command": " ".join(sys.argv), "settings": {k: v for k, v in vars(args).items()},
-                  "environment": {"python": platform.python_version(), "machine": platform.processor() or
-                                  platform.machine(), "cpus": os.cpu_count()},
+                  "environment": environment(),
                   "server": {"url": url, "startup_s": startup_s,
                              "exit_status": exit_status}, "results": results}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # the demo's output is the point; vLLM's warnings are not
     from padellm.adapters import shipped_adapter
     from padellm.configargs import add_dataclass_arguments, dataclass_from_args
-    from padellm.datasets import load_dataset
+    from padellm.data.datasets import load_dataset
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.errors import PadellmError

@@ -18,8 +18,8 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     from padellm.adapters import load_adapter
-    from padellm.datasets import load_dataset
-    from padellm.dev_eval import dev_scores
+    from padellm.data.datasets import load_dataset
+    from padellm.training.dev_scoring import dev_scores
     from padellm.errors import PadellmError
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

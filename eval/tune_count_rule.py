@@ -18,7 +18,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     from padellm.adapters import shipped_adapter
     from padellm.configargs import add_dataclass_arguments, dataclass_from_args
-    from padellm.datasets import load_dataset
+    from padellm.data.datasets import load_dataset
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.errors import PadellmError

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from padellm.encoding import PromptEncoder
+from padellm.prompts.encoding import PromptEncoder
 from padellm.errors import ConfigError
-from padellm.prompts import load_prompt
+from padellm.prompts.templates import load_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def shipped_adapter(mode: str, dataset: str = "conll2003") -> Path:
 
 def base_model_of(folder: str | Path) -> Path:
     """The base model folder an adapter was trained on (from its config.yaml)."""
-    from padellm.training import _resolve_base_model
+    from padellm.models import resolve_model
 
     folder = Path(folder)
     config_path = folder / "config.yaml"
@@ -49,7 +49,7 @@ def base_model_of(folder: str | Path) -> Path:
         raise ConfigError(f"{folder} is not an adapter folder written by `padellm finetune` (config.yaml and "
                           "adapter_config.json expected)")
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    return _resolve_base_model(config["base_model"])
+    return resolve_model(config["base_model"], f"{config_path}: base_model")
 
 
 def merged_model(folder: str | Path) -> Path:

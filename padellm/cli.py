@@ -11,11 +11,11 @@ from pathlib import Path
 
 from padellm import __version__
 from padellm.configargs import add_dataclass_arguments, add_override_arguments, dataclass_from_args, overrides_from_args
-from padellm.corpus import ReadOptions, write_jsonl
-from padellm.datasets import load_dataset
+from padellm.data.corpus import ReadOptions, write_jsonl
+from padellm.data.datasets import load_dataset
 from padellm.errors import PadellmError
 from padellm.models import DTYPES, PACKAGED_MODELS, prepare_model
-from padellm.stats import format_table, split_stats
+from padellm.data.stats import format_table, split_stats
 
 
 def _data_stats(args: argparse.Namespace) -> int:
@@ -55,13 +55,70 @@ def _models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finetune(args: argparse.Namespace) -> int:
-    from padellm.baselines.fastner_training import FastNERTrainingConfig, train_fastner
-    from padellm.finetune_config import FinetuneConfig, load_config
-    from padellm.training import train
+FINETUNE_MODES = ("parallel", "autoregressive", "fastner")
 
-    overrides = {**overrides_from_args(args, FinetuneConfig), **overrides_from_args(args, FastNERTrainingConfig)}
-    config = load_config(args.config, overrides)
+
+def finetune_config_class(mode: str) -> type:
+    """The config class that trains ``mode``: LoRA for the two LLM modes, FastNER's own for fastner."""
+    from padellm.training.config import FinetuneConfig
+    from padellm.training.fastner_config import FastNERTrainingConfig
+
+    if mode not in FINETUNE_MODES:
+        raise PadellmError(f"mode must be one of {', '.join(FINETUNE_MODES)}; got {mode!r}")
+    return FastNERTrainingConfig if mode == "fastner" else FinetuneConfig
+
+
+def load_finetune_config(path: str | Path | None, overrides: dict[str, str] | None = None):
+    """A fine-tuning config file (or none) with ``section.field`` overrides, as the class its ``mode`` names."""
+    from padellm.training.config_files import config_from_dict, read_raw_config
+
+    raw, source = read_raw_config(path, overrides)
+    return config_from_dict(raw, source, finetune_config_class(str(raw.get("mode", "parallel"))))
+
+
+def _finetune_mode(args: argparse.Namespace) -> str:
+    """The mode a finetune command line trains: ``--mode``, else its config file's ``mode``, else parallel."""
+    from padellm.training.config_files import read_raw_config
+
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--mode")
+    mode = peek.parse_known_args(args.extra)[0].mode
+    if mode is None and args.config:
+        mode = read_raw_config(args.config)[0].get("mode")
+    return str(mode or "parallel")
+
+
+def _finetune_parser(mode: str) -> argparse.ArgumentParser:
+    """``padellm finetune``'s full command line for one mode: its help lists that mode's fields only."""
+    others = " or ".join(f"`--mode {m} --help`" for m in FINETUNE_MODES if m != mode)
+    parser = argparse.ArgumentParser(
+        prog="padellm finetune",
+        description=f"Fine-tune from a YAML config (finetune/configs/) with --field / --section.field overrides. "
+                    f"The config's mode ({', '.join(FINETUNE_MODES)}) says what is trained; these are the fields "
+                    f"of mode {mode} ({others} for the others).")
+    _add_finetune_base_arguments(parser)
+    add_override_arguments(parser, finetune_config_class(mode))
+    return parser
+
+
+def _add_finetune_base_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="a YAML config file")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from padellm.training.fastner import train_fastner
+    from padellm.training.fastner_config import FastNERTrainingConfig
+    from padellm.training.lora import train
+
+    mode = _finetune_mode(args)
+    parser = _finetune_parser(mode)
+    if args.help:
+        parser.print_help()
+        raise SystemExit(0)
+    parsed = parser.parse_args([*args.finetune_argv])
+    config = load_finetune_config(args.config, overrides_from_args(parsed, finetune_config_class(mode)))
     if isinstance(config, FastNERTrainingConfig):
         metrics = train_fastner(config, resume=args.resume, progress=not args.no_progress)
         summary = {k: metrics[k] for k in ("steps", "final_loss", "sentences_per_s", "wall_time_s")}
@@ -230,18 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(convert, ReadOptions)
     convert.set_defaults(run=_data_convert)
 
-    from padellm.baselines.fastner_training import FastNERTrainingConfig
-    from padellm.finetune_config import FinetuneConfig
-
+    # Fields differ by mode: the finetune command parses them itself (``_finetune``), so that its help lists only
+    # the fields of the mode being trained.
     finetune = commands.add_parser(
-        "finetune", help="fine-tuning: LoRA for PaDeLLM and the autoregressive baseline, or the FastNER baseline",
-        description="Fine-tune from a YAML config (finetune/configs/) with --field / --section.field overrides; "
-                    "the config's mode (parallel, autoregressive, fastner) says what is trained.")
-    finetune.add_argument("--config", help="a YAML config file")
-    finetune.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
-    finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_override_arguments(finetune, FinetuneConfig)
-    add_override_arguments(finetune, FastNERTrainingConfig, skip_existing=True)
+        "finetune", add_help=False,
+        help="fine-tuning: LoRA for PaDeLLM and the autoregressive baseline, or the FastNER baseline",
+        description="Fine-tune from a YAML config; `padellm finetune [--config FILE | --mode MODE] --help` lists "
+                    "the fields of that mode.")
+    finetune.add_argument("-h", "--help", action="store_true", help="show the fields of this config's mode and exit")
+    _add_finetune_base_arguments(finetune)
     finetune.set_defaults(run=_finetune)
 
     from padellm.engine.decoding import DecodeConfig
@@ -297,8 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "finetune":
+        parser.parse_args(argv)  # argparse's own error for the unknown arguments (exit 2)
     args.argv = argv
+    if args.command == "finetune":
+        # The whole finetune command line (its flags depend on the mode), parsed again by ``_finetune``.
+        given = list(sys.argv[1:] if argv is None else argv)
+        args.extra = extra
+        args.finetune_argv = [a for a in given[given.index("finetune") + 1 :] if a not in ("-h", "--help")]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)

@@ -71,24 +71,20 @@ def dataclass_to_argv(config) -> list[str]:
     return argv
 
 
-def add_override_arguments(parser: argparse.ArgumentParser, cls: type, skip_existing: bool = False) -> None:
+def add_override_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """``--field`` and ``--section.field`` flags for a config with nested dataclass sections. Their values stay
-    strings and default to absent: they override a YAML file, and the config loader converts and validates them.
-    ``skip_existing``: leave out flags the parser already has (two config classes sharing one command)."""
+    strings and default to absent: they override a YAML file, and the config loader converts and validates them."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
-    existing = set(parser._option_string_actions) if skip_existing else set()
     for field in dataclasses.fields(cls):
         hint = hints[field.name]
         if dataclasses.is_dataclass(hint):
             section_docs = field_docs(hint)
             for sub in dataclasses.fields(hint):
-                if f"--{field.name}.{sub.name}" in existing:
-                    continue
                 parser.add_argument(f"--{field.name}.{sub.name}", dest=f"{field.name}.{sub.name}", default=argparse.SUPPRESS,
                                     metavar=typing.get_type_hints(hint)[sub.name].__name__.upper(),
                                     help=f"{section_docs.get(sub.name, '')} (default: {sub.default})")
-        elif f"--{field.name}" not in existing:
+        else:
             parser.add_argument(f"--{field.name}", dest=field.name, default=argparse.SUPPRESS,
                                 help=f"{docs.get(field.name, '')} (default: {field.default!r})")
 

@@ -234,3 +234,16 @@ def prepare_model(name: str | PackagedModel, dtype: str = "bfloat16") -> Path:
                                         "source": str(source), "source_sha256": fingerprint,
                                         "dtype": dtype if is_gguf else "as shipped"})
     return target
+
+
+def resolve_model(spec: str, parameter: str) -> Path:
+    """A packaged model name (converted into the cache once) or a Hugging Face model folder, for the config field
+    ``parameter`` (named in the error)."""
+    if spec in PACKAGED_MODELS:
+        return prepare_model(spec)
+    path = Path(spec)
+    if (path / "config.json").is_file():
+        return path
+    raise ConfigError(
+        f"{parameter} must be a packaged model ({', '.join(PACKAGED_MODELS)}) or a folder with config.json; got {spec!r}"
+    )

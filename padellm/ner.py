@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from padellm.encoding import PromptEncoder
+from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.backend import GenerationBackend
 from padellm.engine.decoding import DecodeConfig, DecodeResult, DecodeSteps, decode_steps, run_steps, run_steps_async
 from padellm.errors import ConfigError, InvalidRequestError
@@ -114,7 +114,7 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | N
     sets its weights); a ``VLLMBackend`` from ``vllm_backends`` reuses an engine that is already running.
     """
     from padellm.adapters import base_model_of, load_adapter
-    from padellm.prompts import load_prompt
+    from padellm.prompts.templates import load_prompt
 
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")

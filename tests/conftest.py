@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from padellm.datasets import shared_data_dir
-from padellm.tiny_models import build_tiny_bert, build_tiny_llama
+from padellm.data.datasets import shared_data_dir
+from tiny_models import build_tiny_bert, build_tiny_llama
 
 
 @pytest.fixture(scope="session")
@@ -23,15 +23,15 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_adapter(tmp_path_factory, tiny_llama_dir) -> tuple[Path, Path]:
     """(adapter folder, corpus folder): a parallel LoRA adapter trained for 2 steps on a 2-sentence corpus."""
-    from padellm.finetune_config import load_config
-    from padellm.training import train
+    from padellm.cli import load_finetune_config
+    from padellm.training.lora import train
 
     folder = tmp_path_factory.mktemp("adapter")
     corpus = folder / "corpus"
     corpus.mkdir()
     (corpus / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n")
     (corpus / "test.txt").write_text("Peter B-PER\nsaid O\n\nEU B-ORG\n")
-    config = load_config(None, {"output_dir": str(folder / "out"), "base_model": str(tiny_llama_dir),
+    config = load_finetune_config(None, {"output_dir": str(folder / "out"), "base_model": str(tiny_llama_dir),
                                 "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "2",
                                 "train.precision": "fp32", "lora.rank": "2"})
     train(config, progress=False)
@@ -42,8 +42,8 @@ def tiny_adapter(tmp_path_factory, tiny_llama_dir) -> tuple[Path, Path]:
 def tiny_adapters(tmp_path_factory, tiny_llama_dir) -> dict[str, Path]:
     """{"parallel", "autoregressive", "corpus"}: two adapters trained for 6 steps at a high learning rate (so that
     LoRA visibly changes the tiny model) on a 3-sentence corpus with train/dev/test splits."""
-    from padellm.finetune_config import load_config
-    from padellm.training import train
+    from padellm.cli import load_finetune_config
+    from padellm.training.lora import train
 
     root = tmp_path_factory.mktemp("tiny-adapters")
     corpus = root / "corpus"
@@ -54,7 +54,7 @@ def tiny_adapters(tmp_path_factory, tiny_llama_dir) -> dict[str, Path]:
     (corpus / "dev.txt").write_text("German B-MISC\n")
     adapters = {"corpus": corpus}
     for mode in ("parallel", "autoregressive"):
-        config = load_config(None, {"output_dir": str(root / mode), "mode": mode, "base_model": str(tiny_llama_dir),
+        config = load_finetune_config(None, {"output_dir": str(root / mode), "mode": mode, "base_model": str(tiny_llama_dir),
                                     "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "6",
                                     "train.lr": "0.05", "train.precision": "fp32", "lora.rank": "4"})
         train(config, progress=False)

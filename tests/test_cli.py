@@ -95,6 +95,25 @@ def test_every_help_page_renders(command, capsys):
     assert info.value.code == 0 and "usage: padellm" in capsys.readouterr().out
 
 
+def test_finetune_help_lists_the_fields_of_the_mode_being_trained(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["finetune", "--mode", "fastner", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and "--train.head_lr" in out and "--model.encoder" in out and "--lora.rank" not in out
+    with pytest.raises(SystemExit):
+        main(["finetune", "--config", "finetune/configs/conll2003-fastner.yaml", "--help"])
+    assert "--train.head_lr" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["finetune", "--config", "finetune/configs/conll2003-parallel.yaml", "--help"])
+    out = capsys.readouterr().out
+    assert "--lora.rank" in out and "--train.head_lr" not in out and "fields of mode parallel" in out
+    assert main(["finetune", "--mode", "bogus", "--help"]) == 2
+    assert "mode must be one of parallel, autoregressive, fastner; got 'bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["finetune", "--mode", "fastner", "--lora.rank", "4"])  # a flag of another mode
+    assert info.value.code == 2 and "--lora.rank" in capsys.readouterr().err
+
+
 def test_extract_from_arguments_stdin_and_files(tiny_adapter, tmp_path, capsys, monkeypatch):
     import io
 

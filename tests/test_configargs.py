@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import pytest
 
 from padellm.configargs import add_dataclass_arguments, dataclass_from_args, dataclass_to_argv, field_docs
-from padellm.corpus import ReadOptions
+from padellm.data.corpus import ReadOptions
 from padellm.errors import ConfigError
 
 

@@ -4,8 +4,8 @@ import pytest
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from padellm.bio import entities_to_token_spans, spans_to_tags
-from padellm.datasets import load_dataset
+from padellm.data.bio import entities_to_token_spans, spans_to_tags
+from padellm.data.datasets import load_dataset
 from padellm.errors import ConfigError
 from padellm.metrics import PRF, score
 from padellm.types import Entity

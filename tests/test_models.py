@@ -7,7 +7,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from padellm.errors import ConfigError, MissingPackageError
 from padellm.models import MANIFEST, PackagedModel, prepare_model, verify_folder
-from padellm.tiny_models import build_tiny_bert, build_tiny_llama
+from tiny_models import build_tiny_bert, build_tiny_llama
 
 
 @pytest.fixture

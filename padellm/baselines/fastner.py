@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from padellm.baselines.early_exit import ExitConfig, Patience, leave_now
+from padellm.baselines.encoder import LayerwiseEncoder
+from padellm.baselines.exit_criteria import ExitConfig, Patience, leave_now
 from padellm.baselines.spans import decode_spans, span_mask
 from padellm.errors import ConfigError
 
@@ -144,13 +145,14 @@ class FastNER(nn.Module):
     def __init__(self, encoder: nn.Module, config: FastNERConfig):
         super().__init__()
         self.encoder = encoder
+        self.layers = LayerwiseEncoder(encoder)
         self.config = config
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleList(ExitHead(hidden, config) for _ in range(self.num_layers))
 
     @property
     def num_layers(self) -> int:
-        return len(self.encoder.encoder.layer)
+        return self.layers.num_layers
 
     @classmethod
     def from_encoder(cls, encoder_dir: str | Path, config: FastNERConfig) -> FastNER:
@@ -158,28 +160,14 @@ class FastNER(nn.Module):
 
         return cls(AutoModel.from_pretrained(encoder_dir, add_pooling_layer=False), config)
 
-    # ------------------------------------------------------------------------- the encoder, layer by layer
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.encoder.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
-
-    def attention(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
-        from transformers.masking_utils import create_bidirectional_mask
-
-        return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden,
-                                         attention_mask=attention_mask)
-
-    def layer(self, index: int, hidden: torch.Tensor, attention) -> torch.Tensor:
-        output = self.encoder.encoder.layer[index](hidden, attention)
-        return output[0] if isinstance(output, tuple) else output
-
     # ----------------------------------------------------------------------------------------- training
     def forward(self, batch: Batch) -> list[torch.Tensor]:
         """Span logits of every exit, shallowest first."""
-        hidden = self.embed(batch.input_ids)
-        attention = self.attention(hidden, batch.attention_mask)
+        hidden = self.layers.embed(batch.input_ids)
+        attention = self.layers.attention(hidden, batch.attention_mask)
         logits = []
         for index, head in enumerate(self.heads):
-            hidden = self.layer(index, hidden, attention)
+            hidden = self.layers.layer(index, hidden, attention)
             logits.append(head(hidden, batch.attention_mask, batch.word_index))
         return logits
 
@@ -202,11 +190,11 @@ class FastNER(nn.Module):
         results: list[Prediction | None] = [None] * batch.input_ids.shape[0]
         active = torch.arange(batch.input_ids.shape[0])
         attention_mask, word_index, num_words = batch.attention_mask, batch.word_index, batch.num_words
-        hidden = self.embed(batch.input_ids)
-        attention = self.attention(hidden, attention_mask)
+        hidden = self.layers.embed(batch.input_ids)
+        attention = self.layers.attention(hidden, attention_mask)
         patience = Patience(len(results), exit_config.patience) if exit_config.criterion == "patience" else None
         for index in range(last + 1):
-            hidden = self.layer(index, hidden, attention)
+            hidden = self.layers.layer(index, hidden, attention)
             # Without a criterion (the full model) only the last exit's head runs: the baseline speed-ups are
             # measured against pays for no head it does not use.
             if index < last and (index + 1 < exit_config.min_layer or exit_config.criterion == "none"):
@@ -234,7 +222,7 @@ class FastNER(nn.Module):
             attention_mask, word_index, num_words = attention_mask[keep], word_index[keep], num_words[keep]
             length = int(attention_mask.sum(1).max())
             hidden, attention_mask = hidden[:, :length], attention_mask[:, :length]
-            attention = self.attention(hidden, attention_mask)
+            attention = self.layers.attention(hidden, attention_mask)
         return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------------------------------------ saving

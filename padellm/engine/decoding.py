@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
-from padellm.encoding import PromptEncoder
+from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.align import Mention, align
 from padellm.engine.backend import Generation, GenerationBackend
 from padellm.engine.dedup import STRATEGIES, dedup

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from padellm.datasets import available_splits, load_dataset
+from padellm.data.datasets import available_splits, load_dataset
 from padellm.errors import ConfigError
 from padellm.evaluation.config import EvalConfig
 from padellm.evaluation.environment import environment
@@ -95,7 +95,7 @@ def write_predictions(path: Path, examples: list[Example], indices: list[int], r
 
 
 def draw_plots(summary: dict, runs: dict[str, SystemRun], out_dir: Path, title: str) -> list[str]:
-    from padellm.plots import plot_f1_latency, plot_latencies, plot_stages
+    from padellm.evaluation.plots import plot_f1_latency, plot_latencies, plot_stages
 
     written = [plot_f1_latency(summary, out_dir / "f1_latency.png", title).name]
     if any(entry.get("stage_mean_ms") for entry in summary["systems"].values()):

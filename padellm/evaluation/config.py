@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from padellm.baselines.early_exit import CRITERIA, POOLINGS, ExitConfig
+from padellm.baselines.exit_criteria import CRITERIA, POOLINGS, ExitConfig
 from padellm.errors import ConfigError
 
 SYSTEMS = ("parallel", "autoregressive", "fastner")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from padellm.baselines.early_exit import ExitConfig
+from padellm.baselines.exit_criteria import ExitConfig
 from padellm.errors import ConfigError
 from padellm.types import Entity, Example
 
@@ -73,7 +73,7 @@ class FastNERSystem:
     def run(self, examples: list[Example]) -> Output:
         import torch
 
-        from padellm.baselines.fastner_training import predict_examples
+        from padellm.baselines.fastner_inference import predict_examples
 
         with torch.inference_mode():
             entities, exits = predict_examples(self.model, self.tokenizer, examples, self.exit_config,
@@ -102,7 +102,7 @@ def check_labels(artifact: str, artifact_labels: tuple[str, ...], data: str, dat
 
 def adapter_labels(folder: str | Path) -> tuple[str, tuple[str, ...]]:
     """(decoding mode, labels) an adapter was trained with, read from its folder without loading weights."""
-    from padellm.prompts import load_prompt
+    from padellm.prompts.templates import load_prompt
 
     template, label_set = load_prompt(folder)
     return template.mode, tuple(label_set.labels)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from padellm.baselines.early_exit import ExitConfig
+from padellm.baselines.exit_criteria import ExitConfig
 from padellm.baselines.fastner import FastNER, FastNERConfig
 from padellm.baselines.fastner_data import collate, encode_example
 from padellm.types import Entity, Example
@@ -60,10 +60,11 @@ def test_the_layer_by_layer_encoder_equals_the_hugging_face_model(tiny_bert_dir,
     reference = AutoModel.from_pretrained(tiny_bert_dir, add_pooling_layer=False).eval()
     expected = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                          output_hidden_states=True).hidden_states
-    hidden = model.embed(batch.input_ids)
-    attention = model.attention(hidden, batch.attention_mask)
-    for index in range(model.num_layers):
-        hidden = model.layer(index, hidden, attention)
+    layers = model.layers
+    hidden = layers.embed(batch.input_ids)
+    attention = layers.attention(hidden, batch.attention_mask)
+    for index in range(layers.num_layers):
+        hidden = layers.layer(index, hidden, attention)
         real = batch.attention_mask.bool()
         assert torch.allclose(hidden[real], expected[index + 1][real], atol=1e-5)
 
@@ -77,7 +78,7 @@ def test_an_exited_sentence_equals_running_only_that_many_layers(tiny_bert_dir, 
                 head.bypass.out.weight.normal_(0, 0.5)
     assert (model.heads[0].bypass is None) is not bypass
     # Confidence pooled by mean differs per sentence: pick a threshold that sends some sentences out at exit 1.
-    from padellm.baselines.early_exit import sentence_confidence
+    from padellm.baselines.exit_criteria import sentence_confidence
     from padellm.baselines.spans import span_mask
 
     with torch.no_grad():

@@ -1,13 +1,13 @@
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from padellm.encoding import PromptEncoder
+from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.backend import Generation, TransformersBackend
 from padellm.engine.align import Mention
 from padellm.engine.decoding import (DecodeConfig, build_branches, count_from_scores, count_prompts,
                                      decode_autoregressive, decode_parallel, merge, parallel_steps, run_steps_async)
 from padellm.errors import ConfigError, InvalidRequestError
-from padellm.prompts import LabelSet, load_template
+from padellm.prompts.templates import LabelSet, load_template
 from padellm.types import Entity
 
 LABELS = LabelSet.for_labels(["LOC", "PER"], {"LOC": "location", "PER": "person"})

@@ -14,11 +14,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 @pytest.fixture(scope="module")
 def fastner_model(tiny_adapters, tiny_bert_dir, tmp_path_factory):
-    from padellm.baselines.fastner_training import train_fastner
-    from padellm.finetune_config import load_config
+    from padellm.training.fastner import train_fastner
+    from padellm.cli import load_finetune_config
 
     out = tmp_path_factory.mktemp("fastner")
-    config = load_config(None, {"mode": "fastner", "output_dir": str(out), "data.dataset": str(tiny_adapters["corpus"]),
+    config = load_finetune_config(None, {"mode": "fastner", "output_dir": str(out), "data.dataset": str(tiny_adapters["corpus"]),
                                 "data.dev_split": "", "model.encoder": str(tiny_bert_dir), "model.max_width": "3",
                                 "model.biaffine_size": "16", "train.max_steps": "4", "train.batch_size": "2"})
     train_fastner(config, progress=False)

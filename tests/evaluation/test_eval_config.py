@@ -1,6 +1,6 @@
 import pytest
 
-from padellm.baselines.early_exit import ExitConfig
+from padellm.baselines.exit_criteria import ExitConfig
 from padellm.errors import ConfigError
 from padellm.evaluation.config import EvalConfig, parse_exit, split_list
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from padellm.bio import (
+from padellm.data.bio import (
     SCHEMES,
     TagError,
     detect_joiner,
@@ -300,7 +300,7 @@ def read_jsonl(path: str | Path, options: ReadOptions = ReadOptions()) -> tuple[
     """One JSON object a line: ``{"text": ..., "entities": [{"start", "end", "label"}], "id"?: ...}``.
 
     Offsets are half-open character offsets. Optional ``"tokens"`` (a list of strings that appear in order
-    in the text) fix the tokenisation; without it the text is tokenised by :func:`padellm.bio.tokenize`.
+    in the text) fix the tokenisation; without it the text is tokenised by :func:`padellm.data.bio.tokenize`.
     """
     path = Path(path)
     report = ReadReport(str(path), "jsonl")

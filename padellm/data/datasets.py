@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from padellm.corpus import ReadOptions, ReadReport, read_corpus
+from padellm.data.corpus import ReadOptions, ReadReport, read_corpus
 from padellm.errors import CorpusError
 from padellm.types import Example
 
@@ -21,7 +21,7 @@ def shared_data_dir() -> Path | None:
     working directory. ``None`` when none exists."""
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV])
-    project_root = Path(__file__).resolve().parents[1]
+    project_root = Path(__file__).resolve().parents[2]
     for base in (project_root, Path.cwd()):
         candidate = (base / ".." / "shared" / "data").resolve()
         if candidate.is_dir():

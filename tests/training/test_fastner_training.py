@@ -4,13 +4,14 @@ import json
 
 import pytest
 
-from padellm.baselines import fastner_training
 from padellm.baselines.fastner import FastNER
-from padellm.baselines.fastner_training import FastNERTrainingConfig, predict_examples, train_fastner
-from padellm.cli import main
-from padellm.datasets import load_dataset
+from padellm.baselines.fastner_inference import predict_examples
+from padellm.cli import load_finetune_config, main
+from padellm.data.datasets import load_dataset
 from padellm.errors import ConfigError
-from padellm.finetune_config import load_config
+from padellm.training import fastner as fastner_training
+from padellm.training.fastner import train_fastner
+from padellm.training.fastner_config import FastNERTrainingConfig
 
 TRAIN = ("EU B-ORG\nrejects O\nGerman B-MISC\ncall O\n\nPeter B-PER\nBlackburn I-PER\n\nBRUSSELS B-LOC\n1996-08-22 O\n\n"
          "Japan B-LOC\nbegan O\nthe O\ndefence O\n\nThe O\nEuropean B-ORG\nCommission I-ORG\nsaid O\n")
@@ -54,38 +55,34 @@ def test_finetune_command_trains_fastner(corpus, tiny_bert_dir, tmp_path, capsys
 
 def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_bert_dir, tmp_path, monkeypatch):
     extra = {"data.dev_split": "", "train.checkpoint_every": "5"}
-    reference = train_fastner(load_config(None, overrides(corpus, tiny_bert_dir, tmp_path / "a", **extra)),
+    reference = train_fastner(load_finetune_config(None, overrides(corpus, tiny_bert_dir, tmp_path / "a", **extra)),
                               progress=False)["losses"]
-    save = fastner_training.__dict__.get("save_checkpoint")
-    assert save is None  # imported inside train_fastner: patch it where it lives
-    from padellm import training
-
-    real_save = training.save_checkpoint
+    real_save = fastner_training.save_checkpoint
 
     def killed(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "save_checkpoint", killed)
-    config = load_config(None, overrides(corpus, tiny_bert_dir, tmp_path / "b", **extra))
+    monkeypatch.setattr(fastner_training, "save_checkpoint", killed)
+    config = load_finetune_config(None, overrides(corpus, tiny_bert_dir, tmp_path / "b", **extra))
     with pytest.raises(KeyboardInterrupt):
         train_fastner(config, progress=False)
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    monkeypatch.setattr(fastner_training, "save_checkpoint", real_save)
     resumed = train_fastner(config, resume=True, progress=False)["losses"]
     assert resumed == pytest.approx(reference, rel=1e-5)
 
 
 def test_config_problems_are_listed_together(tmp_path):
     with pytest.raises(ConfigError) as caught:
-        load_config(None, {"mode": "fastner", "output_dir": str(tmp_path), "model.kernel_size": "2",
+        load_finetune_config(None, {"mode": "fastner", "output_dir": str(tmp_path), "model.kernel_size": "2",
                            "train.exit_weights": "cubic", "train.lr": "0", "data.max_train_examples": "-1"})
     problems = "\n".join(caught.value.problems)
     for expected in ("kernel_size must be odd", "exit_weights must be one of linear, uniform", "train.lr must be > 0",
                      "max_train_examples must be >= 0"):
         assert expected in problems
     with pytest.raises(ConfigError, match="unknown key 'lora'"):
-        load_config(None, {"mode": "fastner", "output_dir": "x", "lora.rank": "4"})
-    assert isinstance(load_config(None, {"mode": "fastner", "output_dir": "x"}), FastNERTrainingConfig)
+        load_finetune_config(None, {"mode": "fastner", "output_dir": "x", "lora.rank": "4"})
+    assert isinstance(load_finetune_config(None, {"mode": "fastner", "output_dir": "x"}), FastNERTrainingConfig)
 
 
 def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
@@ -93,7 +90,7 @@ def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
     from pathlib import Path
 
     out = tmp_path / "run"
-    train_fastner(load_config(None, overrides(corpus, tiny_bert_dir, out, **{"data.dev_split": ""})), progress=False)
+    train_fastner(load_finetune_config(None, overrides(corpus, tiny_bert_dir, out, **{"data.dev_split": ""})), progress=False)
     path = Path(__file__).resolve().parents[2] / "eval" / "benchmark_fastner.py"
     spec = importlib.util.spec_from_file_location("benchmark_fastner", path)
     module = importlib.util.module_from_spec(spec)

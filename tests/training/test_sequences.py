@@ -2,11 +2,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from padellm.batching import collate, epoch_batches
-from padellm.encoding import PromptEncoder
-from padellm.prompts import LabelSet, load_template
-from padellm.sft import IGNORE, TrainingSequence, autoregressive_sequence, build_sequences, parallel_sequences, parallel_tree
-from padellm.training import sequence_loss
+from padellm.training.batching import collate, epoch_batches
+from padellm.prompts.encoding import PromptEncoder
+from padellm.prompts.templates import LabelSet, load_template
+from padellm.training.sequences import IGNORE, TrainingSequence, autoregressive_sequence, build_sequences, parallel_sequences, parallel_tree
+from padellm.training.lora import sequence_loss
 from padellm.types import Entity, Example
 
 LABELS = LabelSet.for_labels(["LOC", "PER"], {"LOC": "location", "PER": "person"})

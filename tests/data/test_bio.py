@@ -1,6 +1,6 @@
 import pytest
 
-from padellm.bio import (
+from padellm.data.bio import (
     TagError,
     detect_joiner,
     detect_scheme,

@@ -1,6 +1,6 @@
 import pytest
 
-from padellm.loadgen import Outcome, consistency, spot_check, summarize_load
+from padellm_serve.loadgen import Outcome, consistency, spot_check, summarize_load
 
 OUTCOMES = [Outcome(0, 0.10, 200, ((0, 4, "PER"),)), Outcome(1, 0.20, 200, ()), Outcome(0, 0.30, 200, ((0, 4, "PER"),)),
             Outcome(1, 0.40, 200, ((1, 2, "LOC"),)), Outcome(2, 5.0, 400, error="input: empty"),

@@ -1,8 +1,8 @@
 import pytest
 from transformers import AutoTokenizer
 
-from padellm.encoding import PromptEncoder, mentions_by_label
-from padellm.prompts import LabelSet, load_template
+from padellm.prompts.encoding import PromptEncoder, mentions_by_label
+from padellm.prompts.templates import LabelSet, load_template
 from padellm.types import Entity, Example
 
 LABELS = LabelSet.for_labels(["LOC", "PER"], {"LOC": "location", "PER": "person"})

@@ -1,12 +1,14 @@
-"""F1 of a model by greedy decoding on the transformers backend: the dev F1 that ``padellm finetune`` writes
-into metrics.json, and ``eval/score_adapter.py``."""
+"""Dev scores that ``padellm finetune`` writes into metrics.json: the F1 of an LLM adapter by greedy decoding on the
+transformers backend (also ``eval/score_adapter.py``), and the F1 of every FastNER exit."""
 
 from __future__ import annotations
 
-from padellm.encoding import PromptEncoder
+from padellm.baselines.fastner import FastNER
+from padellm.baselines.fastner_inference import predict_examples
 from padellm.engine.backend import TransformersBackend
 from padellm.engine.decoding import decode
 from padellm.metrics import score
+from padellm.prompts.encoding import PromptEncoder
 from padellm.types import Example
 
 
@@ -32,3 +34,15 @@ def dev_scores(model, encoder: PromptEncoder, examples: list[Example], batch_siz
     return {"sentences": len(examples), "span": score(texts, gold, predictions, "span").to_dict(),
             "string": score(texts, gold, predictions, "string").to_dict(), "decode_stats": dict(stats),
             "decode_s": seconds}
+
+
+def exit_f1(model: FastNER, tokenizer, examples: list[Example], progress: bool = False) -> list[float]:
+    """Micro span F1 (%) of every exit without early exit, shallowest first."""
+    from tqdm.auto import tqdm
+
+    texts, gold = [ex.text for ex in examples], [list(ex.entities) for ex in examples]
+    f1 = []
+    for layers in tqdm(range(1, model.num_layers + 1), desc="dev F1 per exit", disable=not progress):
+        predicted, _ = predict_examples(model, tokenizer, examples, layers=layers)
+        f1.append(round(100 * score(texts, gold, predicted, "span").micro.f1, 2))
+    return f1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from padellm.encoding import PromptEncoder, mentions_by_label
+from padellm.prompts.encoding import PromptEncoder, mentions_by_label
 from padellm.types import Example
 
 IGNORE = -100

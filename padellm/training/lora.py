@@ -11,30 +11,26 @@ import json
 import logging
 import math
 import random
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from padellm.batching import collate, epoch_batches
-from padellm.corpus import ReadOptions, read_corpus
-from padellm.datasets import load_dataset
-from padellm.encoding import PromptEncoder
+from padellm.data.corpus import ReadOptions, read_corpus
+from padellm.data.datasets import load_dataset
 from padellm.errors import ConfigError, PadellmError
-from padellm.finetune_config import FinetuneConfig, save_config
-from padellm.models import PACKAGED_MODELS, prepare_model
-from padellm.prompts import LabelSet, Template, load_label_names, load_template, prompts_dir, save_prompt
-from padellm.sft import IGNORE, build_sequences
+from padellm.models import resolve_model
+from padellm.prompts.encoding import PromptEncoder
+from padellm.prompts.templates import LabelSet, Template, load_label_names, load_template, prompts_dir, save_prompt
+from padellm.training.batching import collate, epoch_batches
+from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
+from padellm.training.config import FinetuneConfig
+from padellm.training.config_files import save_config
+from padellm.training.loop import Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
+from padellm.training.sequences import IGNORE, build_sequences
 from padellm.types import Example
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINTS = "checkpoints"
-STATE_FILE = "trainer_state.json"
-LOG_FILE = "train_log.jsonl"
 
 
 @dataclass
@@ -47,17 +43,6 @@ class Run:
     train_examples: list[Example]
     dev_examples: list[Example]
     base_model_dir: Path
-
-
-def _resolve_base_model(spec: str) -> Path:
-    if spec in PACKAGED_MODELS:
-        return prepare_model(spec)
-    path = Path(spec)
-    if (path / "config.json").is_file():
-        return path
-    raise ConfigError(
-        f"base_model must be a packaged model ({', '.join(PACKAGED_MODELS)}) or a folder with config.json; got {spec!r}"
-    )
 
 
 def _sample(examples: list[Example], n: int, seed: int) -> list[Example]:
@@ -126,7 +111,7 @@ def prepare_run(config: FinetuneConfig) -> Run:
 
     base = None
     try:
-        base = _resolve_base_model(config.base_model)
+        base = resolve_model(config.base_model, "base_model")
     except PadellmError as err:
         problems.append(f"base_model: {err}")
     if problems:
@@ -183,87 +168,13 @@ def sequence_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
     return loss, int(where.sum())
 
 
-# ------------------------------------------------------------------------------------------ the loop
-
-
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    folders = sorted((output_dir / CHECKPOINTS).glob("step-*"))
-    return folders[-1] if folders else None
-
-
-def save_checkpoint(output_dir: Path, weights: dict, optimizer, scheduler, state: dict) -> None:
-    """A resumable checkpoint: ``weights`` (what is trained), optimizer, scheduler, RNG states and the loop's
-    ``state``; written to a staging folder and renamed, so a crash never leaves half a checkpoint."""
-    folder = output_dir / CHECKPOINTS / f"step-{state['step']:07d}"
-    staging = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    torch.save(
-        {"weights": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-         "rng": rng_state()},
-        staging / "state.pt",
-    )
-    (staging / STATE_FILE).write_text(json.dumps(state, indent=2))
-    staging.rename(folder)
-    # Keep the newest checkpoint only: it is all --resume needs.
-    for old in (output_dir / CHECKPOINTS).glob("step-*"):
-        if old != folder:
-            shutil.rmtree(old)
-
-
-def restore_checkpoint(checkpoint: Path, load_weights, optimizer, scheduler) -> dict:
-    """Load a checkpoint written by ``save_checkpoint`` (weights through ``load_weights``, optimizer, scheduler,
-    RNG states) and return the loop state it saved."""
-    saved = torch.load(checkpoint / "state.pt", weights_only=False)
-    load_weights(saved.get("weights", saved.get("adapter")))  # "adapter": checkpoints of earlier versions
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    set_rng_state(saved["rng"])
-    return json.loads((checkpoint / STATE_FILE).read_text())
-
-
-def start_log(output_dir: Path, resume: bool, step: int) -> Path:
-    """``train_log.jsonl``, emptied; a resumed run keeps the lines up to its checkpoint's ``step``, so that the
-    log reads like one uninterrupted run."""
-    log_path = output_dir / LOG_FILE
-    kept = [line for line in (log_path.read_text().splitlines() if resume and log_path.exists() else [])
-            if json.loads(line)["step"] <= step]
-    log_path.write_text("".join(line + "\n" for line in kept))
-    return log_path
-
-
-def cosine_with_warmup(optimizer, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -> dict:
     """Fine-tune, write the output folder, and return the metrics written to ``metrics.json``."""
     from accelerate import Accelerator
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
-    from tqdm.auto import tqdm
 
     output_dir = Path(config.output_dir)
-    checkpoint = latest_checkpoint(output_dir) if resume else None
-    if resume and checkpoint is None:
-        raise ConfigError(f"--resume: no checkpoint in {output_dir / CHECKPOINTS}")
-    if not resume and (output_dir / "adapter_config.json").exists():
-        raise ConfigError(f"output_dir {str(output_dir)!r} already holds a trained adapter; choose another or delete it")
+    checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / "adapter_config.json", "adapter")
     run = prepare_run(config)
     precision = _precision(config.train.precision)
     # Precision is handled by torch.autocast below rather than by Accelerator(mixed_precision=...): accelerate
@@ -301,25 +212,22 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
     if too_long:
         logger.warning("dropped %d training sequences longer than data.max_length=%d", too_long, config.data.max_length)
 
-    model.train()
-    started = time.perf_counter()
-    elapsed_before = state["elapsed_s"]
-    bar = tqdm(total=total_steps, initial=state["step"], disable=not progress or not accelerator.is_main_process,
-               desc=f"finetune {config.mode}", unit="step", dynamic_ncols=True)
-    stopped_early = False
     micro_batches_per_step = t.grad_accum * accelerator.num_processes
-    batches, batches_epoch = [], -1
-    while state["step"] < total_steps:
-        epoch, step_in_epoch = divmod(state["step"], steps_per_epoch)
-        if epoch != batches_epoch:
+    batches_of_epoch: dict[int, list[list[int]]] = {}
+
+    def step(state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
+        if epoch not in batches_of_epoch:
             # Recomputed from (seed, epoch) rather than stored: a resumed run gets the same order.
-            batches, batches_epoch = epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch), epoch
+            batches_of_epoch.clear()
+            batches_of_epoch[epoch] = epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch)
+        batches = batches_of_epoch[epoch]
         group = batches[step_in_epoch * micro_batches_per_step : (step_in_epoch + 1) * micro_batches_per_step]
         mine = group[accelerator.process_index :: accelerator.num_processes]
         total_loss_tokens = sum(sequences[i].loss_tokens for b in mine for i in b)
         step_loss = 0.0
         for batch_indices in mine:
-            batch = {k: v.to(accelerator.device) for k, v in collate([sequences[i] for i in batch_indices], tokenizer.pad_token_id).items()}
+            batch = {k: v.to(accelerator.device)
+                     for k, v in collate([sequences[i] for i in batch_indices], tokenizer.pad_token_id).items()}
             with torch.autocast(autocast_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 loss_sum, n = sequence_loss(model, batch)
             # Token-level mean over the whole optimizer step, however the tokens fall into micro-batches.
@@ -332,34 +240,17 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        state["step"] += 1
-        # The logging window lives in the checkpointed state, so a resumed run logs what an uninterrupted one would.
-        state["window_loss"] = state.get("window_loss", 0.0) + step_loss
-        state["window_tokens"] = state.get("window_tokens", 0) + total_loss_tokens
-        state["elapsed_s"] = elapsed_before + time.perf_counter() - started
-        tokens_per_s = state["tokens"] / max(1e-9, state["elapsed_s"])
-        bar.update(1)
-        bar.set_postfix(loss=f"{step_loss / max(1, total_loss_tokens):.4f}", tok_s=f"{tokens_per_s:.0f}")
-        if state["step"] % t.log_every == 0 or state["step"] == total_steps:
-            record = {"step": state["step"], "epoch": epoch, "loss": state["window_loss"] / max(1, state["window_tokens"]),
-                      "lr": scheduler.get_last_lr()[0], "tokens": state["tokens"], "tokens_per_s": tokens_per_s,
-                      "elapsed_s": round(state["elapsed_s"], 2)}
-            with open(log_path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            state["window_loss"], state["window_tokens"] = 0.0, 0
-        state["last_loss"] = step_loss / max(1, total_loss_tokens)
-        state.setdefault("losses", []).append(state["last_loss"])
-        if t.checkpoint_every and state["step"] % t.checkpoint_every == 0 and state["step"] < total_steps:
-            save_checkpoint(output_dir, get_peft_model_state_dict(accelerator.unwrap_model(model)), optimizer,
-                            scheduler, state)
-        if t.max_minutes and time.perf_counter() - started > 60 * t.max_minutes and state["step"] < total_steps:
-            save_checkpoint(output_dir, get_peft_model_state_dict(accelerator.unwrap_model(model)), optimizer,
-                            scheduler, state)
-            logger.warning("stopped after train.max_minutes=%s at step %d of %d; --resume continues",
-                           t.max_minutes, state["step"], total_steps)
-            stopped_early = True
-            break
-    bar.close()
+        return StepOutcome(step_loss / max(1, total_loss_tokens), weight=total_loss_tokens,
+                           log={"tokens": state["tokens"]})
+
+    def save(state: dict) -> None:
+        save_checkpoint(output_dir, get_peft_model_state_dict(accelerator.unwrap_model(model)), optimizer, scheduler,
+                        state)
+
+    model.train()
+    schedule = Schedule(total_steps, steps_per_epoch, t.checkpoint_every, t.log_every, t.max_minutes, "tokens")
+    stopped_early = run_loop(schedule, state, step, save, log_path, scheduler, f"finetune {config.mode}",
+                             progress and accelerator.is_main_process)
 
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.save_pretrained(output_dir)
@@ -377,7 +268,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         "train_sequences": len(sequences),
         "dropped_too_long": too_long,
         "epochs_seen": state["step"] / steps_per_epoch,
-        "final_loss": state.get("last_loss"),
+        "final_loss": state["losses"][-1] if state.get("losses") else None,
         "tokens": state["tokens"],
         "loss_tokens": state["loss_tokens"],
         "tokens_per_s": state["tokens"] / max(1e-9, state["elapsed_s"]),
@@ -387,9 +278,9 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         "losses": state.get("losses", []),
     }
     if not stopped_early:
-        shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
+        discard_checkpoints(output_dir)
     if run.dev_examples:
-        from padellm.dev_eval import dev_scores
+        from padellm.training.dev_scoring import dev_scores
 
         metrics["dev"] = dev_scores(unwrapped, encoder, run.dev_examples, progress=progress)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -1,6 +1,6 @@
 import pytest
 
-from padellm.plots import plot_latencies
+from padellm.evaluation.plots import plot_latencies
 
 
 @pytest.mark.parametrize("decoders", [1, 2])

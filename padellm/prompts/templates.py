@@ -24,7 +24,7 @@ LABELS_FILE = "labels.yaml"
 
 def prompts_dir() -> Path:
     """``$PADELLM_PROMPTS_DIR``, else the project's ``prompts/`` folder."""
-    return Path(os.environ.get(PROMPTS_ENV) or Path(__file__).resolve().parents[1] / "prompts")
+    return Path(os.environ.get(PROMPTS_ENV) or Path(__file__).resolve().parents[2] / "prompts")
 
 
 def _placeholders(template: str) -> set[str]:
@@ -75,7 +75,7 @@ class ParallelTemplate:
             self.count_prompt.count("{text}") == self.count_prompt.count("{label}") == 1
             and self.count_prompt.index("{text}") < self.count_prompt.index("{label}")
         ):
-            # The part before {label} is the prefix every label of a text shares (see padellm.encoding).
+            # The part before {label} is the prefix every label of a text shares (see padellm.prompts.encoding).
             problems.append(f"{self.name}: count_prompt must contain {{text}} once, then {{label}} once")
         if problems:
             raise ConfigError(problems)

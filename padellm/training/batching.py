@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from padellm.sft import IGNORE, TrainingSequence
+from padellm.training.sequences import IGNORE, TrainingSequence
 
 
 def epoch_batches(lengths: Sequence[int], batch_size: int, bucket_batches: int, seed: int, epoch: int) -> list[list[int]]:

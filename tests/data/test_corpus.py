@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from padellm.corpus import ReadOptions, detect_format, read_conll, read_corpus, read_jsonl, read_spanjson, write_jsonl
+from padellm.data.corpus import ReadOptions, detect_format, read_conll, read_corpus, read_jsonl, read_spanjson, write_jsonl
 from padellm.errors import ConfigError, CorpusError
 from padellm.types import Entity
 

@@ -1,4 +1,4 @@
-from padellm.stats import format_table, nested_pairs, split_stats
+from padellm.data.stats import format_table, nested_pairs, split_stats
 from padellm.types import Entity, Example
 
 

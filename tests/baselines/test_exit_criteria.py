@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from padellm.baselines.early_exit import (ExitConfig, Patience, leave_now, normalised_entropy, sentence_confidence,
+from padellm.baselines.exit_criteria import (ExitConfig, Patience, leave_now, normalised_entropy, sentence_confidence,
                                           sentence_entropy)
 from padellm.errors import ConfigError
 

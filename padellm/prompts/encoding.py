@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from padellm.prompts import AutoregressiveTemplate, LabelSet, ParallelTemplate, Template
+from padellm.prompts.templates import AutoregressiveTemplate, LabelSet, ParallelTemplate, Template
 from padellm.types import Example
 
 

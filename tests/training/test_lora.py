@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from padellm import training
+from padellm.cli import load_finetune_config
 from padellm.errors import ConfigError
-from padellm.finetune_config import load_config
-from padellm.training import train
+from padellm.training import lora as training
+from padellm.training.lora import train
 
 SENTENCES = [
     [("EU", "B-ORG"), ("rejects", "O"), ("German", "B-MISC"), ("call", "O")],
@@ -32,7 +32,7 @@ def config(corpus, tiny_llama_dir, out, **overrides):
               "data.dev_sample": "4", "lora.rank": "4", "train.batch_size": "4", "train.max_steps": "6",
               "train.checkpoint_every": "3", "train.log_every": "1", "train.precision": "fp32", "train.lr": "0.01"}
     values.update(overrides)
-    return load_config(None, values)
+    return load_finetune_config(None, values)
 
 
 @pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
@@ -90,7 +90,7 @@ def test_bad_config_lists_every_problem_before_training(corpus, tmp_path):
     (corpus / "empty").mkdir()
     (corpus / "empty" / "train.txt").write_text("\n")
     with pytest.raises(ConfigError) as info:
-        training.prepare_run(load_config(None, {
+        training.prepare_run(load_finetune_config(None, {
             "output_dir": str(tmp_path / "x"), "base_model": str(tmp_path / "no-model"),
             "data.dataset": str(corpus), "data.labels": "PER,WEAPON", "prompt": "autoregressive-en-v1"}))
     problems = "\n".join(info.value.problems)
@@ -98,10 +98,10 @@ def test_bad_config_lists_every_problem_before_training(corpus, tmp_path):
     assert "is a autoregressive template but mode is 'parallel'" in problems
     assert "base_model" in problems and "no-model" in problems
     with pytest.raises(ConfigError) as info:
-        load_config(None, {"output_dir": "x", "lora.rank": "0", "train.lr": "-1", "data.dataset": str(tmp_path / "missing")})
+        load_finetune_config(None, {"output_dir": "x", "lora.rank": "0", "train.lr": "-1", "data.dataset": str(tmp_path / "missing")})
     assert len(info.value.problems) == 2 and "lora.rank must be > 0; got 0" in str(info.value)
     with pytest.raises(ConfigError) as info:
-        training.prepare_run(load_config(None, {"output_dir": "x", "data.dataset": str(tmp_path / "missing"),
+        training.prepare_run(load_finetune_config(None, {"output_dir": "x", "data.dataset": str(tmp_path / "missing"),
                                                 "base_model": "no-such-packaged-model"}))
     assert "no such dataset" in str(info.value) and "no-such-packaged-model" in str(info.value)
 
@@ -109,23 +109,23 @@ def test_bad_config_lists_every_problem_before_training(corpus, tmp_path):
 def test_empty_dataset_is_an_error(tmp_path, tiny_llama_dir):
     (tmp_path / "train.txt").write_text("EU O\n")
     with pytest.raises(ConfigError, match="has no entities"):
-        training.prepare_run(load_config(None, {"output_dir": "x", "data.dataset": str(tmp_path / "train.txt"),
+        training.prepare_run(load_finetune_config(None, {"output_dir": "x", "data.dataset": str(tmp_path / "train.txt"),
                                                 "base_model": str(tiny_llama_dir), "data.dev_split": ""}))
 
 
 def test_shipped_configs_are_valid():
     from pathlib import Path
 
-    for path in sorted(Path(__file__).resolve().parents[1].glob("finetune/configs/*.yaml")):
+    for path in sorted(Path(__file__).resolve().parents[2].glob("finetune/configs/*.yaml")):
         first = path.read_text().splitlines()[0]
         assert first.startswith("# padellm finetune --config finetune/configs/"), path
-        load_config(path, {"output_dir": "x"})
+        load_finetune_config(path, {"output_dir": "x"})
 
 
 @pytest.mark.slow
 def test_real_base_model_trains_a_few_steps(shared_data, tmp_path):
     """The packaged SmolLM2 end to end: 3 steps on 24 CoNLL-2003 sentences, then dev decoding of 4."""
-    metrics = train(load_config(None, {
+    metrics = train(load_finetune_config(None, {
         "output_dir": str(tmp_path / "out"), "data.dataset": "conll2003", "data.max_train_examples": "24",
         "data.dev_sample": "4", "train.max_steps": "3", "train.batch_size": "8"}), progress=False)
     assert metrics["steps"] == 3 and metrics["final_loss"] < 10 and metrics["dev"]["sentences"] == 4

@@ -1,7 +1,7 @@
 import pytest
 
 from padellm.errors import ConfigError
-from padellm.prompts import (
+from padellm.prompts.templates import (
     AutoregressiveTemplate,
     LabelSet,
     ParallelTemplate,

@@ -1,7 +1,8 @@
-"""Speed and F1 of FastNER's exits and early-exit criteria on one set of sentences.
+"""FastNER on examples: predicted entities (``predict_examples``), and the speed and F1 of its exits and early-exit
+criteria on one set of sentences (``prepare_batches``, ``measure``, ``operating_point``).
 
-Sentences are encoded and batched once, outside the clock; each measured pass runs the model (layer by layer,
-exits, early exit) and turns spans into entities. Speed-up is the full model's wall time over the early-exit
+For measurement, sentences are encoded and batched once, outside the clock; each measured pass runs the model
+(layer by layer, exits, early exit) and turns spans into entities. Speed-up is the full model's wall time over the early-exit
 wall time at the same batch size, on the same sentences, after a warm-up pass.
 """
 
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from padellm.baselines.early_exit import ExitConfig
+from padellm.baselines.exit_criteria import ExitConfig
 from padellm.baselines.fastner import Batch, FastNER
-from padellm.baselines.fastner_data import collate, encode_example
+from padellm.baselines.fastner_data import Encoded, collate, encode_example
 from padellm.baselines.spans import to_entities
 from padellm.metrics import score
 from padellm.types import Example
@@ -27,6 +28,20 @@ class Pass:
     seconds: float
     mean_exit: float
     """Average exit layer (1-based)."""
+
+
+def predict_examples(model: FastNER, tokenizer, examples: list[Example], exit_config: ExitConfig = ExitConfig(),
+                     layers: int | None = None, batch_size: int = 32):
+    """(entities per example, exit layer per example), in the examples' order."""
+    entities, exits = [], []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        encoded: list[Encoded] = [encode_example(ex, tokenizer, model.config) for ex in chunk]
+        predictions = model.predict(collate(encoded, tokenizer.pad_token_id, with_gold=False), exit_config, layers)
+        for example, prediction in zip(chunk, predictions):
+            entities.append(to_entities(prediction.spans, example.token_spans, model.config.labels))
+            exits.append(prediction.exit_layer)
+    return entities, exits
 
 
 def prepare_batches(model: FastNER, tokenizer, examples: list[Example], batch_size: int) -> list[tuple[list[Example], Batch]]:

@@ -1,0 +1,134 @@
+"""Training FastNER: all exits at once, a weighted sum of their losses (deeper exits weigh more), seeded,
+resumable from checkpoints, bounded in wall time; the dev F1 of every exit at the end.
+
+    padellm finetune --config finetune/configs/conll2003-fastner.yaml
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from padellm.baselines.fastner import FastNER
+from padellm.baselines.fastner_data import collate, encode_example
+from padellm.data.datasets import load_dataset
+from padellm.errors import ConfigError
+from padellm.models import resolve_model
+from padellm.training.batching import epoch_batches
+from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
+from padellm.training.config_files import save_config
+from padellm.training.fastner_config import FastNERTrainingConfig
+from padellm.training.loop import Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
+from padellm.types import Example
+
+logger = logging.getLogger(__name__)
+
+MODEL_DIR = "model"
+
+
+def exit_weights(kind: str, layers: int) -> list[float]:
+    return [float(layer) if kind == "linear" else 1.0 for layer in range(1, layers + 1)]
+
+
+def load_examples(config: FastNERTrainingConfig) -> tuple[list[Example], list[Example], tuple[str, ...]]:
+    splits = [config.data.train_split] + ([config.data.dev_split] if config.data.dev_split else [])
+    dataset = load_dataset(config.data.dataset, splits)
+    train = list(dataset.split(config.data.train_split))
+    if not train:
+        raise ConfigError(f"data.train_split {config.data.train_split!r} of {config.data.dataset} has no sentences")
+    if config.data.max_train_examples:
+        random.Random(config.train.seed).shuffle(train)
+        train = train[: config.data.max_train_examples]
+    dev = list(dataset.split(config.data.dev_split)) if config.data.dev_split else []
+    found = sorted({e.label for ex in train for e in ex.entities})
+    labels = tuple(sorted(x.strip() for x in config.data.labels.split(",") if x.strip())) or tuple(found)
+    if not labels:
+        raise ConfigError(f"no entity in the training data of {config.data.dataset}; nothing to learn")
+    allowed = set(labels)
+    train = [replace(ex, entities=tuple(e for e in ex.entities if e.label in allowed)) for ex in train]
+    dev = [replace(ex, entities=tuple(e for e in ex.entities if e.label in allowed)) for ex in dev]
+    return train, dev, labels
+
+
+def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train, write ``output_dir`` (model/, config.yaml, train_log.jsonl, metrics.json) and return the metrics."""
+    from transformers import AutoTokenizer
+
+    from padellm.training.dev_scoring import exit_f1
+
+    output_dir = Path(config.output_dir)
+    checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / MODEL_DIR, "model")
+    t = config.train
+    random.seed(t.seed), np.random.seed(t.seed), torch.manual_seed(t.seed)
+    train_examples, dev_examples, labels = load_examples(config)
+    folder = resolve_model(config.model.encoder, "model.encoder")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = FastNER.from_encoder(folder, config.model_config(labels))
+    encoded = [encode_example(ex, tokenizer, model.config) for ex in train_examples]
+    lost = sum(e.lost_entities for e in encoded)
+    lengths = [len(e.input_ids) for e in encoded]
+    steps_per_epoch = math.ceil(len(encoded) / t.batch_size)
+    total_steps = t.max_steps or t.epochs * steps_per_epoch
+    optimizer = torch.optim.AdamW([{"params": list(model.encoder.parameters()), "lr": t.lr},
+                                   {"params": list(model.heads.parameters()), "lr": t.head_lr}],
+                                  weight_decay=t.weight_decay)
+    scheduler = cosine_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
+    weights = exit_weights(t.exit_weights, model.num_layers)
+
+    state = {"step": 0, "elapsed_s": 0.0, "sentences": 0}
+    if checkpoint is not None:
+        state = restore_checkpoint(checkpoint, model.load_state_dict, optimizer, scheduler)
+        logger.info("resuming from %s (step %d of %d)", checkpoint, state["step"], total_steps)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, output_dir / "config.yaml")
+    log_path = start_log(output_dir, resume, state["step"])
+    if lost:
+        logger.warning("%d training entities cannot be word spans (inside a word, over %d words, or truncated)",
+                       lost, config.model.max_width)
+
+    batches_of_epoch: dict[int, list[list[int]]] = {}
+
+    def step(state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
+        if epoch not in batches_of_epoch:
+            batches_of_epoch.clear()
+            batches_of_epoch[epoch] = epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch)
+        indices = batches_of_epoch[epoch][step_in_epoch]
+        loss, per_exit = model.loss(collate([encoded[i] for i in indices], tokenizer.pad_token_id), weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        state["sentences"] += len(indices)
+        return StepOutcome(float(loss), postfix={"last_exit": f"{per_exit[-1]:.4f}"}, log={"exit_losses": per_exit})
+
+    def save(state: dict) -> None:
+        save_checkpoint(output_dir, model.state_dict(), optimizer, scheduler, state)
+
+    model.train()
+    schedule = Schedule(total_steps, steps_per_epoch, t.checkpoint_every, t.log_every, t.max_minutes, "sentences")
+    stopped_early = run_loop(schedule, state, step, save, log_path, scheduler, "finetune fastner", progress)
+    model.eval()
+    model.save(output_dir / MODEL_DIR)
+    tokenizer.save_pretrained(output_dir / MODEL_DIR / "encoder")
+    metrics = {"mode": "fastner", "encoder": config.model.encoder, "labels": list(labels), "steps": state["step"],
+               "total_steps": total_steps, "completed": not stopped_early, "train_sentences": len(encoded),
+               "lost_train_entities": lost, "epochs_seen": state["step"] / steps_per_epoch,
+               "final_loss": state["losses"][-1] if state.get("losses") else None,
+               "sentences_per_s": state["sentences"] / max(1e-9, state["elapsed_s"]),
+               "wall_time_s": state["elapsed_s"], "losses": state.get("losses", [])}
+    if not stopped_early:
+        discard_checkpoints(output_dir)
+    if dev_examples:
+        metrics["dev"] = {"sentences": len(dev_examples),
+                          "f1_per_exit": exit_f1(model, tokenizer, dev_examples, progress=progress)}
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
