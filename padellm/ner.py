@@ -44,10 +44,11 @@ class NER:
         return self.run(texts).entities
 
     def run(self, texts: list[str], labels: tuple[str, ...] | None = None,
-            decode_config: DecodeConfig | None = None) -> DecodeResult:
+            decode_config: DecodeConfig | None = None, counts: list[dict[str, int]] | None = None) -> DecodeResult:
         """Entities of every text, with per-stage timings and decoding statistics. ``labels``: decode only these
-        of the adapter's labels; ``decode_config``: this call's settings instead of the extractor's."""
-        return run_steps(self.steps(texts, labels, decode_config), self.backend)
+        of the adapter's labels; ``decode_config``: this call's settings instead of the extractor's; ``counts``
+        (parallel decoding): ``{label: count}`` per text instead of the count stage's."""
+        return run_steps(self.steps(texts, labels, decode_config, counts=counts), self.backend)
 
     async def arun(self, texts: list[str], labels: tuple[str, ...] | None = None,
                    decode_config: DecodeConfig | None = None, check: bool = True) -> DecodeResult:
@@ -56,11 +57,12 @@ class NER:
         return await run_steps_async(self.steps(texts, labels, decode_config, check), self.backend)
 
     def steps(self, texts: list[str], labels: tuple[str, ...] | None = None,
-              decode_config: DecodeConfig | None = None, check: bool = True) -> DecodeSteps:
+              decode_config: DecodeConfig | None = None, check: bool = True,
+              counts: list[dict[str, int]] | None = None) -> DecodeSteps:
         config = decode_config or self.decode_config
         if check:
             self.check(texts, config)
-        return decode_steps(list(texts), self.encoder, config, labels)
+        return decode_steps(list(texts), self.encoder, config, labels, counts)
 
     def check(self, texts: list[str], decode_config: DecodeConfig | None = None) -> None:
         """Raise InvalidRequestError naming the first text that cannot be decoded."""

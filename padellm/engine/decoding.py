@@ -69,6 +69,8 @@ class DecodeResult:
     entities: list[list[Entity]]
     timings: dict[str, float] = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)
+    counts: list[dict[str, int]] = field(default_factory=list)
+    """Parallel decoding: the count stage's answer per text, ``{label: count}`` (empty for autoregressive)."""
 
 
 def parse_count(encoder: PromptEncoder, token_ids: tuple[int, ...], max_count: int) -> tuple[int, str | None]:
@@ -214,24 +216,38 @@ def check_labels(labels: tuple[str, ...] | None, encoder: PromptEncoder) -> tupl
     return tuple(label for label in known if label in labels)
 
 
+def given_count_list(given: list[dict[str, int]], num_texts: int, labels: tuple[str, ...]) -> list[int]:
+    """Counts stated by the caller, ``{label: count}`` per text, in stage 1's order (texts outer, labels inner);
+    a label a text's mapping leaves out counts 0."""
+    if len(given) != num_texts:
+        raise ConfigError(f"counts: {len(given)} mappings for {num_texts} texts")
+    return [int(given[index].get(label, 0)) for index in range(num_texts) for label in labels]
+
+
 def parallel_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
-                   labels: tuple[str, ...] | None = None) -> DecodeSteps:
-    """PaDeLLM: one batched backend call per stage for all ``texts`` (``labels``: a subset to decode)."""
+                   labels: tuple[str, ...] | None = None, counts: list[dict[str, int]] | None = None) -> DecodeSteps:
+    """PaDeLLM: one batched backend call per stage for all ``texts`` (``labels``: a subset to decode).
+    ``counts``: ``{label: count}`` per text instead of stage 1's (e.g. the gold counts, for the F1 ceiling that
+    the count stage leaves to the branches); stage 1 is then skipped."""
     labels = check_labels(labels, encoder)
     result = DecodeResult([])
     stats = result.stats
 
     started = time.perf_counter()
     prompts = count_prompts(texts, encoder, labels)
-    generations = (yield GenerateCall(prompts, count_request(encoder, config))) if prompts else []
-    counts, repairs = read_counts(generations, encoder, config)
-    stats.update(repairs)
-    stats["count_prompts"] += len(prompts)
-    stats["count_tokens"] += sum(g.num_tokens for g in generations)
+    if counts is None:
+        generations = (yield GenerateCall(prompts, count_request(encoder, config))) if prompts else []
+        stated, repairs = read_counts(generations, encoder, config)
+        stats.update(repairs)
+        stats["count_prompts"] += len(prompts)
+        stats["count_tokens"] += sum(g.num_tokens for g in generations)
+    else:
+        stated = given_count_list(counts, len(texts), labels)
+    result.counts = [dict(zip(labels, stated[i * len(labels) : (i + 1) * len(labels)])) for i in range(len(texts))]
     result.timings["count_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    branches = build_branches(prompts, counts, encoder, labels)
+    branches = build_branches(prompts, stated, encoder, labels)
     generations = (yield GenerateCall([list(b.prompt) for b in branches],
                                       {"max_new_tokens": config.max_mention_tokens})) if branches else []
     stats["branches"] += len(branches)
@@ -281,15 +297,20 @@ def autoregressive_steps(texts: list[str], encoder: PromptEncoder, config: Decod
 
 
 def decode_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
-                 labels: tuple[str, ...] | None = None) -> DecodeSteps:
-    """The decoder the encoder's template was trained for."""
-    steps = parallel_steps if encoder.template.mode == "parallel" else autoregressive_steps
-    return steps(texts, encoder, config, labels)
+                 labels: tuple[str, ...] | None = None, counts: list[dict[str, int]] | None = None) -> DecodeSteps:
+    """The decoder the encoder's template was trained for (``counts``: parallel decoding only, see
+    ``parallel_steps``)."""
+    if encoder.template.mode == "parallel":
+        return parallel_steps(texts, encoder, config, labels, counts)
+    if counts is not None:
+        raise ConfigError("counts: only parallel decoding has a count stage")
+    return autoregressive_steps(texts, encoder, config, labels)
 
 
 def decode_parallel(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,
-                    config: DecodeConfig = DecodeConfig(), labels: tuple[str, ...] | None = None) -> DecodeResult:
-    return run_steps(parallel_steps(texts, encoder, config, labels), backend)
+                    config: DecodeConfig = DecodeConfig(), labels: tuple[str, ...] | None = None,
+                    counts: list[dict[str, int]] | None = None) -> DecodeResult:
+    return run_steps(parallel_steps(texts, encoder, config, labels, counts), backend)
 
 
 def decode_autoregressive(texts: list[str], encoder: PromptEncoder, backend: GenerationBackend,

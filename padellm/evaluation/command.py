@@ -142,7 +142,7 @@ def evaluate(config: EvalConfig, out_dir: str | Path, decode_config=None, vllm_c
     torch.manual_seed(config.seed)
 
     llm = {system: folder for system, folder in chosen.items() if system != "fastner"}
-    systems = llm_systems(llm, config.backend, decode_config, vllm_config) if llm else []
+    systems = llm_systems(llm, config.backend, decode_config, vllm_config, config.oracle_counts) if llm else []
     try:
         for system in systems:
             system.ner.check([example.text for example in examples + warmup])

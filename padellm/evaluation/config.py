@@ -82,6 +82,9 @@ class EvalConfig:
     measure it with --systems fastner for its own latency)."""
     batch_mode: bool = True
     """Also measure throughput with the whole sample in one call per system."""
+    oracle_counts: bool = False
+    """Also run the parallel adapter with the gold counts instead of its count stage's (a system of its own,
+    "parallel (oracle counts)"): the F1 its branches reach when the counts are right."""
     allow_label_subset: bool = False
     """Accept data whose labels are a strict subset of a system's (its other labels only add false positives)."""
 
@@ -93,6 +96,8 @@ class EvalConfig:
             problems.append(f"systems must be a comma-separated subset of {', '.join(SYSTEMS)}; got {self.systems!r}")
         elif len(set(systems)) != len(systems):
             problems.append(f"systems lists a system twice: {self.systems!r}")
+        if self.oracle_counts and "parallel" not in systems:
+            problems.append("oracle_counts needs the parallel system in --systems")
         if self.backend not in LLM_BACKENDS:
             problems.append(f"backend must be one of {', '.join(LLM_BACKENDS)}; got {self.backend!r}")
         if "fastner" in systems and not self.fastner:

@@ -25,6 +25,7 @@ class SystemRun:
     stage_s: list[dict[str, float]] = field(default_factory=list)
     stats: Counter = field(default_factory=Counter)
     exits: list[int] = field(default_factory=list)
+    counts: list[dict[str, int]] = field(default_factory=list)
     batch_s: float | None = None
     batch_predictions: list[list[Entity]] | None = None
 
@@ -60,6 +61,7 @@ def run_systems(systems: list[System], examples: list[Example], warmup: list[Exa
             run.stage_s.append(output.stage_s)
             run.stats.update(output.stats)
             run.exits += output.exits
+            run.counts += output.counts
     if batch_mode:
         for name in tqdm(names, desc="batch mode", unit="system", disable=not progress):
             started = time.perf_counter()

@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 
+from padellm.evaluation.counts import count_accuracy, gold_counts
 from padellm.evaluation.runner import SystemRun
 from padellm.metrics import score
 from padellm.types import Example
@@ -52,6 +53,9 @@ def system_summary(kind: str, run: SystemRun, examples: list[Example]) -> dict:
                                   / sentences for stage in stages}
         entry |= {"tokens_per_sequence": tokens / max(1, sequences), "tokens_per_sentence": tokens / sentences,
                   "sequences_per_sentence": sequences / sentences, "stats": dict(run.stats)}
+    if run.counts:
+        labels = tuple(run.counts[0])
+        entry["counts"] = count_accuracy(run.counts, gold_counts(examples, labels))
     if run.exits:
         entry["mean_exit_layer"] = sum(run.exits) / len(run.exits)
         entry["exit_layers"] = {str(k): v for k, v in sorted(Counter(run.exits).items())}

@@ -28,6 +28,8 @@ class Output:
     """Sequences and tokens generated (LLM systems)."""
     exits: list[int] = field(default_factory=list)
     """Exit layer of each sentence (FastNER)."""
+    counts: list[dict[str, int]] = field(default_factory=list)
+    """The count stage's ``{label: count}`` per sentence (parallel systems)."""
 
 
 class System(Protocol):
@@ -42,21 +44,33 @@ class System(Protocol):
     def settings(self) -> dict: ...
 
 
+ORACLE_SUFFIX = " (oracle counts)"
+
+
 class LLMSystem:
-    """An ``NER`` extractor; one ``run`` is one decoding call over all the examples' texts."""
+    """An ``NER`` extractor; one ``run`` is one decoding call over all the examples' texts. ``oracle_counts``
+    (parallel adapters): the branches get the gold counts instead of the count stage's, which gives the F1 that
+    the count stage holds back."""
 
     kind = "llm"
 
-    def __init__(self, name: str, ner, artifact: str | Path):
-        self.name, self.ner, self.artifact = name, ner, str(artifact)
+    def __init__(self, name: str, ner, artifact: str | Path, oracle_counts: bool = False):
+        if oracle_counts and ner.mode != "parallel":
+            raise ConfigError(f"oracle counts: {artifact} is a {ner.mode} adapter; only parallel decoding counts")
+        self.name, self.ner, self.artifact, self.oracle_counts = name, ner, str(artifact), oracle_counts
         self.labels = tuple(ner.labels)
 
     def run(self, examples: list[Example]) -> Output:
-        result = self.ner.run([example.text for example in examples])
-        return Output(result.entities, {k: v for k, v in result.timings.items() if k != "total_s"}, result.stats)
+        from padellm.evaluation.counts import gold_counts
+
+        counts = gold_counts(examples, self.labels) if self.oracle_counts else None
+        result = self.ner.run([example.text for example in examples], counts=counts)
+        return Output(result.entities, {k: v for k, v in result.timings.items() if k != "total_s"}, result.stats,
+                      counts=result.counts)
 
     def settings(self) -> dict:
-        return {"mode": self.ner.mode, "decode_config": vars(self.ner.decode_config)}
+        return {"mode": self.ner.mode, "oracle_counts": self.oracle_counts,
+                "decode_config": vars(self.ner.decode_config)}
 
 
 class FastNERSystem:
@@ -134,9 +148,11 @@ def fastner_systems(folder: str | Path, exit_configs: tuple[ExitConfig, ...], ba
             for config in exit_configs]
 
 
-def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_config) -> list[LLMSystem]:
+def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_config,
+                oracle_counts: bool = False) -> list[LLMSystem]:
     """One system per ``{mode: adapter folder}`` (modes already checked with ``adapter_labels``); on vLLM all
-    engines are started together."""
+    engines are started together. ``oracle_counts``: also the parallel adapter with the gold counts (on the same
+    engine)."""
     from padellm.ner import load
 
     if backend == "vllm":
@@ -145,8 +161,12 @@ def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_con
         backends = vllm_backends(list(adapters.values()), vllm_config)
     else:
         backends = [backend] * len(adapters)
-    return [LLMSystem(mode, load(folder, engine, decode_config=decode_config), folder)
-            for (mode, folder), engine in zip(adapters.items(), backends)]
+    systems = [LLMSystem(mode, load(folder, engine, decode_config=decode_config), folder)
+               for (mode, folder), engine in zip(adapters.items(), backends)]
+    if oracle_counts:
+        systems += [LLMSystem(s.name + ORACLE_SUFFIX, s.ner, s.artifact, oracle_counts=True)
+                    for s in systems if s.ner.mode == "parallel"]
+    return systems
 
 
 def close_engines(systems: list) -> None:

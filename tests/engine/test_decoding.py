@@ -54,6 +54,24 @@ def test_parallel_stages(tokenizer):
                            DecodeConfig(dedup="none")).entities[0] == [Entity(0, 4, "LOC"), Entity(0, 4, "PER"), Entity(14, 19, "LOC")]
 
 
+def test_given_counts_skip_the_count_stage(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    answers = {"location\n\n<num>": ("0", 0.0), "person\n\n<num>": ("0", 0.0),
+               "location\n\n<num>1\n<mention 1>": ("Paris", -0.5), "person\n\n<num>1\n<mention 1>": ("Anna", -0.1)}
+    backend = ScriptedBackend(encoder, answers)
+    stated = decode_parallel(["Anna lives in Paris"], encoder, backend)
+    assert stated.counts == [{"LOC": 0, "PER": 0}] and stated.entities == [[]]
+    backend = ScriptedBackend(encoder, answers)
+    given = decode_parallel(["Anna lives in Paris"], encoder, backend, counts=[{"LOC": 1, "PER": 1}])
+    assert [c[0] for c in backend.calls] == [2]  # the branches only: no count stage call
+    assert given.counts == [{"LOC": 1, "PER": 1}] and "count_prompts" not in given.stats
+    assert given.entities == [[Entity(0, 4, "PER"), Entity(14, 19, "LOC")]]
+    assert decode_parallel(["Paris"], encoder, ScriptedBackend(encoder, answers), counts=[{"LOC": 1}]).counts == [
+        {"LOC": 1, "PER": 0}]  # a label left out counts 0
+    with pytest.raises(ConfigError, match="counts: 1 mappings for 2 texts"):
+        decode_parallel(["a", "b"], encoder, backend, counts=[{}])
+
+
 def test_counts_are_clamped_or_zeroed_never_a_crash(tokenizer):
     encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
     answers = {"location\n\n<num>": ("9", 0.0), "person\n\n<num>": ("many", 0.0), "<mention 1>": ("Paris", 0.0),

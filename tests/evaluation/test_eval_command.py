@@ -133,3 +133,23 @@ def test_an_earlier_run_is_never_overwritten(run, tiny_adapters, fastner_model, 
     assert main(argv(tiny_adapters, fastner_model, out, "--allow-label-subset")) == 2
     assert f"out: {out} holds the results of an earlier run" in capsys.readouterr().err
     assert (out / "results.json").read_text() == before
+
+
+def test_oracle_counts_give_the_branches_the_gold_counts(tiny_adapters, tmp_path, capsys):
+    out = tmp_path / "oracle"
+    assert main(["eval", "--dataset", str(tiny_adapters["corpus"]), "--split", "test", "--systems", "parallel",
+                 "--parallel", str(tiny_adapters["parallel"]), "--backend", "transformers", "--warmup", "0",
+                 "--no-batch-mode", "--oracle-counts", "--allow-label-subset", "--no-progress", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    systems = results["summary"]["systems"]
+    assert list(systems) == ["parallel", "parallel (oracle counts)"]
+    oracle = systems["parallel (oracle counts)"]["counts"]["all"]
+    assert oracle["exact"] == 1.0 and oracle["gold_mentions"] == oracle["stated_mentions"] == 3
+    stated = systems["parallel"]["counts"]
+    assert stated["all"]["pairs"] == 3 * 4 and set(stated["per_label"]) == {"LOC", "MISC", "ORG", "PER"}
+    assert "stage_mean_ms" in systems["parallel (oracle counts)"]
+    report = (out / "report.md").read_text()
+    assert "## Count stage" in report and "| parallel | all | 12 |" in report
+    assert main(["eval", "--dataset", str(tiny_adapters["corpus"]), "--systems", "autoregressive",
+                 "--oracle-counts", "--out", str(tmp_path / "x")]) == 2
+    assert "oracle_counts needs the parallel system" in capsys.readouterr().err
