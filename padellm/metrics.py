@@ -6,6 +6,8 @@ Two ways of deciding that a predicted entity is correct, selectable by name:
   on flat data it equals seqeval's strict IOB2 scores.
 * ``string``: the PaDeLLM-NER paper's variant, per-sentence **sets** of ``(label, mention string)``: a string
   found twice counts once, and any occurrence of the right string with the right label is correct.
+
+And how well PaDeLLM's count stage counts (``count_accuracy`` against ``gold_counts``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from padellm.errors import ConfigError
-from padellm.types import Entity
+from padellm.types import Entity, Example
 
 
 def _span_key(_: str, entity: Entity) -> Hashable:
@@ -114,3 +116,39 @@ def score(
     per_label = {label: PRF(tp[label], fp[label], fn[label]) for label in labels}
     micro = PRF(sum(tp.values()), sum(fp.values()), sum(fn.values()))
     return Scores(matcher, micro, per_label)
+
+
+# ------------------------------------------------------------------ the count stage of parallel decoding
+def gold_counts(examples: list[Example], labels: tuple[str, ...]) -> list[dict[str, int]]:
+    """The number of gold mentions of each label in each example (what a perfect count stage states)."""
+    out = []
+    for example in examples:
+        found = Counter(entity.label for entity in example.entities)
+        out.append({label: found[label] for label in labels})
+    return out
+
+
+def _accuracy(errors: Counter, gold_total: int, stated_total: int) -> dict:
+    pairs = sum(errors.values())
+    under = sum(n for error, n in errors.items() if error < 0)
+    over = sum(n for error, n in errors.items() if error > 0)
+    return {"pairs": pairs, "exact": errors[0] / max(1, pairs), "under": under / max(1, pairs),
+            "over": over / max(1, pairs), "gold_mentions": gold_total, "stated_mentions": stated_total,
+            "errors": {str(error): n for error, n in sorted(errors.items())}}
+
+
+def count_accuracy(stated: list[dict[str, int]], gold: list[dict[str, int]]) -> dict:
+    """``{"all": ..., "per_label": {label: ...}}``: over the (sentence, label) pairs, the shares stated exactly,
+    under and over, the mentions stated against the gold ones, and ``errors`` (stated - gold -> pairs)."""
+    per_label: dict[str, Counter] = {}
+    totals: dict[str, list[int]] = {}
+    for stated_counts, gold_counts_ in zip(stated, gold):
+        for label, count in stated_counts.items():
+            truth = gold_counts_.get(label, 0)
+            per_label.setdefault(label, Counter())[count - truth] += 1
+            sums = totals.setdefault(label, [0, 0])
+            sums[0] += truth
+            sums[1] += count
+    everything = sum(per_label.values(), Counter())
+    return {"all": _accuracy(everything, sum(t[0] for t in totals.values()), sum(t[1] for t in totals.values())),
+            "per_label": {label: _accuracy(per_label[label], *totals[label]) for label in sorted(per_label)}}

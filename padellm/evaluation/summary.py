@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from padellm.evaluation.counts import count_accuracy, gold_counts
+from padellm.metrics import count_accuracy, gold_counts
 from padellm.evaluation.runner import SystemRun
 from padellm.metrics import score
 from padellm.types import Example

@@ -61,7 +61,7 @@ class LLMSystem:
         self.labels = tuple(ner.labels)
 
     def run(self, examples: list[Example]) -> Output:
-        from padellm.evaluation.counts import gold_counts
+        from padellm.metrics import gold_counts
 
         counts = gold_counts(examples, self.labels) if self.oracle_counts else None
         result = self.ner.run([example.text for example in examples], counts=counts)

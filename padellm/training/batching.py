@@ -48,7 +48,9 @@ def tree_mask(sequence: TrainingSequence, width: int) -> torch.Tensor:
 
 def collate(sequences: Sequence[TrainingSequence], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids`` and ``labels`` (``IGNORE`` on padding) with ``position_ids``, and an
-    ``attention_mask``: the usual 2-D padding mask, or a 4-D boolean mask when a sequence is tree-packed."""
+    ``attention_mask``: the usual 2-D padding mask, or a 4-D boolean mask when a sequence is tree-packed. The loss
+    positions, flat over the batch: ``loss_rows`` and ``loss_sources`` (the hidden state that predicts each
+    target), ``loss_targets`` (the token ids) and ``loss_weights``."""
     width = max(len(s.input_ids) for s in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     labels = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
@@ -60,9 +62,19 @@ def collate(sequences: Sequence[TrainingSequence], pad_id: int) -> dict[str, tor
         labels[row, :n] = torch.tensor(seq.labels)
         position_ids[row, :n] = torch.tensor(seq.position_ids())
         padding[row, :n] = 1
+    rows, sources, targets, weights = [], [], [], []
+    for row, seq in enumerate(sequences):
+        for source, target in seq.loss_sources():
+            rows.append(row)
+            sources.append(source)
+            targets.append(seq.labels[target])
+            weights.append(1.0 if seq.weights is None else seq.weights[target])
+    loss = {"loss_rows": torch.tensor(rows, dtype=torch.long), "loss_sources": torch.tensor(sources, dtype=torch.long),
+            "loss_targets": torch.tensor(targets, dtype=torch.long),
+            "loss_weights": torch.tensor(weights, dtype=torch.float32)}
     if any(s.segments is not None for s in sequences):
         attention_mask = torch.stack([tree_mask(s, width) for s in sequences])[:, None]
     else:
         attention_mask = padding
     return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
-            "labels": labels, "tokens": padding.sum()}
+            "labels": labels, "tokens": padding.sum(), **loss}

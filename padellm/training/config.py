@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from padellm.errors import ConfigError
+from padellm.training.sequences import SUPERVISIONS
 
 MODES = ("parallel", "autoregressive")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -35,6 +36,12 @@ class DataConfig:
     pack: bool = True
     """PaDeLLM only: train each sentence's count and mention sequences as one tree-packed sequence (the same
     loss per token, 3.1x fewer tokens on CoNLL-2003); false: one padded sequence each."""
+    supervision: str = "compact"
+    """PaDeLLM only: paper (the paper's objective: one sequence per (text, label, k), so a count is trained once
+    per mention, and the <mention k> markers are in the loss) or compact (each count once, markers not in the
+    loss)."""
+    count_weight: float = 1.0
+    """PaDeLLM only: a factor on the loss of the count tokens."""
 
     def problems(self) -> list[str]:
         out = []
@@ -45,6 +52,10 @@ class DataConfig:
             out.append(f"data.max_length must be >= 16; got {self.max_length}")
         if not self.dataset:
             out.append("data.dataset must name a dataset or a file; got ''")
+        if self.supervision not in SUPERVISIONS:
+            out.append(f"data.supervision must be one of {', '.join(SUPERVISIONS)}; got {self.supervision!r}")
+        if self.count_weight <= 0:
+            out.append(f"data.count_weight must be > 0; got {self.count_weight}")
         return out
 
 

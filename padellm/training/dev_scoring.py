@@ -7,7 +7,7 @@ from padellm.baselines.fastner import FastNER
 from padellm.baselines.fastner_inference import predict_examples
 from padellm.engine.backend import TransformersBackend
 from padellm.engine.decoding import decode
-from padellm.metrics import score
+from padellm.metrics import count_accuracy, gold_counts, score
 from padellm.prompts.encoding import PromptEncoder
 from padellm.types import Example
 
@@ -20,20 +20,24 @@ def dev_scores(model, encoder: PromptEncoder, examples: list[Example], batch_siz
     from tqdm.auto import tqdm
 
     backend = TransformersBackend(model, encoder.eos_id, batch_size=batch_size)
-    predictions = []
+    predictions, counts = [], []
     stats: Counter = Counter()
     seconds = 0.0
     chunk = 32
     for start in tqdm(range(0, len(examples), chunk), desc=desc, unit="chunk", disable=not progress):
         result = decode([ex.text for ex in examples[start : start + chunk]], encoder, backend)
         predictions += result.entities
+        counts += result.counts
         stats.update(result.stats)
         seconds += result.timings["total_s"]
     texts = [ex.text for ex in examples]
     gold = [ex.entities for ex in examples]
-    return {"sentences": len(examples), "span": score(texts, gold, predictions, "span").to_dict(),
-            "string": score(texts, gold, predictions, "string").to_dict(), "decode_stats": dict(stats),
-            "decode_s": seconds}
+    scores = {"sentences": len(examples), "span": score(texts, gold, predictions, "span").to_dict(),
+              "string": score(texts, gold, predictions, "string").to_dict(), "decode_stats": dict(stats),
+              "decode_s": seconds}
+    if counts:
+        scores["counts"] = count_accuracy(counts, gold_counts(examples, encoder.label_set.labels))
+    return scores
 
 
 def exit_f1(model: FastNER, tokenizer, examples: list[Example], progress: bool = False) -> list[float]:

@@ -27,7 +27,7 @@ from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoin
 from padellm.training.config import FinetuneConfig
 from padellm.training.config_files import save_config
 from padellm.training.loop import Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
-from padellm.training.sequences import IGNORE, build_sequences
+from padellm.training.sequences import build_sequences
 from padellm.types import Example
 
 logger = logging.getLogger(__name__)
@@ -153,19 +153,18 @@ def load_lora_model(run: Run):
 
 
 def sequence_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over the positions that carry a loss, and their number.
+    """Weighted summed cross-entropy over the positions that carry a loss, and their number.
 
     The LM head (576 x 49,152 for SmolLM2, about a fifth of the model's work per token) runs only where there is
-    a loss: a few target tokens per sequence, not the whole prompt.
+    a loss: a few target tokens per sequence, not the whole prompt. Each target is predicted from the hidden state
+    ``collate`` names for it (the previous token, or in a tree the end of the parent segment).
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = causal_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                              position_ids=batch["position_ids"]).last_hidden_state
-    targets = batch["labels"][:, 1:]
-    where = targets != IGNORE
-    logits = causal_lm.lm_head(hidden[:, :-1][where])
-    loss = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="sum")
-    return loss, int(where.sum())
+    logits = causal_lm.lm_head(hidden[batch["loss_rows"], batch["loss_sources"]])
+    losses = torch.nn.functional.cross_entropy(logits.float(), batch["loss_targets"], reduction="none")
+    return (losses * batch["loss_weights"]).sum(), int(batch["loss_targets"].numel())
 
 
 def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -184,7 +183,8 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
     model, tokenizer = load_lora_model(run)
     encoder = PromptEncoder(tokenizer, run.template, run.label_set)
 
-    sequences = build_sequences(run.train_examples, encoder, pack=config.data.pack)
+    sequences = build_sequences(run.train_examples, encoder, pack=config.data.pack,
+                                supervision=config.data.supervision, count_weight=config.data.count_weight)
     too_long = sum(1 for s in sequences if len(s.input_ids) > config.data.max_length)
     sequences = [s for s in sequences if len(s.input_ids) <= config.data.max_length]
     if not sequences:
@@ -223,15 +223,15 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         batches = batches_of_epoch[epoch]
         group = batches[step_in_epoch * micro_batches_per_step : (step_in_epoch + 1) * micro_batches_per_step]
         mine = group[accelerator.process_index :: accelerator.num_processes]
-        total_loss_tokens = sum(sequences[i].loss_tokens for b in mine for i in b)
+        total_weight = sum(sequences[i].loss_weight for b in mine for i in b)
         step_loss = 0.0
         for batch_indices in mine:
             batch = {k: v.to(accelerator.device)
                      for k, v in collate([sequences[i] for i in batch_indices], tokenizer.pad_token_id).items()}
             with torch.autocast(autocast_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 loss_sum, n = sequence_loss(model, batch)
-            # Token-level mean over the whole optimizer step, however the tokens fall into micro-batches.
-            accelerator.backward(loss_sum / max(1, total_loss_tokens))
+            # Weighted token-level mean over the whole optimizer step, however the tokens fall into micro-batches.
+            accelerator.backward(loss_sum / max(1e-9, total_weight))
             step_loss += loss_sum.item()
             state["tokens"] += int(batch["tokens"])
             state["loss_tokens"] += n
@@ -240,8 +240,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return StepOutcome(step_loss / max(1, total_loss_tokens), weight=total_loss_tokens,
-                           log={"tokens": state["tokens"]})
+        return StepOutcome(step_loss / max(1e-9, total_weight), weight=total_weight, log={"tokens": state["tokens"]})
 
     def save(state: dict) -> None:
         save_checkpoint(output_dir, get_peft_model_state_dict(accelerator.unwrap_model(model)), optimizer, scheduler,

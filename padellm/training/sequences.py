@@ -1,8 +1,16 @@
 """Examples -> supervised training sequences with loss masks, for both PaDeLLM and the autoregressive baseline.
 
 Both formats go through the same training pipeline; they differ only here, in how an example becomes
-sequences. Positions whose label is ``IGNORE`` carry no loss: the text, the label and the markers are given at
-inference, so the model is never trained to produce them.
+sequences. Positions whose label is ``IGNORE`` carry no loss: the text and the label are given at inference, so
+the model is never trained to produce them.
+
+PaDeLLM's supervision comes in two forms (``SUPERVISIONS``):
+
+- ``paper``: the objective of PaDeLLM-NER (Lu et al., 2024) exactly. Every (text, label, k) is its own training
+  sequence whose loss starts at the count: a label with n mentions trains its count n times (a label with none,
+  once), and the ``<mention k>`` markers are in the loss. Packed as a tree, the count tokens weigh n and the
+  markers carry a loss, which gives the loss of the separate sequences exactly.
+- ``compact``: each count once, markers out of the loss (the markers are given at inference).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from padellm.types import Example
 
 IGNORE = -100
 """Label of positions without loss (PyTorch's cross-entropy ``ignore_index``)."""
+SUPERVISIONS = ("paper", "compact")
 
 
 @dataclass(frozen=True)
@@ -28,18 +37,35 @@ class TrainingSequence:
     own segment and of that segment's ancestors, and nothing else."""
     parents: tuple[int, ...] | None = None
     """Tree-packed sequences only: the parent segment of each segment (-1 for the root)."""
+    weights: tuple[float, ...] | None = None
+    """Loss weight of each token (None: 1 wherever there is a loss)."""
 
     def __post_init__(self) -> None:
         if len(self.input_ids) != len(self.labels):
             raise ValueError(f"{len(self.input_ids)} input ids but {len(self.labels)} labels")
+        if self.weights is not None and len(self.weights) != len(self.input_ids):
+            raise ValueError(f"{len(self.input_ids)} input ids but {len(self.weights)} loss weights")
         if self.segments is not None:
             if self.parents is None or len(self.segments) != len(self.input_ids):
                 raise ValueError("a tree-packed sequence needs one segment per token and a parent per segment")
-            # The loss at position t is computed from the hidden state at t - 1, which must then be on t's
-            # path: a segment may not start with a token that carries a loss.
-            for t in range(len(self.segments)):
-                if self.labels[t] != IGNORE and (t == 0 or self.segments[t - 1] != self.segments[t]):
-                    raise ValueError(f"token {t} starts segment {self.segments[t]} and carries a loss")
+            # The first token of a segment is predicted from the last token of its parent segment (see
+            # ``loss_sources``): the root has none, so it may not start with a token that carries a loss.
+            if self.labels[0] != IGNORE:
+                raise ValueError(f"token 0 starts the root segment {self.segments[0]} and carries a loss")
+
+    def loss_sources(self) -> list[tuple[int, int]]:
+        """``(source, target)`` position pairs: the hidden state at ``source`` predicts the token at ``target``.
+        Normally ``source = target - 1``; in a tree, the first token of a segment is predicted from the last
+        token of its parent segment, which is what precedes it on its own path."""
+        last: dict[int, int] = {}
+        pairs = []
+        for t, label in enumerate(self.labels):
+            if label != IGNORE:
+                starts_segment = self.segments is not None and (t == 0 or self.segments[t - 1] != self.segments[t])
+                pairs.append((last[self.parents[self.segments[t]]] if starts_segment else t - 1, t))
+            if self.segments is not None:
+                last[self.segments[t]] = t
+        return pairs
 
     def position_ids(self) -> list[int]:
         """Position of each token on its own path (0, 1, ... for plain sequences)."""
@@ -66,76 +92,111 @@ class TrainingSequence:
     def loss_tokens(self) -> int:
         return sum(1 for label in self.labels if label != IGNORE)
 
+    @property
+    def loss_weight(self) -> float:
+        """The sum of the loss weights: what a batch's loss is averaged over."""
+        if self.weights is None:
+            return float(self.loss_tokens)
+        return float(sum(w for w, label in zip(self.weights, self.labels) if label != IGNORE))
 
-def _sequence(pieces: list[tuple[list[int], bool]], kind: str) -> TrainingSequence:
-    """Concatenate ``(ids, has_loss)`` pieces."""
+
+def _sequence(pieces: list[tuple[list[int], float]], kind: str) -> TrainingSequence:
+    """Concatenate ``(ids, loss weight)`` pieces (weight 0: no loss)."""
     ids: list[int] = []
     labels: list[int] = []
-    for piece, has_loss in pieces:
+    weights: list[float] = []
+    for piece, weight in pieces:
         ids += piece
-        labels += piece if has_loss else [IGNORE] * len(piece)
-    return TrainingSequence(tuple(ids), tuple(labels), kind)
+        labels += piece if weight else [IGNORE] * len(piece)
+        weights += [float(weight)] * len(piece)
+    return TrainingSequence(tuple(ids), tuple(labels), kind,
+                            weights=None if all(w in (0.0, 1.0) for w in weights) else tuple(weights))
 
 
-def parallel_sequences(example: Example, encoder: PromptEncoder, merge_first_mention: bool = True) -> list[TrainingSequence]:
-    """PaDeLLM's sequences for one example: per label, one count sequence (target: the number of mentions,
-    0 included), and per mention k one mention sequence (prompt + count + mention-k marker; target: the
-    mention string and EOS).
+def _check_supervision(supervision: str) -> None:
+    if supervision not in SUPERVISIONS:
+        raise ValueError(f"supervision must be one of {', '.join(SUPERVISIONS)}; got {supervision!r}")
 
-    ``merge_first_mention``: the count sequence of a label with mentions is a prefix of its first mention
-    sequence, and causal attention makes the loss at each position independent of what follows, so the two are
-    trained as one sequence with the same per-token losses, one prompt cheaper.
+
+def parallel_sequences(example: Example, encoder: PromptEncoder, merge_first_mention: bool = True,
+                       supervision: str = "compact", count_weight: float = 1.0) -> list[TrainingSequence]:
+    """PaDeLLM's sequences for one example, one padded sequence each: per label a count sequence (target: the
+    number of mentions, 0 included) and per mention k a mention sequence (prompt + count + mention-k marker;
+    target: the mention string and EOS). ``count_weight`` scales the loss of the count tokens.
+
+    ``supervision="paper"``: one sequence per (label, k), its loss from the count on (count, marker, mention),
+    or the count alone for a label without mentions. ``"compact"``: a label's count sequence once, the mention
+    sequences with the count and marker as prompt; ``merge_first_mention``: the count sequence of a label with
+    mentions is a prefix of its first mention sequence, and causal attention makes the loss at each position
+    independent of what follows, so the two are trained as one sequence with the same per-token losses.
     """
+    _check_supervision(supervision)
     sequences = []
     for label, mentions in mentions_by_label(example, encoder.label_set.labels).items():
         prompt = encoder.count_prompt(example.text, label)
         count = encoder.count_target(len(mentions))
+        if supervision == "paper":
+            if not mentions:
+                sequences.append(_sequence([(prompt, 0), (count, count_weight)], "count"))
+            for k, mention in enumerate(mentions, start=1):
+                sequences.append(_sequence([(prompt, 0), (count, count_weight), (encoder.mention_marker(k), 1),
+                                            (encoder.mention_target(mention), 1)], "count+mention"))
+            continue
         first = 0
         if mentions and merge_first_mention:
-            pieces = [(prompt, False), (count, True), (encoder.mention_marker(1), False),
-                      (encoder.mention_target(mentions[0]), True)]
+            pieces = [(prompt, 0), (count, count_weight), (encoder.mention_marker(1), 0),
+                      (encoder.mention_target(mentions[0]), 1)]
             sequences.append(_sequence(pieces, "count+mention"))
             first = 1
         else:
-            sequences.append(_sequence([(prompt, False), (count, True)], "count"))
+            sequences.append(_sequence([(prompt, 0), (count, count_weight)], "count"))
         for k in range(first + 1, len(mentions) + 1):
             mention_prompt = encoder.mention_prompt(prompt, len(mentions), k)
-            sequences.append(
-                _sequence([(mention_prompt, False), (encoder.mention_target(mentions[k - 1]), True)], "mention")
-            )
+            sequences.append(_sequence([(mention_prompt, 0), (encoder.mention_target(mentions[k - 1]), 1)], "mention"))
     return sequences
 
 
-def parallel_tree(example: Example, encoder: PromptEncoder) -> TrainingSequence:
-    """Every PaDeLLM sequence of one example packed into one tree-shaped sequence, exactly equivalent in loss.
+def parallel_tree(example: Example, encoder: PromptEncoder, supervision: str = "compact",
+                  count_weight: float = 1.0) -> TrainingSequence:
+    """Every PaDeLLM sequence of one example packed into one tree-shaped sequence, exactly equivalent in loss to
+    ``parallel_sequences`` with the same ``supervision``.
 
     The count and mention sequences of a text share most of their tokens: every label's prompt starts with
     the same text part, and every mention sequence of a label starts with that label's count sequence. Packed
     as a tree (root: the text part; a child per label: label part and count; a grandchild per mention: marker
     and mention) with an attention mask that lets each token see only its own path, and positions that
     continue along the path, each token gets the hidden state it would get in its own sequence. On CoNLL-2003
-    the whole training split is 1.12M tokens instead of 3.43M as separate sequences (3.1x fewer).
+    the whole training split is 1.12M tokens instead of 3.43M as separate sequences (3.1x fewer). Under
+    ``paper`` supervision a count stands for the n sequences that repeat it: its tokens weigh n (at least 1).
     """
+    _check_supervision(supervision)
     ids: list[int] = []
     labels: list[int] = []
+    weights: list[float] = []
     segments: list[int] = []
     parents: list[int] = []
 
-    def add(pieces: list[tuple[list[int], bool]], parent: int) -> int:
+    def add(pieces: list[tuple[list[int], float]], parent: int) -> int:
         segment = len(parents)
         parents.append(parent)
-        for piece, has_loss in pieces:
+        for piece, weight in pieces:
             ids.extend(piece)
-            labels.extend(piece if has_loss else [IGNORE] * len(piece))
+            labels.extend(piece if weight else [IGNORE] * len(piece))
+            weights.extend([float(weight)] * len(piece))
             segments.extend([segment] * len(piece))
         return segment
 
-    root = add([(encoder.text_prefix(example.text), False)], -1)
+    marker_weight = 1 if supervision == "paper" else 0
+    root = add([(encoder.text_prefix(example.text), 0)], -1)
     for label, mentions in mentions_by_label(example, encoder.label_set.labels).items():
-        node = add([(encoder.label_part(label), False), (encoder.count_target(len(mentions)), True)], root)
+        repeats = max(1, len(mentions)) if supervision == "paper" else 1
+        node = add([(encoder.label_part(label), 0), (encoder.count_target(len(mentions)), count_weight * repeats)],
+                   root)
         for k, mention in enumerate(mentions, start=1):
-            add([(encoder.mention_marker(k), False), (encoder.mention_target(mention), True)], node)
-    return TrainingSequence(tuple(ids), tuple(labels), "tree", tuple(segments), tuple(parents))
+            add([(encoder.mention_marker(k), marker_weight), (encoder.mention_target(mention), 1)], node)
+    plain = all(w in (0.0, 1.0) for w in weights)
+    return TrainingSequence(tuple(ids), tuple(labels), "tree", tuple(segments), tuple(parents),
+                            None if plain else tuple(weights))
 
 
 def autoregressive_sequence(example: Example, encoder: PromptEncoder) -> TrainingSequence:
@@ -144,16 +205,18 @@ def autoregressive_sequence(example: Example, encoder: PromptEncoder) -> Trainin
     mentions = [(e.label, e.mention(example.text)) for e in sorted(example.entities, key=lambda e: (e.start, e.end))
                 if e.label in labels]
     return _sequence(
-        [(encoder.autoregressive_prompt(example.text), False), (encoder.autoregressive_target(mentions), True)],
+        [(encoder.autoregressive_prompt(example.text), 0), (encoder.autoregressive_target(mentions), 1)],
         "autoregressive",
     )
 
 
-def build_sequences(examples: list[Example], encoder: PromptEncoder, pack: bool = True) -> list[TrainingSequence]:
+def build_sequences(examples: list[Example], encoder: PromptEncoder, pack: bool = True, supervision: str = "compact",
+                    count_weight: float = 1.0) -> list[TrainingSequence]:
     """Every training sequence of ``examples`` in the encoder's template mode; ``pack``: PaDeLLM's sequences
-    of each example as one tree (see :func:`parallel_tree`)."""
+    of each example as one tree (see :func:`parallel_tree`); ``supervision`` and ``count_weight``: PaDeLLM only
+    (see :func:`parallel_sequences`)."""
     if encoder.template.mode == "parallel":
         if pack:
-            return [parallel_tree(example, encoder) for example in examples]
-        return [s for example in examples for s in parallel_sequences(example, encoder)]
+            return [parallel_tree(example, encoder, supervision, count_weight) for example in examples]
+        return [s for example in examples for s in parallel_sequences(example, encoder, True, supervision, count_weight)]
     return [autoregressive_sequence(example, encoder) for example in examples]

@@ -69,7 +69,10 @@ def test_tree_packing_holds_every_sequence_once(tokenizer):
         assert [p for p, s in zip(positions, tree.segments) if s in path] == list(range(len(ids)))
         assert tuple(ids) in {s.input_ids for s in separate}
     with pytest.raises(ValueError, match="carries a loss"):
-        TrainingSequence((1, 2), (IGNORE, 2), "tree", (0, 1), (-1, 0))
+        TrainingSequence((1, 2), (1, 2), "tree", (0, 1), (-1, 0))
+    # A segment's first token is predicted from its parent's last token, whatever lies between them.
+    sibling = TrainingSequence((1, 2, 3, 4), (IGNORE, IGNORE, 3, 4), "tree", (0, 1, 2, 2), (-1, 0, 0))
+    assert sibling.loss_sources() == [(0, 2), (2, 3)]
 
 
 def test_tree_packing_gives_the_same_loss(tokenizer, tiny_llama_dir):
@@ -81,6 +84,54 @@ def test_tree_packing_gives_the_same_loss(tokenizer, tiny_llama_dir):
         plain, n_plain = sequence_loss(model, collate(build_sequences([EXAMPLE, other], encoder, pack=False), 0))
     assert n_packed == n_plain
     assert packed.item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def test_paper_supervision_repeats_counts_and_trains_the_markers(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    separate = parallel_sequences(EXAMPLE, encoder, supervision="paper")
+    # LOC: one sequence for its mention; PER: two, each with the count (2) in its loss
+    assert [_view(encoder, s)[1] for s in separate] == ["1\n<mention 1>Paris<eos>", "2\n<mention 1>Peter<eos>",
+                                                        "2\n<mention 2>Anna<eos>"]
+    tree = parallel_tree(EXAMPLE, encoder, supervision="paper")
+    assert tree.loss_weight == sum(s.loss_weight for s in separate)
+    count = encoder.count_target(2)
+    per_count = [w for t, w, label in zip(tree.input_ids, tree.weights, tree.labels)
+                 if label != IGNORE and w == 2.0]
+    assert len(per_count) == len(count)  # PER's count tokens weigh 2: it stands for two sequences
+    compact = parallel_tree(EXAMPLE, encoder)
+    assert compact.weights is None and compact.loss_tokens < tree.loss_tokens  # no marker in the loss
+    weighted = parallel_tree(EXAMPLE, encoder, supervision="paper", count_weight=3.0)
+    assert weighted.loss_weight == tree.loss_weight + 2 * 3 * len(count)  # LOC's count x3, PER's 2 x3
+    with pytest.raises(ValueError, match="supervision must be one of paper, compact; got 'both'"):
+        parallel_tree(EXAMPLE, encoder, supervision="both")
+
+
+def test_paper_supervision_packed_gives_the_loss_of_the_papers_separate_sequences(tokenizer, tiny_llama_dir):
+    """The paper trains every (text, label, k) as its own sequence: the packed, weighted tree must give the same
+    mean loss over the same targets, for a label with several mentions and one with none."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, attn_implementation="sdpa")
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    nothing = Example("Anna", ("Anna",), ((0, 4),), (Entity(0, 4, "PER"),))
+    examples = [EXAMPLE, nothing]
+    for count_weight in (1.0, 2.5):
+        packed = build_sequences(examples, encoder, pack=True, supervision="paper", count_weight=count_weight)
+        separate = build_sequences(examples, encoder, pack=False, supervision="paper", count_weight=count_weight)
+        with torch.no_grad():
+            packed_sum, _ = sequence_loss(model, collate(packed, 0))
+            separate_sum, _ = sequence_loss(model, collate(separate, 0))
+        packed_mean = packed_sum.item() / sum(s.loss_weight for s in packed)
+        separate_mean = separate_sum.item() / sum(s.loss_weight for s in separate)
+        assert packed_mean == pytest.approx(separate_mean, rel=1e-5)
+    # and the separate sequences are the plain causal-LM loss of each sequence, as a framework computes it
+    with torch.no_grad():
+        plain = []
+        for sequence in build_sequences(examples, encoder, pack=False, supervision="paper"):
+            ids = torch.tensor([sequence.input_ids])
+            labels = torch.tensor([sequence.labels])
+            logits = model(input_ids=ids).logits[0, :-1]
+            plain.append(torch.nn.functional.cross_entropy(logits, labels[0, 1:], reduction="sum").item())
+        packed_sum, _ = sequence_loss(model, collate(build_sequences(examples, encoder, supervision="paper"), 0))
+    assert packed_sum.item() == pytest.approx(sum(plain), rel=1e-5)
 
 
 def test_epoch_batches_are_seeded_bucketed_and_complete():

@@ -1,6 +1,6 @@
 import pytest
 
-from padellm.evaluation.counts import count_accuracy, gold_counts
+from padellm.metrics import count_accuracy, gold_counts
 from padellm.types import Entity, Example
 
 
