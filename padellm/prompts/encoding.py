@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from padellm.prompts.templates import AutoregressiveTemplate, LabelSet, ParallelTemplate, Template
+from padellm.prompts.templates import AutoregressiveTemplate, LabelSet, ParallelTemplate, StructuredTemplate, Template
 from padellm.types import Example
 
 
@@ -80,8 +80,8 @@ class PromptEncoder:
 
     # ---------------------------------------------------------------------------- autoregressive
     @property
-    def autoregressive(self) -> AutoregressiveTemplate:
-        if not isinstance(self.template, AutoregressiveTemplate):
+    def autoregressive(self) -> AutoregressiveTemplate | StructuredTemplate:
+        if not isinstance(self.template, (AutoregressiveTemplate, StructuredTemplate)):
             raise TypeError(f"template {self.template.name!r} is {self.template.mode}, not autoregressive")
         return self.template
 
@@ -91,7 +91,8 @@ class PromptEncoder:
     def autoregressive_target(self, mentions: list[tuple[str, str]]) -> list[int]:
         """``mentions`` as ``(label, mention)`` pairs in text order."""
         named = [(self.label_set.name(label), mention) for label, mention in mentions]
-        return list(self._encode(self.autoregressive.render_target(named))) + [self.eos_id]
+        target = self.autoregressive.render_target(named, list(self.label_set.names))
+        return list(self._encode(target)) + [self.eos_id]
 
 
 def mentions_by_label(example: Example, labels: tuple[str, ...]) -> dict[str, list[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import string
+import dataclasses
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -122,6 +123,8 @@ class AutoregressiveTemplate:
     empty: str
     """The whole target when a text has no entity."""
     mode: str = "autoregressive"
+    format: str = "lines"
+    """``lines``: only the entities present, one per line (the compact baseline)."""
 
     def __post_init__(self) -> None:
         problems = _check_placeholders(
@@ -137,8 +140,9 @@ class AutoregressiveTemplate:
     def render_prompt(self, text: str, label_names: list[str]) -> str:
         return self.prompt.format(text=text, labels=", ".join(label_names))
 
-    def render_target(self, mentions: list[tuple[str, str]]) -> str:
-        """``mentions`` as ``(label name, mention)`` pairs in text order."""
+    def render_target(self, mentions: list[tuple[str, str]], label_names: list[str] | None = None) -> str:
+        """``mentions`` as ``(label name, mention)`` pairs in text order (``label_names``: unused here, every
+        autoregressive format takes them)."""
         if not mentions:
             return self.empty
         return "".join(self.entity.format(label=name, mention=mention) for name, mention in mentions)
@@ -160,21 +164,87 @@ class AutoregressiveTemplate:
         return pairs, bad
 
 
-Template = ParallelTemplate | AutoregressiveTemplate
-TEMPLATE_CLASSES = {"parallel": ParallelTemplate, "autoregressive": AutoregressiveTemplate}
+NULL = "NULL"
+"""The structured format's mention of a label that has none."""
+_MENTION = re.compile(r"\(((?:[^()]|\([^()]*\))*)\)")
+"""One parenthesised mention (its own parentheses may nest one level: ``(Tyco (UK))``)."""
+
+
+@dataclass(frozen=True)
+class StructuredTemplate:
+    """The PaDeLLM-NER paper's structured autoregressive baseline (AutoReg_Struct): one target per text that lists
+    every label in order, each with its mentions in text order or a none marker, e.g.
+    ``((PER): (Cuttitta), (MISC): (1995 World Cup), (LOC): (Italy), (ORG): (NULL))`` then EOS."""
+
+    name: str
+    version: int
+    language: str
+    prompt: str
+    """Placeholders ``{text}`` and ``{labels}`` (the label names, comma-separated)."""
+    entry: str = "({label}): {mentions}"
+    """One label; placeholders ``{label}`` (its name) and ``{mentions}`` (each mention in parentheses, or
+    ``(NULL)`` for none)."""
+    separator: str = ", "
+    """Between entries, and between the mentions of one entry."""
+    opening: str = "("
+    closing: str = ")"
+    mode: str = "autoregressive"
+    format: str = "structured"
+
+    def __post_init__(self) -> None:
+        problems = _check_placeholders(self.name, asdict(self), {"prompt": {"text", "labels"},
+                                                                  "entry": {"label", "mentions"}})
+        if problems:
+            raise ConfigError(problems)
+
+    def render_prompt(self, text: str, label_names: list[str]) -> str:
+        return self.prompt.format(text=text, labels=", ".join(label_names))
+
+    def render_target(self, mentions: list[tuple[str, str]], label_names: list[str] | None = None) -> str:
+        """Every name of ``label_names`` in order, with its mentions from ``mentions`` (``(label name, mention)``
+        pairs in text order)."""
+        entries = []
+        for name in label_names or []:
+            found = [f"({m})" for label, m in mentions if label == name]
+            entries.append(self.entry.format(label=name, mentions=self.separator.join(found) or f"({NULL})"))
+        return self.opening + self.separator.join(entries) + self.closing
+
+    def parse(self, generated: str, label_names: list[str]) -> tuple[list[tuple[str, str]], int]:
+        """``(label name, mention)`` pairs from the model's output, and how many entries could not be read."""
+        head, _, tail = self.entry.partition("{label}")
+        between = tail.split("{mentions}")[0]
+        headers = sorted((generated.find(head + name + between), name) for name in label_names)
+        found = [(start, name) for start, name in headers if start >= 0]
+        pairs, bad = [], 0
+        for i, (start, name) in enumerate(found):
+            end = found[i + 1][0] if i + 1 < len(found) else len(generated)
+            body = generated[start + len(head + name + between) : end]
+            mentions = [m.strip() for m in _MENTION.findall(body)]
+            if not mentions:
+                bad += 1
+            pairs += [(name, m) for m in mentions if m and m != NULL]
+        return pairs, bad
+
+
+Template = ParallelTemplate | AutoregressiveTemplate | StructuredTemplate
+TEMPLATE_CLASSES = {("parallel", "parallel"): ParallelTemplate, ("autoregressive", "lines"): AutoregressiveTemplate,
+                    ("autoregressive", "structured"): StructuredTemplate}
 
 
 def template_from_dict(data: dict, source: str) -> Template:
     mode = data.get("mode")
-    if mode not in TEMPLATE_CLASSES:
-        raise ConfigError(f"{source}: 'mode' must be one of {', '.join(TEMPLATE_CLASSES)}; got {mode!r}")
-    cls = TEMPLATE_CLASSES[mode]
-    names = {f.name for f in fields(cls)}
-    problems = [f"{source}: missing field {n!r}" for n in sorted(names - data.keys()) if n != "mode"]
-    problems += [f"{source}: unknown field {n!r}" for n in sorted(data.keys() - names)]
+    kind = (mode, data.get("format", "parallel" if mode == "parallel" else "lines"))
+    if kind not in TEMPLATE_CLASSES:
+        known = ", ".join(f"mode {m} format {f}" for m, f in TEMPLATE_CLASSES)
+        raise ConfigError(f"{source}: 'mode' and 'format' must be one of: {known}; got mode {mode!r} format {kind[1]!r}")
+    cls = TEMPLATE_CLASSES[kind]
+    required = {f.name for f in fields(cls) if f.default is dataclasses.MISSING}
+    accepted = {f.name for f in fields(cls)}
+    problems = [f"{source}: missing field {n!r}" for n in sorted(required - data.keys())]
+    problems += [f"{source}: unknown field {n!r}" for n in sorted(data.keys() - accepted - {"format"})]
     if problems:
         raise ConfigError(problems)
-    return cls(**data)
+    return cls(**{key: value for key, value in data.items() if key in accepted})
 
 
 def load_template(spec: str | Path) -> Template:

@@ -5,6 +5,7 @@ from padellm.prompts.templates import (
     AutoregressiveTemplate,
     LabelSet,
     ParallelTemplate,
+    StructuredTemplate,
     load_label_names,
     load_prompt,
     load_template,
@@ -39,6 +40,23 @@ def test_autoregressive_render_and_parse():
     assert pairs == [("organization", "EU"), ("miscellaneous", "German")] and bad == 2
     assert template.parse("none\n", names) == ([], 0)
     assert "entity types:\nlocation, person" in template.render_prompt("x", names[:2])
+
+
+def test_structured_render_and_parse_the_papers_autoreg_struct_format():
+    template = load_template("autoregressive-struct-en-v1")
+    assert isinstance(template, StructuredTemplate) and template.mode == "autoregressive"
+    names = ["person", "miscellaneous", "location", "organization"]
+    target = template.render_target([("person", "Cuttitta"), ("miscellaneous", "1995 World Cup"), ("location", "Italy")],
+                                    names)
+    assert target == "((person): (Cuttitta), (miscellaneous): (1995 World Cup), (location): (Italy), (organization): (NULL))"
+    both = template.render_target([("person", "A"), ("location", "Tyco (UK)"), ("person", "B")], names)
+    assert template.parse(both, names) == ([("person", "A"), ("person", "B"), ("location", "Tyco (UK)")], 0)
+    # cut short: what was complete is kept; an entry without a parenthesised mention is counted
+    assert template.parse("((person): (A), (location): ", names) == ([("person", "A")], 1)
+    assert template.parse(template.render_target([], names), names) == ([], 0)
+    with pytest.raises(ConfigError, match="'mode' and 'format' must be one of"):
+        from padellm.prompts.templates import template_from_dict
+        template_from_dict({"mode": "autoregressive", "format": "table"}, "x.yaml")
 
 
 def test_bad_templates_list_every_problem():
