@@ -77,9 +77,9 @@ def check_artifacts(config: EvalConfig, chosen: dict[str, Path], data: str, data
         if system == "fastner":
             labels = fastner_labels(folder)
         else:
-            mode, labels = adapter_labels(folder)
-            if mode != system:
-                raise ConfigError(f"{system}: adapter {folder} was trained for {mode} decoding")
+            kind, labels = adapter_labels(folder)
+            if kind != system:
+                raise ConfigError(f"{system}: adapter {folder} was trained for {kind} decoding")
         check_labels(f"{system} ({folder})", labels, data, data_labels, config.allow_label_subset)
 
 

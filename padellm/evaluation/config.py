@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from padellm.baselines.exit_criteria import CRITERIA, POOLINGS, ExitConfig
 from padellm.errors import ConfigError
 
-SYSTEMS = ("parallel", "autoregressive", "fastner")
+SYSTEMS = ("parallel", "autoregressive", "structured", "fastner")
 LLM_BACKENDS = ("vllm", "transformers")
 
 
@@ -49,12 +49,15 @@ class EvalConfig:
     split: str = "test"
     """The split that is measured (a single file's split is named after the file: test.txt -> test, else data)."""
     systems: str = "parallel,autoregressive"
-    """Comma-separated: parallel (PaDeLLM), autoregressive (the LLM baseline), fastner (one system per
+    """Comma-separated: parallel (PaDeLLM), autoregressive (the compact LLM baseline: only the entities present),
+    structured (the paper's AutoReg_Struct baseline: every label listed), fastner (one system per
     --fastner-exits entry; needs --fastner). The default runs with the shipped adapters alone."""
     parallel: str = ""
     """Adapter folder of the parallel system (default: the shipped one for --dataset)."""
     autoregressive: str = ""
     """Adapter folder of the autoregressive system (default: the shipped one for --dataset)."""
+    structured: str = ""
+    """Adapter folder of the structured autoregressive system (default: the shipped one for --dataset)."""
     fastner: str = ""
     """FastNER model folder (written by padellm finetune with mode fastner); needed when fastner is evaluated."""
     fastner_exits: str = "none,patience:1"

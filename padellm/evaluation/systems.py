@@ -115,11 +115,13 @@ def check_labels(artifact: str, artifact_labels: tuple[str, ...], data: str, dat
 
 
 def adapter_labels(folder: str | Path) -> tuple[str, tuple[str, ...]]:
-    """(decoding mode, labels) an adapter was trained with, read from its folder without loading weights."""
+    """(system kind, labels) an adapter was trained for, read from its folder without loading weights: parallel,
+    autoregressive (the compact format) or structured (the paper's AutoReg_Struct format)."""
     from padellm.prompts.templates import load_prompt
 
     template, label_set = load_prompt(folder)
-    return template.mode, tuple(label_set.labels)
+    kind = "structured" if getattr(template, "format", "") == "structured" else template.mode
+    return kind, tuple(label_set.labels)
 
 
 def fastner_labels(folder: str | Path) -> tuple[str, ...]:

@@ -42,6 +42,6 @@ def test_systems_and_exits_parse():
     assert config.system_names == ("parallel", "fastner")
     assert [c.name for c in config.exit_configs] == ["full model", "patience 1"]
     assert split_list(",a,,b ,") == ("a", "b")
-    with pytest.raises(ConfigError, match="subset of parallel, autoregressive, fastner; got ''"):
+    with pytest.raises(ConfigError, match="subset of parallel, autoregressive, structured, fastner; got ''"):
         EvalConfig(systems="")
     EvalConfig(systems="parallel", fastner_exits="nonsense")  # exits only matter when fastner is evaluated
