@@ -43,8 +43,13 @@ def _data_convert(args: argparse.Namespace) -> int:
     if len(dataset.splits) != 1:
         raise PadellmError(f"{dataset.name} has splits {', '.join(dataset.splits)}: choose one with --split")
     (split, examples), = dataset.splits.items()
-    write_jsonl(args.out, examples)
-    print(f"wrote {len(examples)} sentences of {dataset.name} ({split}) to {args.out}", file=sys.stderr)
+    if args.max_entities is not None and args.max_entities < 0:
+        raise PadellmError(f"--max-entities must be >= 0; got {args.max_entities}")
+    kept = [ex for ex in examples if args.max_entities is None or len(ex.entities) <= args.max_entities]
+    write_jsonl(args.out, kept)
+    dropped = f" (dropped {len(examples) - len(kept)} with more than {args.max_entities} entities)" \
+        if len(kept) < len(examples) else ""
+    print(f"wrote {len(kept)} sentences of {dataset.name} ({split}) to {args.out}{dropped}", file=sys.stderr)
     return 0
 
 
@@ -284,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("dataset")
     convert.add_argument("--split", help="which split (needed when the dataset has several)")
     convert.add_argument("--out", required=True, help="the JSONL file to write")
+    convert.add_argument("--max-entities", type=int, metavar="N",
+                         help="keep only sentences with at most N entities (e.g. 1: a sparse corpus, where most labels "
+                              "of a sentence have no mention)")
     add_dataclass_arguments(convert, ReadOptions)
     convert.set_defaults(run=_data_convert)
 

@@ -57,6 +57,10 @@ def test_data_convert_writes_canonical_jsonl(corpus, tmp_path_factory, capsys):
     assert "wrote 2 sentences" in capsys.readouterr().err
     assert main(["data", "convert", str(corpus), "--out", str(out)]) == 2
     assert "choose one with --split" in capsys.readouterr().err
+    sparse = tmp_path / "sparse.jsonl"
+    assert main(["data", "convert", str(corpus), "--split", "train", "--max-entities", "1", "--out", str(sparse)]) == 0
+    assert [json.loads(line)["text"] for line in sparse.read_text().splitlines()] == ["Peter Blackburn"]
+    assert "dropped 1 with more than 1 entities" in capsys.readouterr().err
 
 
 def test_models_prepare_prints_the_folder(tmp_path, monkeypatch, capsys):

@@ -23,6 +23,9 @@ class Generation:
     """True when generation ended with EOS (or a stop token), False when it hit max_new_tokens."""
     first_scores: tuple[float, ...] | None = None
     """Log-probabilities of the requested ``score_ids`` at the first generated position (None: none asked)."""
+    cached_tokens: int = 0
+    """Prompt tokens whose KV cache the engine reused from an earlier request (prefix caching) instead of
+    computing them; 0 where a backend has no such cache."""
 
     @property
     def num_tokens(self) -> int:

@@ -171,6 +171,13 @@ def merge(texts: list[str], mentions: list[list[Mention]], strategy: str) -> tup
     return entities, stats
 
 
+def prompt_stats(stage: str, prompts, generations: list[Generation]) -> Counter:
+    """``{stage}_prompt_tokens`` and ``{stage}_cached_tokens``: the prompt tokens a stage sent and how many of
+    them the engine's prefix cache served instead of computing."""
+    return Counter({f"{stage}_prompt_tokens": sum(len(p) for p in prompts),
+                    f"{stage}_cached_tokens": sum(g.cached_tokens for g in generations)})
+
+
 # ------------------------------------------------------------------------------- the decoders
 @dataclass(frozen=True)
 class GenerateCall:
@@ -241,6 +248,7 @@ def parallel_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfi
         stats.update(repairs)
         stats["count_prompts"] += len(prompts)
         stats["count_tokens"] += sum(g.num_tokens for g in generations)
+        stats.update(prompt_stats("count", prompts, generations))
     else:
         stated = given_count_list(counts, len(texts), labels)
     result.counts = [dict(zip(labels, stated[i * len(labels) : (i + 1) * len(labels)])) for i in range(len(texts))]
@@ -252,6 +260,7 @@ def parallel_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfi
                                       {"max_new_tokens": config.max_mention_tokens})) if branches else []
     stats["branches"] += len(branches)
     stats["branch_tokens"] += sum(g.num_tokens for g in generations)
+    stats.update(prompt_stats("branch", [b.prompt for b in branches], generations))
     stats["unfinished_branches"] += sum(1 for g in generations if not g.finished)
     result.timings["branches_s"] = time.perf_counter() - started
 
@@ -270,11 +279,12 @@ def autoregressive_steps(texts: list[str], encoder: PromptEncoder, config: Decod
     result = DecodeResult([[] for _ in texts])
     names = list(encoder.label_set.names)
     started = time.perf_counter()
-    generations = (yield GenerateCall([encoder.autoregressive_prompt(t) for t in texts],
-                                      {"max_new_tokens": config.max_autoregressive_tokens})) if texts else []
+    prompts = [encoder.autoregressive_prompt(t) for t in texts]
+    generations = (yield GenerateCall(prompts, {"max_new_tokens": config.max_autoregressive_tokens})) if texts else []
     result.timings["generate_s"] = time.perf_counter() - started
     result.stats["sequences"] += len(texts)
     result.stats["generated_tokens"] += sum(g.num_tokens for g in generations)
+    result.stats.update(prompt_stats("prompt", prompts, generations))
     result.stats["unfinished_sequences"] += sum(1 for g in generations if not g.finished)
 
     started = time.perf_counter()

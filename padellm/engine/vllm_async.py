@@ -80,7 +80,7 @@ class AsyncVLLMBackend:
             async for output in self.engine.llm.generate(TokensPrompt(prompt_token_ids=list(prompt)), params,
                                                          request_id, lora_request=self.lora_request):
                 final = output
-            return to_generation(final.outputs[0], stops, score_ids)
+            return to_generation(final.outputs[0], stops, score_ids, getattr(final, "num_cached_tokens", 0))
 
         # A task group cancels the other prompts' requests when one fails or the caller is cancelled.
         async with asyncio.TaskGroup() as group:

@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 
 LORA_MODES = ("auto", "request", "merged")
+PRELOADS = {"tcmalloc": ("libtcmalloc_minimal.so*", "apt-get install libtcmalloc-minimal4"),
+            "iomp": ("libiomp5.so", "pip install intel-openmp")}
+"""CPU runtime libraries vLLM's CPU guide asks to LD_PRELOAD: file pattern and how to install each."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,15 @@ class VLLMConfig:
     default, 128 on CPU: longer than most NER prompts, so that nothing would be reused."""
     max_num_seqs: int = 256
     """Most sequences in one engine step."""
+    speculative_tokens: int = 0
+    """Prompt-lookup (n-gram) speculative decoding: each step proposes up to this many tokens copied from the
+    prompt where its last tokens occur there (a mention is a substring of the text) and verifies them in one
+    forward pass; 0: off. Greedy output is unchanged; vLLM turns off asynchronous scheduling with it."""
+    prompt_lookup_max: int = 4
+    """With speculative_tokens: the longest n-gram matched against the prompt."""
+    preload: str = ""
+    """CPU only: comma-separated runtime libraries to LD_PRELOAD into vLLM's engine processes, as vLLM's CPU guide
+    recommends: tcmalloc (memory allocator) and iomp (Intel OpenMP); empty: none."""
     max_lora_rank: int = 16
     max_loras: int = 2
     """Adapters resident at once (the benchmark uses two: parallel and autoregressive)."""
@@ -62,7 +74,13 @@ class VLLMConfig:
             problems.append(f"dtype must be auto, bfloat16, float16 or float32; got {self.dtype!r}")
         if self.block_size < 0 or self.block_size % 32:
             problems.append(f"block_size must be 0 (vLLM's default) or a multiple of 32; got {self.block_size}")
-        for name in ("max_model_len", "kv_cache_gib", "max_num_seqs", "max_lora_rank", "max_loras"):
+        unknown = [name for name in self.preload_names if name not in PRELOADS]
+        if unknown:
+            problems.append(f"preload must be a comma-separated subset of {', '.join(PRELOADS)}; got {self.preload!r}")
+        if self.speculative_tokens < 0:
+            problems.append(f"speculative_tokens must be >= 0 (0: off); got {self.speculative_tokens}")
+        for name in ("max_model_len", "kv_cache_gib", "max_num_seqs", "max_lora_rank", "max_loras",
+                     "prompt_lookup_max"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -71,6 +89,25 @@ class VLLMConfig:
             problems.append(f"cpu_threads must be -1 (vLLM default), 0 (all cores) or a count; got {self.cpu_threads}")
         if problems:
             raise ConfigError(problems)
+
+
+    @property
+    def preload_names(self) -> list[str]:
+        return [name.strip() for name in self.preload.split(",") if name.strip()]
+
+
+def library_path(name: str) -> str:
+    """The file of a ``PRELOADS`` library: in this environment's lib/ (pip) or the system's library folders."""
+    import glob
+    import sys
+
+    pattern, install = PRELOADS[name]
+    folders = [Path(sys.prefix) / "lib", Path("/usr/lib/x86_64-linux-gnu"), Path("/usr/lib64"), Path("/usr/lib")]
+    for folder in folders:
+        found = sorted(glob.glob(str(folder / pattern)))
+        if found:
+            return found[0]
+    raise ConfigError(f"preload: {name} ({pattern}) is not installed in {', '.join(map(str, folders))}; {install}")
 
 
 def import_vllm():
@@ -92,6 +129,11 @@ def _on_cpu() -> bool:
 
 def _cpu_environment(config: VLLMConfig) -> dict[str, str]:
     env = {"VLLM_CPU_KVCACHE_SPACE": str(config.kv_cache_gib)}
+    if config.preload_names:
+        # The engine's processes are started afresh (spawn): they load these before anything else.
+        present = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p]
+        wanted = [library_path(name) for name in config.preload_names]
+        env["LD_PRELOAD"] = ":".join(dict.fromkeys(wanted + present))
     if config.cpu_threads >= 0:
         cores = sorted(os.sched_getaffinity(0))
         if config.cpu_threads:
@@ -117,6 +159,9 @@ def engine_arguments(model_dir: str | Path, config: VLLMConfig, enable_lora: boo
         kwargs["block_size"] = config.block_size
     if enable_lora:
         kwargs.update(enable_lora=True, max_lora_rank=config.max_lora_rank, max_loras=config.max_loras)
+    if config.speculative_tokens:
+        kwargs["speculative_config"] = {"method": "ngram", "num_speculative_tokens": config.speculative_tokens,
+                                        "prompt_lookup_max": config.prompt_lookup_max, "prompt_lookup_min": 1}
     return kwargs
 
 
@@ -204,8 +249,9 @@ def sampling_params(max_new_tokens: int, stop_ids: tuple[int, ...], score_ids: t
     )
 
 
-def to_generation(completion, stops: set[int], score_ids: tuple[int, ...]) -> Generation:
-    """A vLLM ``CompletionOutput`` as a ``Generation`` (the ending EOS or stop token removed)."""
+def to_generation(completion, stops: set[int], score_ids: tuple[int, ...], cached_tokens: int | None = 0) -> Generation:
+    """A vLLM ``CompletionOutput`` as a ``Generation`` (the ending EOS or stop token removed); ``cached_tokens``:
+    the request's ``num_cached_tokens`` (prompt tokens served from the prefix cache)."""
     token_ids = list(completion.token_ids)
     steps = list(completion.logprobs or [])
     logprobs = [step[token].logprob for step, token in zip(steps, token_ids)]
@@ -215,7 +261,7 @@ def to_generation(completion, stops: set[int], score_ids: tuple[int, ...]) -> Ge
     first_scores = None
     if score_ids and steps:
         first_scores = tuple(steps[0][i].logprob if i in steps[0] else float("-inf") for i in score_ids)
-    return Generation(tuple(token_ids), tuple(logprobs), finished, first_scores)
+    return Generation(tuple(token_ids), tuple(logprobs), finished, first_scores, int(cached_tokens or 0))
 
 
 class VLLMBackend:
@@ -239,4 +285,5 @@ class VLLMBackend:
                                            sampling_params(max_new_tokens, stop_ids, score_ids),
                                            use_tqdm=False, lora_request=self.lora_request)
         stops = {self.eos_id, *stop_ids}
-        return [to_generation(output.outputs[0], stops, score_ids) for output in outputs]
+        return [to_generation(output.outputs[0], stops, score_ids, getattr(output, "num_cached_tokens", 0))
+                for output in outputs]

@@ -76,13 +76,20 @@ def label_table(results: dict, matcher: str) -> list[str]:
     return lines
 
 
+CACHE_STAGES = {"count": "count", "branches": "branch", "generate": "prompt"}
+"""Timed stage -> the stage name of its prompt-token statistics."""
+
+
 def stage_table(results: dict) -> list[str]:
-    rows = [(name, stage, ms) for name, entry in results["summary"]["systems"].items()
+    rows = [(name, stage, ms, entry.get("prefix_cache", {}).get(CACHE_STAGES.get(stage, ""), {}))
+            for name, entry in results["summary"]["systems"].items()
             for stage, ms in entry.get("stage_mean_ms", {}).items()]
     if not rows:
         return []
-    lines = ["| system | stage | mean ms per sentence |", "|---|---|---:|"]
-    lines += [f"| {name} | {stage} | {ms:.1f} |" for name, stage, ms in rows]
+    lines = ["| system | stage | mean ms per sentence | prompt tokens per sentence | prefix-cache hit rate |",
+             "|---|---|---:|---:|---:|"]
+    lines += [f"| {name} | {stage} | {ms:.1f} | {_cell(cache, 'prompt_tokens_per_sentence')} | "
+              f"{_cell(cache, 'hit_rate', fmt='{:.1%}')} |" for name, stage, ms, cache in rows]
     return lines
 
 

@@ -33,6 +33,18 @@ def generated_tokens(stats: Counter) -> tuple[int, int]:
     return stats["generated_tokens"], stats["sequences"]
 
 
+def prefix_cache(stats: Counter, sentences: int) -> dict[str, dict[str, float]]:
+    """Per decoding stage: prompt tokens per sentence, and the share of them served from the engine's prefix cache
+    (single-request mode)."""
+    out = {}
+    for key in sorted(stats):
+        if key.endswith("_prompt_tokens") and stats[key]:
+            stage = key.removesuffix("_prompt_tokens")
+            out[stage] = {"prompt_tokens_per_sentence": stats[key] / sentences,
+                          "hit_rate": stats.get(f"{stage}_cached_tokens", 0) / stats[key]}
+    return out
+
+
 def system_summary(kind: str, run: SystemRun, examples: list[Example]) -> dict:
     texts = [example.text for example in examples]
     gold = [list(example.entities) for example in examples]
@@ -53,7 +65,8 @@ def system_summary(kind: str, run: SystemRun, examples: list[Example]) -> dict:
         entry["stage_mean_ms"] = {stage.removesuffix("_s"): 1000 * sum(s.get(stage, 0.0) for s in run.stage_s)
                                   / sentences for stage in stages}
         entry |= {"tokens_per_sequence": tokens / max(1, sequences), "tokens_per_sentence": tokens / sentences,
-                  "sequences_per_sentence": sequences / sentences, "stats": dict(run.stats)}
+                  "sequences_per_sentence": sequences / sentences, "stats": dict(run.stats),
+                  "prefix_cache": prefix_cache(run.stats, sentences)}
     if run.counts:
         labels = tuple(run.counts[0])
         entry["counts"] = count_accuracy(run.counts, gold_counts(examples, labels))

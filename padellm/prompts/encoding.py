@@ -48,9 +48,15 @@ class PromptEncoder:
         return self.text_prefix(text) + self.label_part(label)
 
     def text_prefix(self, text: str) -> list[int]:
+        """The tokens every prompt of ``text`` starts with; with the template's ``align_text``, padded with
+        filler tokens to a multiple of it (whole KV-cache blocks, which vLLM's prefix cache can share)."""
         # Not cached: the text differs every time.
         head = self.parallel.count_prompt.split("{label}")[0]
-        return list(self._encode(head.format(text=text)))
+        ids = list(self._encode(head.format(text=text)))
+        block = self.parallel.align_text
+        if block and len(ids) % block:
+            ids += [self.encode(self.parallel.filler)[0]] * (block - len(ids) % block)
+        return ids
 
     def label_part(self, label: str) -> list[int]:
         """The tokens of a count prompt after the text prefix (the label's name and the count marker)."""

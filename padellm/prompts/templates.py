@@ -64,6 +64,13 @@ class ParallelTemplate:
     mention_target: str
     """What the model writes in stage 2, followed by EOS; placeholder ``{mention}``."""
     mode: str = "parallel"
+    align_text: int = 0
+    """Pad the text part of every prompt (everything before ``{label}``) with ``filler`` tokens to a multiple of
+    this many tokens, so that it fills whole KV-cache blocks: vLLM's prefix cache reuses whole blocks only, and
+    then shares the text among a text's labels and branches. 0: no padding. Use the engine's block size (or a
+    multiple of it: 32 on CPU)."""
+    filler: str = " "
+    """With align_text: the text whose first token pads the text part."""
 
     def __post_init__(self) -> None:
         problems = _check_placeholders(
@@ -72,6 +79,10 @@ class ParallelTemplate:
             {"count_prompt": {"text", "label"}, "count_target": {"count"}, "mention_prompt": {"k"},
              "mention_target": {"mention"}},
         )
+        if self.align_text < 0:
+            problems.append(f"{self.name}: align_text must be >= 0 (0: no padding); got {self.align_text}")
+        if self.align_text and not self.filler:
+            problems.append(f"{self.name}: filler must not be empty when align_text is set")
         if not problems and not (
             self.count_prompt.count("{text}") == self.count_prompt.count("{label}") == 1
             and self.count_prompt.index("{text}") < self.count_prompt.index("{label}")

@@ -146,3 +146,22 @@ def test_eval_command_on_vllm(adapters, tmp_path, capsys):
                 for r in records]
 
     assert len(spans(tmp_path)) == 2 and spans(tmp_path) == spans(reference)
+
+
+def test_prompt_lookup_speculative_decoding_changes_no_output(adapters, tmp_path, monkeypatch):
+    """n-gram speculation proposes tokens copied from the prompt and verifies them: greedy output must not move."""
+    monkeypatch.setenv("PADELLM_CACHE_DIR", str(tmp_path))
+    config = VLLMConfig(lora="merged", dtype="float32", max_model_len=512, speculative_tokens=4, prompt_lookup_max=3)
+    from padellm.engine.vllm_backend import engine_arguments
+
+    assert engine_arguments(tmp_path, config, False)["speculative_config"] == {
+        "method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
+    backends = vllm_backends([adapters["parallel"], adapters["autoregressive"]], config)
+    try:
+        for backend, mode in zip(backends, ("parallel", "autoregressive")):
+            ner = load(adapters[mode], backend)
+            reference = load(adapters[mode], backend="transformers")
+            assert ner.run(TEXTS).entities == reference.run(TEXTS).entities, mode
+    finally:
+        for backend in backends:
+            backend.engine.close()

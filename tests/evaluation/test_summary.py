@@ -81,3 +81,12 @@ def test_speedups_against_the_papers_structured_baseline_too():
     lines = structured_speedups({"summary": summary})
     assert "| parallel | 6.00x | 6.00x | 8.00x |" in lines
     assert structured_speedups({"summary": summarize(runs(), kinds, EXAMPLES)}) == []
+
+
+def test_prefix_cache_hit_rate_per_stage():
+    from padellm.evaluation.summary import prefix_cache
+
+    stats = Counter(count_prompt_tokens=400, count_cached_tokens=100, branch_prompt_tokens=300,
+                    branch_cached_tokens=300, prompt_prompt_tokens=0)
+    assert prefix_cache(stats, 10) == {"branch": {"prompt_tokens_per_sentence": 30.0, "hit_rate": 1.0},
+                                       "count": {"prompt_tokens_per_sentence": 40.0, "hit_rate": 0.25}}

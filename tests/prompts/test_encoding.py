@@ -28,6 +28,26 @@ def test_stage_two_prompt_extends_stage_one_token_for_token(tokenizer):
         encoder.autoregressive_prompt("x")
 
 
+def test_aligned_template_fills_whole_kv_blocks_with_the_text(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-aligned-v1"), LABELS)
+    plain = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    for text in ("Peter", "Peter Blackburn went to Brussels to meet the European Commission on Monday ."):
+        shared = encoder.text_prefix(text)
+        unpadded = plain.text_prefix(text)
+        assert len(shared) % 32 == 0 and 0 <= len(shared) - len(unpadded) < 32
+        assert shared[: len(unpadded)] == unpadded
+        filler = encoder.encode(" ")[0]
+        assert set(shared[len(unpadded) :]) <= {filler}
+        for label in ("LOC", "PER"):
+            prompt = encoder.count_prompt(text, label)
+            assert prompt[: len(shared)] == shared and prompt[len(shared) :] == plain.label_part(label)
+    from padellm.errors import ConfigError
+    from padellm.prompts.templates import ParallelTemplate
+
+    with pytest.raises(ConfigError, match="align_text must be >= 0"):
+        ParallelTemplate("t", 1, "en", "{text} {label}", "{count}", "<{k}>", "{mention}", align_text=-1)
+
+
 def test_mentions_are_numbered_in_text_order_and_repeats_kept():
     text = "Paris , Lyon and Paris"
     example = Example(text, tuple(text.split()), ((0, 5), (6, 7), (8, 12), (13, 16), (17, 22)),

@@ -1,0 +1,34 @@
+"""VLLMConfig's CPU runtime settings, checked without starting an engine."""
+
+import pytest
+
+from padellm.engine.vllm_backend import VLLMConfig, _cpu_environment, library_path
+from padellm.errors import ConfigError
+
+
+def test_preloaded_libraries_go_first_into_ld_preload(tmp_path, monkeypatch):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libiomp5.so").write_bytes(b"")
+    monkeypatch.setattr("sys.prefix", str(tmp_path))
+    monkeypatch.setenv("LD_PRELOAD", "/opt/other.so")
+    assert library_path("iomp") == str(tmp_path / "lib" / "libiomp5.so")
+    env = _cpu_environment(VLLMConfig(preload="iomp", kv_cache_gib=2))
+    assert env["LD_PRELOAD"] == f"{tmp_path / 'lib' / 'libiomp5.so'}:/opt/other.so"
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    assert "LD_PRELOAD" not in _cpu_environment(VLLMConfig())
+
+
+def test_unknown_or_missing_libraries_are_named(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="preload must be a comma-separated subset of tcmalloc, iomp; got 'jemalloc'"):
+        VLLMConfig(preload="jemalloc")
+    monkeypatch.setattr("sys.prefix", str(tmp_path))
+    monkeypatch.setattr("glob.glob", lambda pattern: [])
+    with pytest.raises(ConfigError, match="iomp .* is not installed .*pip install intel-openmp"):
+        library_path("iomp")
+
+
+def test_speculative_decoding_settings_are_checked():
+    with pytest.raises(ConfigError, match="speculative_tokens must be >= 0"):
+        VLLMConfig(speculative_tokens=-1)
+    with pytest.raises(ConfigError, match="prompt_lookup_max must be >= 1"):
+        VLLMConfig(speculative_tokens=4, prompt_lookup_max=0)
