@@ -281,6 +281,11 @@ class VLLMBackend:
 
         if not prompts:
             return []
+        if score_ids and self.engine.config.speculative_tokens:
+            # Measured: vLLM 0.32's n-gram speculation breaks on logprob_token_ids ("shape mismatch: value tensor of
+            # shape [11] cannot be broadcast to indexing result of shape [1, 49152]") and kills the engine.
+            raise ConfigError("speculative_tokens: vLLM's n-gram speculation cannot score the count digits in one "
+                              "step; decode with count_rule greedy, or turn speculation off")
         outputs = self.engine.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
                                            sampling_params(max_new_tokens, stop_ids, score_ids),
                                            use_tqdm=False, lora_request=self.lora_request)

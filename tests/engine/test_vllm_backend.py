@@ -84,7 +84,11 @@ def test_decoding_on_vllm_equals_the_reference(engine, adapters, mode):
         assert ner.mode == mode
         ours, theirs = ner.run(TEXTS), reference.run(TEXTS)
         assert ours.entities == theirs.entities
-        assert ours.stats == theirs.stats
+
+        def uncached(stats):  # only vLLM has a prefix cache: the reference never reuses a token
+            return {k: v for k, v in stats.items() if not k.endswith("_cached_tokens")}
+
+        assert uncached(ours.stats) == uncached(theirs.stats)
         assert ner(TEXTS[1]) == ours.entities[1]
 
 
@@ -157,11 +161,14 @@ def test_prompt_lookup_speculative_decoding_changes_no_output(adapters, tmp_path
     assert engine_arguments(tmp_path, config, False)["speculative_config"] == {
         "method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
     backends = vllm_backends([adapters["parallel"], adapters["autoregressive"]], config)
+    greedy = DecodeConfig(count_rule="greedy")  # one-step digit scoring and n-gram speculation do not mix in vLLM
     try:
         for backend, mode in zip(backends, ("parallel", "autoregressive")):
-            ner = load(adapters[mode], backend)
-            reference = load(adapters[mode], backend="transformers")
+            ner = load(adapters[mode], backend, decode_config=greedy)
+            reference = load(adapters[mode], backend="transformers", decode_config=greedy)
             assert ner.run(TEXTS).entities == reference.run(TEXTS).entities, mode
+        with pytest.raises(ConfigError, match="cannot score the count digits in one step"):
+            load(adapters["parallel"], backends[0]).run(TEXTS)
     finally:
         for backend in backends:
             backend.engine.close()
