@@ -87,7 +87,7 @@ def _finetune_mode(args: argparse.Namespace) -> str:
 
     peek = argparse.ArgumentParser(add_help=False)
     peek.add_argument("--mode")
-    mode = peek.parse_known_args(args.extra)[0].mode
+    mode = peek.parse_known_args(args.finetune_argv)[0].mode
     if mode is None and args.config:
         mode = read_raw_config(args.config)[0].get("mode")
     return str(mode or "parallel")
@@ -367,7 +367,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "finetune":
         # The whole finetune command line (its flags depend on the mode), parsed again by ``_finetune``.
         given = list(sys.argv[1:] if argv is None else argv)
-        args.extra = extra
         args.finetune_argv = [a for a in given[given.index("finetune") + 1 :] if a not in ("-h", "--help")]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

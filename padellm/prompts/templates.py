@@ -121,14 +121,23 @@ class ParallelTemplate:
 
 
 @dataclass(frozen=True)
-class AutoregressiveTemplate:
-    """The baseline: one prompt per text, one target listing every entity in text order, then EOS."""
+class _OneSequenceTemplate:
+    """What every autoregressive format shares: one prompt per text naming all the labels."""
 
     name: str
     version: int
     language: str
     prompt: str
     """Placeholders ``{text}`` and ``{labels}`` (the label names, comma-separated)."""
+
+    def render_prompt(self, text: str, label_names: list[str]) -> str:
+        return self.prompt.format(text=text, labels=", ".join(label_names))
+
+
+@dataclass(frozen=True)
+class AutoregressiveTemplate(_OneSequenceTemplate):
+    """The baseline: one prompt per text, one target listing every entity in text order, then EOS."""
+
     entity: str
     """One entity; placeholders ``{label}`` (its name) and ``{mention}``. Must end with a newline."""
     empty: str
@@ -147,9 +156,6 @@ class AutoregressiveTemplate:
             problems.append(f"{self.name}: entity must start with {{label}}, got {self.entity!r}")
         if problems:
             raise ConfigError(problems)
-
-    def render_prompt(self, text: str, label_names: list[str]) -> str:
-        return self.prompt.format(text=text, labels=", ".join(label_names))
 
     def render_target(self, mentions: list[tuple[str, str]], label_names: list[str] | None = None) -> str:
         """``mentions`` as ``(label name, mention)`` pairs in text order (``label_names``: unused here, every
@@ -182,16 +188,11 @@ _MENTION = re.compile(r"\(((?:[^()]|\([^()]*\))*)\)")
 
 
 @dataclass(frozen=True)
-class StructuredTemplate:
+class StructuredTemplate(_OneSequenceTemplate):
     """The PaDeLLM-NER paper's structured autoregressive baseline (AutoReg_Struct): one target per text that lists
     every label in order, each with its mentions in text order or a none marker, e.g.
     ``((PER): (Cuttitta), (MISC): (1995 World Cup), (LOC): (Italy), (ORG): (NULL))`` then EOS."""
 
-    name: str
-    version: int
-    language: str
-    prompt: str
-    """Placeholders ``{text}`` and ``{labels}`` (the label names, comma-separated)."""
     entry: str = "({label}): {mentions}"
     """One label; placeholders ``{label}`` (its name) and ``{mentions}`` (each mention in parentheses, or
     ``(NULL)`` for none)."""
@@ -207,9 +208,6 @@ class StructuredTemplate:
                                                                   "entry": {"label", "mentions"}})
         if problems:
             raise ConfigError(problems)
-
-    def render_prompt(self, text: str, label_names: list[str]) -> str:
-        return self.prompt.format(text=text, labels=", ".join(label_names))
 
     def render_target(self, mentions: list[tuple[str, str]], label_names: list[str] | None = None) -> str:
         """Every name of ``label_names`` in order, with its mentions from ``mentions`` (``(label name, mention)``

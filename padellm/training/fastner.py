@@ -6,6 +6,7 @@ resumable from checkpoints, bounded in wall time; the dev F1 of every exit at th
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -93,13 +94,12 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
         logger.warning("%d training entities cannot be word spans (inside a word, over %d words, or truncated)",
                        lost, config.model.max_width)
 
-    batches_of_epoch: dict[int, list[list[int]]] = {}
+    # Recomputed from (seed, epoch) rather than stored: a resumed run gets the same order.
+    batches_of = functools.lru_cache(maxsize=1)(
+        lambda epoch: epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch))
 
     def step(state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
-        if epoch not in batches_of_epoch:
-            batches_of_epoch.clear()
-            batches_of_epoch[epoch] = epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch)
-        indices = batches_of_epoch[epoch][step_in_epoch]
+        indices = batches_of(epoch)[step_in_epoch]
         loss, per_exit = model.loss(collate([encoded[i] for i in indices], tokenizer.pad_token_id), weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

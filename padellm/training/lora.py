@@ -7,6 +7,7 @@ warm-up, seeded order, resumable checkpoints, and a progress bar showing loss an
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -213,14 +214,12 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         logger.warning("dropped %d training sequences longer than data.max_length=%d", too_long, config.data.max_length)
 
     micro_batches_per_step = t.grad_accum * accelerator.num_processes
-    batches_of_epoch: dict[int, list[list[int]]] = {}
+    # Recomputed from (seed, epoch) rather than stored: a resumed run gets the same order.
+    batches_of = functools.lru_cache(maxsize=1)(
+        lambda epoch: epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch))
 
     def step(state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
-        if epoch not in batches_of_epoch:
-            # Recomputed from (seed, epoch) rather than stored: a resumed run gets the same order.
-            batches_of_epoch.clear()
-            batches_of_epoch[epoch] = epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch)
-        batches = batches_of_epoch[epoch]
+        batches = batches_of(epoch)
         group = batches[step_in_epoch * micro_batches_per_step : (step_in_epoch + 1) * micro_batches_per_step]
         mine = group[accelerator.process_index :: accelerator.num_processes]
         total_weight = sum(sequences[i].loss_weight for b in mine for i in b)
