@@ -55,7 +55,7 @@ def format_table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     from padellm.adapters import shipped_adapter
     from padellm.client import NERClient
-    from padellm.configargs import add_dataclass_arguments, dataclass_from_args, dataclass_to_argv
+    from padellm.configargs import add_dataclass_arguments, dataclass_from_args, dataclass_to_argv, given_fields
     from padellm.data.datasets import load_dataset
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", help="write a PNG of the latency distributions here")
     parser.add_argument("--log", default="runs/benchmark-server.log", help="the started server's log")
     parser.add_argument("--no-progress", action="store_true")
-    add_dataclass_arguments(parser, DecodeConfig)
+    add_dataclass_arguments(parser, DecodeConfig, default_from="each adapter's decode.yaml")
     add_dataclass_arguments(parser, VLLMConfig)
     args = parser.parse_args(argv)
     server = None
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--duration must be > 0; got {args.duration}")
         adapters = {mode: Path(getattr(args, mode)) if getattr(args, mode) else shipped_adapter(mode, args.dataset)
                     for mode in modes}
-        decode_config, vllm_config = dataclass_from_args(DecodeConfig, args), dataclass_from_args(VLLMConfig, args)
+        decode_config, vllm_config = given_fields(DecodeConfig, args), dataclass_from_args(VLLMConfig, args)
         examples = load_dataset(args.dataset, [args.split]).split(args.split)
         order = list(range(len(examples)))
         random.Random(args.seed).shuffle(order)
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         url, startup_s, exit_status = args.url, None, None
         if url is None:
             server_args = [a for adapter in adapters.values() for a in ("--adapter", str(adapter))]
-            server_args += dataclass_to_argv(decode_config) + dataclass_to_argv(vllm_config) + ["--log-level", "warning"]
+            server_args += [a for name, value in decode_config.items() for a in (f"--{name.replace('_', '-')}", str(value))]
+            server_args += dataclass_to_argv(vllm_config) + ["--log-level", "warning"]
             started = time.perf_counter()
             print(f"starting the server ({' '.join(server_args)}); log: {args.log}", file=sys.stderr)
             server = ServerProcess(server_args, args.log).start()

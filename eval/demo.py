@@ -16,7 +16,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # the demo's output is the point; vLLM's warnings are not
     from padellm.adapters import shipped_adapter
-    from padellm.configargs import add_dataclass_arguments, dataclass_from_args
+    from padellm.configargs import add_dataclass_arguments, dataclass_from_args, given_fields
     from padellm.data.datasets import load_dataset
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("text", nargs="*", help="sentences to tag (default: a seeded sample of CoNLL-2003 test)")
     parser.add_argument("--sample", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
-    add_dataclass_arguments(parser, DecodeConfig)
+    add_dataclass_arguments(parser, DecodeConfig, default_from="each adapter's decode.yaml")
     add_dataclass_arguments(parser, VLLMConfig)
     args = parser.parse_args(argv)
     try:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup = pool[:3]
         sentences = [Example(t, (), ()) for t in args.text] if args.text else pool[3:]
         adapters = {mode: shipped_adapter(mode) for mode in ("parallel", "autoregressive")}
-        systems = llm_systems(adapters, "vllm", dataclass_from_args(DecodeConfig, args),
+        systems = llm_systems(adapters, "vllm", given_fields(DecodeConfig, args),
                               dataclass_from_args(VLLMConfig, args))
         runs = run_systems(systems, sentences, warmup, batch_mode=False, progress=False)
     except PadellmError as err:

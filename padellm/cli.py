@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from padellm import __version__
-from padellm.configargs import add_dataclass_arguments, add_override_arguments, dataclass_from_args, overrides_from_args
+from padellm.configargs import (add_dataclass_arguments, add_override_arguments, dataclass_from_args, given_fields,
+                                overrides_from_args)
 from padellm.data.corpus import ReadOptions, write_jsonl
 from padellm.data.datasets import load_dataset
 from padellm.errors import PadellmError
@@ -203,7 +204,7 @@ def _local_decoder(args: argparse.Namespace, texts: list[str]):
     from padellm.ner import entity_record, load
 
     adapter = Path(args.adapter) if args.adapter else shipped_adapter(args.mode or "parallel")
-    ner = load(adapter, args.backend, decode_config=dataclass_from_args(DecodeConfig, args),
+    ner = load(adapter, args.backend, decode_config=given_fields(DecodeConfig, args),
                vllm_config=dataclass_from_args(VLLMConfig, args),
                dtype="float32" if args.dtype == "auto" else args.dtype)
     if args.mode and args.mode != ner.mode:
@@ -229,8 +230,10 @@ def _remote_decoder(args: argparse.Namespace):
 
     if args.adapter or args.backend != "vllm":
         raise PadellmError("--server: the server decides the adapter and the backend; drop --adapter / --backend")
-    local_only = [f"--{f.name.replace('_', '-')}" for cls in (DecodeConfig, VLLMConfig) for f in dataclasses.fields(cls)
-                  if f.name not in REMOTE_OPTIONS and getattr(args, f.name) != f.default]
+    decode_given = given_fields(DecodeConfig, args)
+    local_only = [f"--{name.replace('_', '-')}" for name in decode_given if name not in REMOTE_OPTIONS]
+    local_only += [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(VLLMConfig)
+                   if getattr(args, f.name) != f.default]
     if local_only:
         raise PadellmError(f"--server: {', '.join(local_only)} are set when the server starts (padellm serve), "
                            f"not per request; per request: --dedup, --max-count")
@@ -238,8 +241,8 @@ def _remote_decoder(args: argparse.Namespace):
     if args.mode:
         options["mode"] = args.mode
     for name in REMOTE_OPTIONS:
-        if getattr(args, name) != DecodeConfig.__dataclass_fields__[name].default:
-            options[name] = getattr(args, name)
+        if name in decode_given:
+            options[name] = decode_given[name]
     client = NERClient(args.server)
 
     def decode(chunk: list[str]):
@@ -259,10 +262,65 @@ def _eval(args: argparse.Namespace) -> int:
 
     config = dataclass_from_args(EvalConfig, args)
     command = " ".join(["padellm", *(args.argv if args.argv is not None else sys.argv[1:])])
-    results = evaluate(config, args.out, dataclass_from_args(DecodeConfig, args), dataclass_from_args(VLLMConfig, args),
+    results = evaluate(config, args.out, given_fields(DecodeConfig, args), dataclass_from_args(VLLMConfig, args),
                        progress=not args.no_progress, command=command)
     print(format_table(results["summary"]))
     print(f"results.json, predictions.jsonl, report.md and figures in {args.out}", file=sys.stderr)
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from padellm.data.datasets import available_splits, load_dataset
+    from padellm.engine.decode_settings import DECODE_FILE, read_decode_settings, write_decode_settings
+    from padellm.engine.decoding import DecodeConfig
+    from padellm.engine.vllm_backend import VLLMConfig
+    from padellm.evaluation.command import sample_indices
+    from padellm.evaluation.tuning import best_trial, tune_count_rule
+    from padellm.ner import engines_of, load
+
+    adapter = Path(args.adapter)
+    try:
+        quantiles = tuple(float(q) for q in args.quantiles.split(",") if q.strip())
+    except ValueError as err:
+        raise PadellmError(f"--quantiles: comma-separated numbers in (0, 1); got {args.quantiles!r}") from err
+    for q in quantiles:
+        DecodeConfig(count_quantile=q)  # names a quantile out of (0, 1)
+    if args.split not in available_splits(args.dataset):
+        raise PadellmError(f"--split: {args.dataset} has no {args.split!r} split "
+                           f"(it has: {', '.join(available_splits(args.dataset))})")
+    from padellm.prompts.templates import load_prompt
+
+    mode = load_prompt(adapter)[0].mode
+    if mode != "parallel":
+        raise PadellmError(f"--adapter {adapter}: tuning chooses the count rule of parallel decoding; this adapter "
+                           f"decodes {mode}")
+    split = load_dataset(args.dataset, [args.split]).split(args.split)
+    examples = [split[i] for i in sample_indices(len(split), min(args.sample, len(split)), args.seed)]
+    kept = {k: v for k, v in read_decode_settings(adapter).items() if k not in ("count_rule", "count_quantile")}
+    ner = load(adapter, args.backend, decode_config=DecodeConfig(**kept), vllm_config=dataclass_from_args(VLLMConfig, args))
+    try:
+        trials = tune_count_rule(ner, examples, quantiles, progress=not args.no_progress)
+    finally:
+        for engine in engines_of([ner]):
+            engine.close()
+    best = best_trial(trials)
+    record = {"adapter": str(adapter), "dataset": args.dataset, "split": args.split, "sentences": len(examples),
+              "seed": args.seed, "chosen": best.settings,
+              "trials": [{**t.settings, "f1": round(100 * t.f1, 2), "precision": round(100 * t.precision, 2),
+                          "recall": round(100 * t.recall, 2), "mentions_stated": t.mentions_stated} for t in trials]}
+    print(json.dumps(record, ensure_ascii=False))
+    if args.dry_run:
+        return 0
+    command = " ".join(["padellm", *(args.argv if args.argv is not None else sys.argv[1:])])
+    lines = [f"Chosen by `{command}`:", f"dev F1 (exact spans) on {len(examples)} {args.dataset} {args.split} "
+             f"sentences (seed {args.seed}) per count rule:"]
+    lines += [f"  {', '.join(f'{k}={v}' for k, v in t.settings.items())}: F1 {100 * t.f1:.2f} "
+              f"(P {100 * t.precision:.2f} / R {100 * t.recall:.2f}, {t.mentions_stated} mentions stated)"
+              for t in trials]
+    path = write_decode_settings(adapter, {**kept, **best.settings}, "\n".join(lines))
+    print(f"wrote {path}: {', '.join(f'{k}={v}' for k, v in best.settings.items())} "
+          f"(dev F1 {100 * best.f1:.2f}); padellm load/extract/serve/eval decode {adapter.name} with it "
+          f"unless a flag overrides a field ({DECODE_FILE})", file=sys.stderr)
     return 0
 
 
@@ -324,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--batch-size", type=int, default=64, help="texts per decoding call")
     extract.add_argument("--timings", action="store_true", help="add each text's share of the decoding time (ms)")
     extract.add_argument("--out", help="write JSONL here instead of stdout")
-    add_dataclass_arguments(extract, DecodeConfig)
+    add_dataclass_arguments(extract, DecodeConfig, default_from="the adapter's decode.yaml")
     add_dataclass_arguments(extract, VLLMConfig)
     extract.set_defaults(run=_extract)
 
@@ -337,9 +395,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--out", required=True, help="output folder")
     evaluation.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dataclass_arguments(evaluation, EvalConfig)
-    add_dataclass_arguments(evaluation, DecodeConfig)
+    add_dataclass_arguments(evaluation, DecodeConfig, default_from="each adapter's decode.yaml")
     add_dataclass_arguments(evaluation, VLLMConfig)
     evaluation.set_defaults(run=_eval)
+
+    from padellm.evaluation.tuning import QUANTILES
+
+    tune = commands.add_parser(
+        "tune", help="choose a parallel adapter's count rule on dev data and save it with the adapter (decode.yaml)",
+        description="Run the count stage once on a dev sample, decode the counts every candidate rule gives (argmax "
+                    "and each --quantiles value), print their dev F1 as one JSON object, and write the best rule "
+                    "to ADAPTER/decode.yaml, which padellm load, extract, serve and eval then decode with.")
+    tune.add_argument("--adapter", required=True, help="a parallel adapter folder")
+    tune.add_argument("--dataset", default="conll2003", help="a shared dataset name, a folder or a file")
+    tune.add_argument("--split", default="dev", help="the split to tune on (never the test split you report)")
+    tune.add_argument("--sample", type=int, default=500,
+                      help="a seeded sample of this many sentences (0 or more than the split has: all)")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--quantiles", default=",".join(map(str, QUANTILES)),
+                      help="comma-separated count quantiles to try next to argmax")
+    tune.add_argument("--backend", choices=("vllm", "transformers"), default="vllm")
+    tune.add_argument("--dry-run", action="store_true", help="print the trials, write nothing")
+    tune.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dataclass_arguments(tune, VLLMConfig)
+    tune.set_defaults(run=_tune)
 
     from padellm_serve.cli import add_arguments as add_serve_arguments
 

@@ -35,22 +35,32 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """Add ``--{prefix}{field}`` for every field of ``cls`` (underscores become dashes)."""
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
+                            default_from: str = "") -> None:
+    """Add ``--{prefix}{field}`` for every field of ``cls`` (underscores become dashes). ``default_from``: the
+    fields' defaults come from elsewhere (named in the help, e.g. "the adapter's decode.yaml"): a flag the user
+    does not give stays absent from the namespace (see :func:`given_fields`)."""
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         flag = f"--{prefix}{field.name}".replace("_", "-")
         help_text = docs.get(field.name, "")
-        default = field.default
+        default = argparse.SUPPRESS if default_from else field.default
+        shown = f"{default_from}, else {field.default}" if default_from else field.default
         hint = hints[field.name]
         if hint is bool:
             parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_text)
+                                help=f"{help_text} (default: {shown})" if default_from else help_text)
         else:
             kind = hint if hint in (int, float, str) else str
             parser.add_argument(flag, dest=field.name, type=kind, default=default,
-                                help=f"{help_text} (default: {default})")
+                                help=f"{help_text} (default: {shown})")
+
+
+def given_fields(cls: type, args: argparse.Namespace) -> dict:
+    """The fields of ``cls`` the user set on a command line built with ``add_dataclass_arguments(...,
+    default_from=...)``: ``{field: value}``."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
 
 
 def dataclass_from_args(cls: type, args: argparse.Namespace):

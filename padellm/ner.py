@@ -7,10 +7,12 @@ was trained for (PaDeLLM parallel decoding or the autoregressive baseline).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.backend import GenerationBackend
+from padellm.engine.decode_settings import resolve_decode_config
 from padellm.engine.decoding import DecodeConfig, DecodeResult, DecodeSteps, decode_steps, run_steps, run_steps_async
 from padellm.errors import ConfigError, InvalidRequestError
 from padellm.types import Entity
@@ -107,9 +109,13 @@ def entity_record(text: str, entity: Entity) -> dict:
     return record
 
 
-def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | None = None, vllm_config=None,
-         dtype: str = "float32") -> NER:
+def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | Mapping | None = None,
+         vllm_config=None, dtype: str = "float32") -> NER:
     """An ``NER`` for an adapter folder written by ``padellm finetune``.
+
+    ``decode_config``: None decodes with the settings the adapter was tuned with (its ``decode.yaml``, written by
+    ``padellm tune``; ``DecodeConfig``'s defaults without one); a mapping of fields overrides only those; a
+    ``DecodeConfig`` is used as it is.
 
     ``backend="vllm"`` starts a vLLM engine for the adapter (``vllm_config``, a ``VLLMConfig``, says how);
     ``"transformers"`` merges the adapter into the base model and decodes with the reference backend (``dtype``
@@ -120,23 +126,27 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | N
 
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-    decode_config = decode_config or DecodeConfig()
     folder = Path(adapter)
+    decode_config = resolve_decode_config(folder, decode_config)
     if backend == "transformers":
         from padellm.engine.backend import TransformersBackend
 
         loaded = load_adapter(folder, dtype=dtype)
         return NER(loaded.encoder, TransformersBackend(loaded.model, loaded.encoder.eos_id), decode_config,
                    name=folder.name)
-    if backend == "vllm":
-        from padellm.engine.vllm_backend import VLLMConfig, vllm_backends
+    template, label_set = load_prompt(folder)
+    from padellm.engine.vllm_backend import VLLMConfig, check_decoding, vllm_backends
 
-        backend = vllm_backends([folder], vllm_config or VLLMConfig())[0]
+    if backend == "vllm":
+        vllm_config = vllm_config or VLLMConfig()
+        check_decoding(decode_config, vllm_config, template.mode)
+        backend = vllm_backends([folder], vllm_config)[0]
     elif getattr(backend, "adapter", None) != folder.resolve():
         raise ConfigError(f"the backend given decodes with adapter {getattr(backend, 'adapter', None)}, not {folder}")
+    elif isinstance(getattr(getattr(backend, "engine", None), "config", None), VLLMConfig):
+        check_decoding(decode_config, backend.engine.config, template.mode)
     from transformers import AutoTokenizer
 
-    template, label_set = load_prompt(folder)
     encoder = PromptEncoder(AutoTokenizer.from_pretrained(base_model_of(folder)), template, label_set)
     return NER(encoder, backend, decode_config, max_model_len=getattr(backend, "max_model_len", None),
                name=folder.name)

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from padellm.configargs import add_dataclass_arguments, dataclass_from_args
+from padellm.configargs import add_dataclass_arguments, dataclass_from_args, given_fields
 from padellm.engine.decoding import DecodeConfig
 from padellm.engine.vllm_backend import VLLMConfig
 from padellm.errors import MissingPackageError, PadellmError
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an adapter folder; repeat it to serve a parallel and an autoregressive adapter side by "
                              "side (default: the shipped CoNLL-2003 parallel adapter)")
     add_dataclass_arguments(parser, ServerConfig)
-    add_dataclass_arguments(parser, DecodeConfig)
+    add_dataclass_arguments(parser, DecodeConfig, default_from="each adapter's decode.yaml")
     add_dataclass_arguments(parser, VLLMConfig)
 
 
@@ -42,7 +42,7 @@ def serve(args: argparse.Namespace) -> int:
         if not adapter.is_dir():
             raise PadellmError(f"--adapter {adapter}: no such folder")
     logging.getLogger("padellm").setLevel(config.log_level.upper())
-    service = NERService(adapters, config, dataclass_from_args(DecodeConfig, args),
+    service = NERService(adapters, config, given_fields(DecodeConfig, args),
                          dataclass_from_args(VLLMConfig, args))
     failed = []
     server: uvicorn.Server | None = None

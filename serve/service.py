@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +19,21 @@ from padellm_serve.protocol import EntityOut, NERRequest, NERResponse, Problem, 
 
 logger = logging.getLogger("padellm.serve")
 
-Loader = Callable[[list[Path], DecodeConfig, VLLMConfig], list[NER]]
+DecodeSettings = DecodeConfig | Mapping | None
+"""As ``padellm.load`` takes them: None (each adapter's tuned settings), fields on top of those, or a config."""
+Loader = Callable[[list[Path], DecodeSettings, VLLMConfig], list[NER]]
 
 
-def load_on_async_vllm(adapters: list[Path], decode_config: DecodeConfig, vllm_config: VLLMConfig) -> list[NER]:
+def load_on_async_vllm(adapters: list[Path], decode_config: DecodeSettings, vllm_config: VLLMConfig) -> list[NER]:
     """One ``NER`` per adapter on vLLM's asynchronous engine (as few engines as the LoRA mode allows)."""
+    from padellm.engine.decode_settings import resolve_decode_config
     from padellm.engine.vllm_async import async_vllm_backends
+    from padellm.engine.vllm_backend import check_decoding
     from padellm.ner import load
+    from padellm.prompts.templates import load_prompt
 
+    for adapter in adapters:
+        check_decoding(resolve_decode_config(adapter, decode_config), vllm_config, load_prompt(adapter)[0].mode)
     backends = async_vllm_backends(adapters, vllm_config)
     return [load(adapter, backend, decode_config=decode_config) for adapter, backend in zip(adapters, backends)]
 
@@ -54,7 +61,7 @@ class NERService:
     """The adapters a server decodes with, at most one per mode, and the limits it enforces."""
 
     def __init__(self, adapters: list[str | Path], config: ServerConfig = ServerConfig(),
-                 decode_config: DecodeConfig = DecodeConfig(), vllm_config: VLLMConfig = VLLMConfig(),
+                 decode_config: DecodeSettings = None, vllm_config: VLLMConfig = VLLMConfig(),
                  loader: Loader = load_on_async_vllm):
         if not adapters:
             raise ConfigError("the server needs at least one adapter (--adapter DIR)")
@@ -127,7 +134,8 @@ class NERService:
             problems.append(Problem(field="input", message=f"{len(texts)} texts in one request",
                                     limit=limits.max_texts))
         # A rejected max_count must not reach the length check (a 4,000-digit count is a valid JSON integer).
-        decode_config = request.decode_config(self.decode_config) if not problems else self.decode_config
+        own = ner.decode_config if ner else DecodeConfig()  # what the adapter decodes with: its tuned settings
+        decode_config = request.decode_config(own) if not problems else own
         for index, text in enumerate(texts):
             field = "input" if isinstance(request.input, str) else f"input[{index}]"
             problem = self._text_problem(field, text, ner, decode_config)

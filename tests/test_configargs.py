@@ -58,3 +58,15 @@ def test_read_options_flags():
     options = dataclass_from_args(ReadOptions, parser.parse_args(["--format", "conll", "--lenient"]))
     assert options == ReadOptions(format="conll", lenient=True)
     assert "iob2, iob1 (normalised to IOB2), or auto" in " ".join(parser.format_help().split())
+
+
+def test_fields_whose_defaults_come_from_elsewhere_are_absent_unless_given():
+    from padellm.configargs import given_fields
+    from padellm.engine.decoding import DecodeConfig
+
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, DecodeConfig, default_from="the adapter's decode.yaml")
+    assert given_fields(DecodeConfig, parser.parse_args([])) == {}
+    given = given_fields(DecodeConfig, parser.parse_args(["--count-quantile", "0.7", "--max-count", "4"]))
+    assert given == {"count_quantile": 0.7, "max_count": 4}
+    assert "(default: the adapter's decode.yaml, else argmax)" in " ".join(parser.format_help().split())

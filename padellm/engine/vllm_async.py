@@ -14,7 +14,7 @@ from pathlib import Path
 
 from padellm.engine.backend import Generation
 from padellm.engine.vllm_backend import (LoRARegistry, VLLMConfig, import_vllm, engine_arguments, engine_plan,
-                                         sampling_params, to_generation)
+                                         refuse_scoring_with_speculation, sampling_params, to_generation)
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class AsyncVLLMBackend:
                        score_ids: tuple[int, ...] = ()) -> list[Generation]:
         from vllm.inputs import TokensPrompt
 
+        refuse_scoring_with_speculation(self.engine.config, score_ids)
         params = sampling_params(max_new_tokens, stop_ids, score_ids)
         stops = {self.eos_id, *stop_ids}
 

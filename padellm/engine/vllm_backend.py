@@ -165,6 +165,24 @@ def engine_arguments(model_dir: str | Path, config: VLLMConfig, enable_lora: boo
     return kwargs
 
 
+def check_decoding(decode_config, config: VLLMConfig, mode: str) -> None:
+    """Refuse, before any engine starts, a ``DecodeConfig`` this engine configuration cannot run for an adapter of
+    ``mode``. Measured: vLLM 0.32's n-gram speculation breaks on ``logprob_token_ids`` ("shape mismatch: value
+    tensor of shape [11] cannot be broadcast to indexing result of shape [1, 49152]") and kills the engine, so a
+    one-step count stage (count_rule argmax or quantile scores the digits) cannot run with it."""
+    if config.speculative_tokens and mode == "parallel" and decode_config.count_rule != "greedy":
+        raise ConfigError(f"speculative_tokens={config.speculative_tokens}: vLLM's n-gram speculation cannot score "
+                          f"the count digits in one step (count_rule {decode_config.count_rule!r}); use count_rule "
+                          "greedy, or speculative_tokens 0")
+
+
+def refuse_scoring_with_speculation(config: VLLMConfig, score_ids: tuple[int, ...]) -> None:
+    """The last guard of ``check_decoding``, for a per-call ``score_ids`` (a request may set its own count rule)."""
+    if score_ids and config.speculative_tokens:
+        raise ConfigError("speculative_tokens: vLLM's n-gram speculation cannot score the count digits in one "
+                          "step; decode with count_rule greedy, or turn speculation off")
+
+
 class LoRARegistry:
     """Integer ids for the adapter folders one engine serves through ``LoRARequest`` (stable for its lifetime)."""
 
@@ -281,11 +299,7 @@ class VLLMBackend:
 
         if not prompts:
             return []
-        if score_ids and self.engine.config.speculative_tokens:
-            # Measured: vLLM 0.32's n-gram speculation breaks on logprob_token_ids ("shape mismatch: value tensor of
-            # shape [11] cannot be broadcast to indexing result of shape [1, 49152]") and kills the engine.
-            raise ConfigError("speculative_tokens: vLLM's n-gram speculation cannot score the count digits in one "
-                              "step; decode with count_rule greedy, or turn speculation off")
+        refuse_scoring_with_speculation(self.engine.config, score_ids)
         outputs = self.engine.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
                                            sampling_params(max_new_tokens, stop_ids, score_ids),
                                            use_tqdm=False, lora_request=self.lora_request)

@@ -108,14 +108,14 @@ def draw_plots(summary: dict, runs: dict[str, SystemRun], out_dir: Path, title: 
 def evaluate(config: EvalConfig, out_dir: str | Path, decode_config=None, vllm_config=None, progress: bool = True,
              command: str = "") -> dict:
     """Run the comparison ``config`` describes and write its outputs into ``out_dir``; returns results.json's
-    content."""
+    content. ``decode_config``: as ``padellm.load`` takes it (None: each adapter's tuned settings; a mapping:
+    fields set on top of them; a ``DecodeConfig``: for every system as it is)."""
     import torch
 
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
 
     started, clock = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
-    decode_config = decode_config or DecodeConfig()
     vllm_config = vllm_config or VLLMConfig()
     available = available_splits(config.dataset)
     if config.split not in available:
@@ -156,7 +156,8 @@ def evaluate(config: EvalConfig, out_dir: str | Path, decode_config=None, vllm_c
     results = {
         "command": command, "started": started, "seed": config.seed,
         "config": dataclasses.asdict(config),
-        "decode_config": dataclasses.asdict(decode_config),
+        "decode_overrides": (dataclasses.asdict(decode_config) if isinstance(decode_config, DecodeConfig)
+                             else dict(decode_config or {})),
         **({"vllm_config": dataclasses.asdict(vllm_config)} if llm and config.backend == "vllm" else {}),
         "data": {"dataset": dataset.name, "split": config.split, "split_sentences": len(split),
                  "labels": data_labels, "sample_indices": indices},

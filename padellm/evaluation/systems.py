@@ -158,8 +158,12 @@ def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_con
     from padellm.ner import load
 
     if backend == "vllm":
-        from padellm.engine.vllm_backend import vllm_backends
+        from padellm.engine.decode_settings import resolve_decode_config
+        from padellm.engine.vllm_backend import check_decoding, vllm_backends
 
+        for mode, folder in adapters.items():
+            check_decoding(resolve_decode_config(folder, decode_config), vllm_config,
+                           "parallel" if mode == "parallel" else "autoregressive")
         backends = vllm_backends(list(adapters.values()), vllm_config)
     else:
         backends = [backend] * len(adapters)

@@ -42,6 +42,9 @@ class DataConfig:
     loss)."""
     count_weight: float = 1.0
     """PaDeLLM only: a factor on the loss of the count tokens."""
+    zero_count_weight: float = 1.0
+    """PaDeLLM only: a further factor on the loss of a count 0 (a label the text does not mention: most pairs, so
+    that an under-trained count stage says "none"); below 1 evens the counts out."""
 
     def problems(self) -> list[str]:
         out = []
@@ -54,8 +57,9 @@ class DataConfig:
             out.append("data.dataset must name a dataset or a file; got ''")
         if self.supervision not in SUPERVISIONS:
             out.append(f"data.supervision must be one of {', '.join(SUPERVISIONS)}; got {self.supervision!r}")
-        if self.count_weight <= 0:
-            out.append(f"data.count_weight must be > 0; got {self.count_weight}")
+        for name in ("count_weight", "zero_count_weight"):
+            if getattr(self, name) <= 0:
+                out.append(f"data.{name} must be > 0; got {getattr(self, name)}")
         return out
 
 

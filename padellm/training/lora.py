@@ -185,7 +185,8 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
     encoder = PromptEncoder(tokenizer, run.template, run.label_set)
 
     sequences = build_sequences(run.train_examples, encoder, pack=config.data.pack,
-                                supervision=config.data.supervision, count_weight=config.data.count_weight)
+                                supervision=config.data.supervision, count_weight=config.data.count_weight,
+                                zero_count_weight=config.data.zero_count_weight)
     too_long = sum(1 for s in sequences if len(s.input_ids) > config.data.max_length)
     sequences = [s for s in sequences if len(s.input_ids) <= config.data.max_length]
     if not sequences:

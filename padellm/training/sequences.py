@@ -118,11 +118,19 @@ def _check_supervision(supervision: str) -> None:
         raise ValueError(f"supervision must be one of {', '.join(SUPERVISIONS)}; got {supervision!r}")
 
 
+def count_loss_weight(mentions: int, count_weight: float, zero_count_weight: float) -> float:
+    """The loss weight of a count's tokens in one sequence: ``count_weight``, times ``zero_count_weight`` when the
+    count is 0 (most (text, label) pairs state none: below 1, this evens out the bias towards "none")."""
+    return count_weight * (zero_count_weight if mentions == 0 else 1.0)
+
+
 def parallel_sequences(example: Example, encoder: PromptEncoder, merge_first_mention: bool = True,
-                       supervision: str = "compact", count_weight: float = 1.0) -> list[TrainingSequence]:
+                       supervision: str = "compact", count_weight: float = 1.0,
+                       zero_count_weight: float = 1.0) -> list[TrainingSequence]:
     """PaDeLLM's sequences for one example, one padded sequence each: per label a count sequence (target: the
     number of mentions, 0 included) and per mention k a mention sequence (prompt + count + mention-k marker;
-    target: the mention string and EOS). ``count_weight`` scales the loss of the count tokens.
+    target: the mention string and EOS). ``count_weight`` scales the loss of the count tokens, ``zero_count_weight``
+that of the count 0 on top (see ``count_loss_weight``).
 
     ``supervision="paper"``: one sequence per (label, k), its loss from the count on (count, marker, mention),
     or the count alone for a label without mentions. ``"compact"``: a label's count sequence once, the mention
@@ -135,21 +143,22 @@ def parallel_sequences(example: Example, encoder: PromptEncoder, merge_first_men
     for label, mentions in mentions_by_label(example, encoder.label_set.labels).items():
         prompt = encoder.count_prompt(example.text, label)
         count = encoder.count_target(len(mentions))
+        weight = count_loss_weight(len(mentions), count_weight, zero_count_weight)
         if supervision == "paper":
             if not mentions:
-                sequences.append(_sequence([(prompt, 0), (count, count_weight)], "count"))
+                sequences.append(_sequence([(prompt, 0), (count, weight)], "count"))
             for k, mention in enumerate(mentions, start=1):
-                sequences.append(_sequence([(prompt, 0), (count, count_weight), (encoder.mention_marker(k), 1),
+                sequences.append(_sequence([(prompt, 0), (count, weight), (encoder.mention_marker(k), 1),
                                             (encoder.mention_target(mention), 1)], "count+mention"))
             continue
         first = 0
         if mentions and merge_first_mention:
-            pieces = [(prompt, 0), (count, count_weight), (encoder.mention_marker(1), 0),
+            pieces = [(prompt, 0), (count, weight), (encoder.mention_marker(1), 0),
                       (encoder.mention_target(mentions[0]), 1)]
             sequences.append(_sequence(pieces, "count+mention"))
             first = 1
         else:
-            sequences.append(_sequence([(prompt, 0), (count, count_weight)], "count"))
+            sequences.append(_sequence([(prompt, 0), (count, weight)], "count"))
         for k in range(first + 1, len(mentions) + 1):
             mention_prompt = encoder.mention_prompt(prompt, len(mentions), k)
             sequences.append(_sequence([(mention_prompt, 0), (encoder.mention_target(mentions[k - 1]), 1)], "mention"))
@@ -157,7 +166,7 @@ def parallel_sequences(example: Example, encoder: PromptEncoder, merge_first_men
 
 
 def parallel_tree(example: Example, encoder: PromptEncoder, supervision: str = "compact",
-                  count_weight: float = 1.0) -> TrainingSequence:
+                  count_weight: float = 1.0, zero_count_weight: float = 1.0) -> TrainingSequence:
     """Every PaDeLLM sequence of one example packed into one tree-shaped sequence, exactly equivalent in loss to
     ``parallel_sequences`` with the same ``supervision``.
 
@@ -190,8 +199,8 @@ def parallel_tree(example: Example, encoder: PromptEncoder, supervision: str = "
     root = add([(encoder.text_prefix(example.text), 0)], -1)
     for label, mentions in mentions_by_label(example, encoder.label_set.labels).items():
         repeats = max(1, len(mentions)) if supervision == "paper" else 1
-        node = add([(encoder.label_part(label), 0), (encoder.count_target(len(mentions)), count_weight * repeats)],
-                   root)
+        weight = count_loss_weight(len(mentions), count_weight, zero_count_weight) * repeats
+        node = add([(encoder.label_part(label), 0), (encoder.count_target(len(mentions)), weight)], root)
         for k, mention in enumerate(mentions, start=1):
             add([(encoder.mention_marker(k), marker_weight), (encoder.mention_target(mention), 1)], node)
     plain = all(w in (0.0, 1.0) for w in weights)
@@ -211,12 +220,14 @@ def autoregressive_sequence(example: Example, encoder: PromptEncoder) -> Trainin
 
 
 def build_sequences(examples: list[Example], encoder: PromptEncoder, pack: bool = True, supervision: str = "compact",
-                    count_weight: float = 1.0) -> list[TrainingSequence]:
+                    count_weight: float = 1.0, zero_count_weight: float = 1.0) -> list[TrainingSequence]:
     """Every training sequence of ``examples`` in the encoder's template mode; ``pack``: PaDeLLM's sequences
-    of each example as one tree (see :func:`parallel_tree`); ``supervision`` and ``count_weight``: PaDeLLM only
-    (see :func:`parallel_sequences`)."""
+    of each example as one tree (see :func:`parallel_tree`); ``supervision``, ``count_weight`` and
+    ``zero_count_weight``: PaDeLLM only (see :func:`parallel_sequences`)."""
     if encoder.template.mode == "parallel":
         if pack:
-            return [parallel_tree(example, encoder, supervision, count_weight) for example in examples]
-        return [s for example in examples for s in parallel_sequences(example, encoder, True, supervision, count_weight)]
+            return [parallel_tree(example, encoder, supervision, count_weight, zero_count_weight)
+                    for example in examples]
+        return [s for example in examples
+                for s in parallel_sequences(example, encoder, True, supervision, count_weight, zero_count_weight)]
     return [autoregressive_sequence(example, encoder) for example in examples]

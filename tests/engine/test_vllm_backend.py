@@ -167,8 +167,12 @@ def test_prompt_lookup_speculative_decoding_changes_no_output(adapters, tmp_path
             ner = load(adapters[mode], backend, decode_config=greedy)
             reference = load(adapters[mode], backend="transformers", decode_config=greedy)
             assert ner.run(TEXTS).entities == reference.run(TEXTS).entities, mode
+        # refused before decoding (before any engine starts, when load starts it), naming the setting
+        with pytest.raises(ConfigError, match="speculative_tokens=4: .*count_rule 'argmax'"):
+            load(adapters["parallel"], backends[0])
+        load(adapters["autoregressive"], backends[1])  # no count stage: nothing to refuse
         with pytest.raises(ConfigError, match="cannot score the count digits in one step"):
-            load(adapters["parallel"], backends[0]).run(TEXTS)
+            backends[0].generate([[1, 2, 3]], 1, score_ids=(5, 6))
     finally:
         for backend in backends:
             backend.engine.close()

@@ -2,7 +2,8 @@
 
 import pytest
 
-from padellm.engine.vllm_backend import VLLMConfig, _cpu_environment, library_path
+from padellm.engine.decoding import DecodeConfig
+from padellm.engine.vllm_backend import VLLMConfig, _cpu_environment, check_decoding, library_path
 from padellm.errors import ConfigError
 
 
@@ -32,3 +33,13 @@ def test_speculative_decoding_settings_are_checked():
         VLLMConfig(speculative_tokens=-1)
     with pytest.raises(ConfigError, match="prompt_lookup_max must be >= 1"):
         VLLMConfig(speculative_tokens=4, prompt_lookup_max=0)
+
+
+def test_speculation_with_a_one_step_count_stage_is_refused_before_an_engine_starts():
+    speculative = VLLMConfig(speculative_tokens=4)
+    for rule in ("argmax", "quantile"):
+        with pytest.raises(ConfigError, match=f"speculative_tokens=4: .*count_rule '{rule}'.*use count_rule greedy"):
+            check_decoding(DecodeConfig(count_rule=rule), speculative, "parallel")
+    check_decoding(DecodeConfig(count_rule="greedy"), speculative, "parallel")
+    check_decoding(DecodeConfig(), speculative, "autoregressive")  # no count stage
+    check_decoding(DecodeConfig(), VLLMConfig(), "parallel")

@@ -102,6 +102,15 @@ def test_paper_supervision_repeats_counts_and_trains_the_markers(tokenizer):
     assert compact.weights is None and compact.loss_tokens < tree.loss_tokens  # no marker in the loss
     weighted = parallel_tree(EXAMPLE, encoder, supervision="paper", count_weight=3.0)
     assert weighted.loss_weight == tree.loss_weight + 2 * 3 * len(count)  # LOC's count x3, PER's 2 x3
+    zero = encoder.count_target(0)
+    three = LabelSet.for_labels(["LOC", "ORG", "PER"], {"LOC": "location", "ORG": "organization", "PER": "person"})
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), three)
+    for supervision in ("paper", "compact"):  # ORG is not mentioned: its count 0 weighs 0.25
+        plain = parallel_tree(EXAMPLE, encoder, supervision=supervision)
+        evened = parallel_tree(EXAMPLE, encoder, supervision=supervision, zero_count_weight=0.25)
+        assert evened.loss_weight == pytest.approx(plain.loss_weight - 0.75 * len(zero))
+        separate = parallel_sequences(EXAMPLE, encoder, supervision=supervision, zero_count_weight=0.25)
+        assert sum(s.loss_weight for s in separate) == pytest.approx(evened.loss_weight)
     with pytest.raises(ValueError, match="supervision must be one of paper, compact; got 'both'"):
         parallel_tree(EXAMPLE, encoder, supervision="both")
 
@@ -113,9 +122,10 @@ def test_paper_supervision_packed_gives_the_loss_of_the_papers_separate_sequence
     encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
     nothing = Example("Anna", ("Anna",), ((0, 4),), (Entity(0, 4, "PER"),))
     examples = [EXAMPLE, nothing]
-    for count_weight in (1.0, 2.5):
-        packed = build_sequences(examples, encoder, pack=True, supervision="paper", count_weight=count_weight)
-        separate = build_sequences(examples, encoder, pack=False, supervision="paper", count_weight=count_weight)
+    for count_weight, zero_count_weight in ((1.0, 1.0), (2.5, 1.0), (1.0, 0.3)):
+        weights = {"count_weight": count_weight, "zero_count_weight": zero_count_weight}
+        packed = build_sequences(examples, encoder, pack=True, supervision="paper", **weights)
+        separate = build_sequences(examples, encoder, pack=False, supervision="paper", **weights)
         with torch.no_grad():
             packed_sum, _ = sequence_loss(model, collate(packed, 0))
             separate_sum, _ = sequence_loss(model, collate(separate, 0))

@@ -1,0 +1,70 @@
+"""padellm tune: the count rule chosen on dev data, saved with the adapter and used from then on."""
+
+import json
+import math
+import shutil
+
+import pytest
+
+from padellm.cli import main
+from padellm.engine.decoding import DecodeConfig
+from padellm.errors import ConfigError
+from padellm.evaluation.tuning import Trial, best_trial, candidates, counts_under
+
+
+def test_candidates_and_their_counts():
+    assert candidates((0.6, 0.4)) == [{"count_rule": "argmax"}, {"count_rule": "quantile", "count_quantile": 0.4},
+                                      {"count_rule": "quantile", "count_quantile": 0.6}]
+    # digits 0..9: P(0)=0.55, P(1)=0.35, P(2)=0.1
+    scores = [tuple(math.log(p) if p else float("-inf") for p in (0.55, 0.35, 0.1, 0, 0, 0, 0, 0, 0, 0))]
+    assert counts_under(scores, DecodeConfig()) == [0]
+    assert counts_under(scores, DecodeConfig(count_rule="quantile", count_quantile=0.6)) == [1]
+    assert counts_under(scores, DecodeConfig(count_rule="quantile", count_quantile=0.95)) == [2]
+    assert counts_under(scores, DecodeConfig(count_rule="quantile", count_quantile=0.95, max_count=1)) == [1]
+
+
+def test_best_trial_prefers_the_earliest_of_equal_scores():
+    trials = [Trial({"count_rule": "argmax"}, 0.5, 0.5, 0.5, 3), Trial({"count_quantile": 0.4}, 0.7, 0.7, 0.7, 4),
+              Trial({"count_quantile": 0.6}, 0.7, 0.6, 0.8, 5)]
+    assert best_trial(trials).settings == {"count_quantile": 0.4}
+    with pytest.raises(ConfigError, match="no candidate"):
+        best_trial([])
+
+
+def test_tune_writes_the_best_rule_and_load_uses_it(tiny_adapters, tmp_path, capsys):
+    from padellm.ner import load
+
+    adapter = tmp_path / "parallel"
+    shutil.copytree(tiny_adapters["parallel"], adapter)
+    argv = ["tune", "--adapter", str(adapter), "--dataset", str(tiny_adapters["corpus"]), "--split", "test",
+            "--sample", "0", "--quantiles", "0.5,0.9", "--backend", "transformers", "--no-progress"]
+    assert main([*argv, "--dry-run"]) == 0
+    record = json.loads(capsys.readouterr().out)  # stdout is the one JSON object
+    assert not (adapter / "decode.yaml").exists()
+    assert [t.get("count_quantile") for t in record["trials"]] == [None, 0.5, 0.9]
+    assert record["sentences"] == 3 and record["chosen"] in [
+        {k: v for k, v in t.items() if k.startswith("count_")} for t in record["trials"]]
+    best = max(t["f1"] for t in record["trials"])
+    first_best = next(t for t in record["trials"] if t["f1"] == best)
+    assert record["chosen"] == {k: v for k, v in first_best.items() if k.startswith("count_")}
+    # a higher quantile never states fewer mentions
+    stated = [t["mentions_stated"] for t in record["trials"][1:]]
+    assert stated == sorted(stated)
+
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == record  # deterministic
+    text = (adapter / "decode.yaml").read_text()
+    assert text.startswith("# Chosen by `padellm tune --adapter") and "F1" in text
+    assert load(adapter, "transformers").decode_config == DecodeConfig(**record["chosen"])
+
+
+def test_tune_refuses_bad_input_before_decoding(tiny_adapters, capsys):
+    base = ["tune", "--dataset", str(tiny_adapters["corpus"]), "--backend", "transformers", "--no-progress"]
+    assert main([*base, "--adapter", str(tiny_adapters["autoregressive"]), "--split", "test"]) == 2
+    assert "tuning chooses the count rule of parallel decoding" in capsys.readouterr().err
+    assert main([*base, "--adapter", str(tiny_adapters["parallel"]), "--split", "validation"]) == 2
+    assert "has no 'validation' split (it has: " in capsys.readouterr().err
+    assert main([*base, "--adapter", str(tiny_adapters["parallel"]), "--split", "test", "--quantiles", "0.5,x"]) == 2
+    assert "--quantiles: comma-separated numbers" in capsys.readouterr().err
+    assert main([*base, "--adapter", str(tiny_adapters["parallel"]), "--split", "test", "--quantiles", "1.5"]) == 2
+    assert "count_quantile must be in (0, 1); got 1.5" in capsys.readouterr().err
