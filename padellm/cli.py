@@ -290,10 +290,13 @@ def _tune(args: argparse.Namespace) -> int:
                            f"(it has: {', '.join(available_splits(args.dataset))})")
     from padellm.prompts.templates import load_prompt
 
-    mode = load_prompt(adapter)[0].mode
-    if mode != "parallel":
+    template = load_prompt(adapter)[0]
+    if template.mode != "parallel":
         raise PadellmError(f"--adapter {adapter}: tuning chooses the count rule of parallel decoding; this adapter "
-                           f"decodes {mode}")
+                           f"decodes {template.mode}")
+    if not template.has_count_stage:
+        raise PadellmError(f"--adapter {adapter}: template {template.name!r} is count-free; it has no count rule to "
+                           "tune")
     split = load_dataset(args.dataset, [args.split]).split(args.split)
     examples = [split[i] for i in sample_indices(len(split), min(args.sample, len(split)), args.seed)]
     kept = {k: v for k, v in read_decode_settings(adapter).items() if k not in ("count_rule", "count_quantile")}

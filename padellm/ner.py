@@ -139,12 +139,12 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | M
 
     if backend == "vllm":
         vllm_config = vllm_config or VLLMConfig()
-        check_decoding(decode_config, vllm_config, template.mode)
+        check_decoding(decode_config, vllm_config, template)
         backend = vllm_backends([folder], vllm_config)[0]
     elif getattr(backend, "adapter", None) != folder.resolve():
         raise ConfigError(f"the backend given decodes with adapter {getattr(backend, 'adapter', None)}, not {folder}")
     elif isinstance(getattr(getattr(backend, "engine", None), "config", None), VLLMConfig):
-        check_decoding(decode_config, backend.engine.config, template.mode)
+        check_decoding(decode_config, backend.engine.config, template)
     from transformers import AutoTokenizer
 
     encoder = PromptEncoder(AutoTokenizer.from_pretrained(base_model_of(folder)), template, label_set)

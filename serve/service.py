@@ -33,7 +33,7 @@ def load_on_async_vllm(adapters: list[Path], decode_config: DecodeSettings, vllm
     from padellm.prompts.templates import load_prompt
 
     for adapter in adapters:
-        check_decoding(resolve_decode_config(adapter, decode_config), vllm_config, load_prompt(adapter)[0].mode)
+        check_decoding(resolve_decode_config(adapter, decode_config), vllm_config, load_prompt(adapter)[0])
     backends = async_vllm_backends(adapters, vllm_config)
     return [load(adapter, backend, decode_config=decode_config) for adapter, backend in zip(adapters, backends)]
 

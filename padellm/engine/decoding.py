@@ -272,6 +272,80 @@ def parallel_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfi
     return result
 
 
+def read_branch_rounds(requests: list[tuple[int, int]], generations: list[Generation], encoder: PromptEncoder,
+                       labels: tuple[str, ...], max_count: int) -> tuple[dict[int, list[Mention]], dict[int, int], Counter]:
+    """Count-free format, one round: ``requests`` are ``(label prompt index, k)`` in increasing k per prompt. Per
+    prompt, the mentions found before its first none answer, and the next k to ask where every branch of the round
+    found one (below ``max_count``); mentions after a none answer are dropped and counted."""
+    found: dict[int, list[Mention]] = {}
+    closed: set[int] = set()
+    last: dict[int, int] = {}
+    stats: Counter = Counter()
+    for (index, k), generation in zip(requests, generations):
+        text = encoder.decode(list(generation.token_ids))
+        last[index] = k
+        if encoder.parallel.is_none(text):
+            closed.add(index)
+            continue
+        if index in closed:
+            stats["mentions_after_none"] += 1
+            continue
+        mention = encoder.parallel.parse_mention(text)
+        found.setdefault(index, []).append(Mention(labels[index % len(labels)], mention, k, generation.logprob))
+    following = {}
+    for index, k in last.items():
+        if index in closed:
+            continue
+        if k >= max_count:
+            stats["clamped_counts"] += 1
+        else:
+            following[index] = k + 1
+    return found, following, stats
+
+
+def branch_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
+                 labels: tuple[str, ...] | None = None) -> DecodeSteps:
+    """PaDeLLM without a count stage (a count-free template): round 1 decodes branches 1..window of every
+    (text, label) in one batched call; each later round decodes the next window of the labels whose branches all
+    found a mention. A label's count is the number of mentions found before its first none answer."""
+    labels = check_labels(labels, encoder)
+    result = DecodeResult([])
+    stats = result.stats
+    window = encoder.parallel.window
+
+    started = time.perf_counter()
+    prompts = count_prompts(texts, encoder, labels)
+    mentions: list[list[Mention]] = [[] for _ in prompts]
+    following = {index: 1 for index in range(len(prompts))}
+    while following:
+        requests = [(index, k) for index, start in following.items()
+                    for k in range(start, min(start + window, config.max_count + 1))]
+        branch_prompts = [encoder.branch_prompt(prompts[index], k) for index, k in requests]
+        generations = yield GenerateCall(branch_prompts, {"max_new_tokens": config.max_mention_tokens})
+        found, following, round_stats = read_branch_rounds(requests, generations, encoder, labels, config.max_count)
+        for index, new in found.items():
+            mentions[index] += new
+        stats.update(round_stats)
+        stats["rounds"] += 1
+        stats["branches"] += len(requests)
+        stats["branch_tokens"] += sum(g.num_tokens for g in generations)
+        stats["unfinished_branches"] += sum(1 for g in generations if not g.finished)
+        stats.update(prompt_stats("branch", branch_prompts, generations))
+    stated = [len(found) for found in mentions]
+    result.counts = [dict(zip(labels, stated[i * len(labels) : (i + 1) * len(labels)])) for i in range(len(texts))]
+    result.timings["branches_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    per_text: list[list[Mention]] = [[] for _ in texts]
+    for index, found in enumerate(mentions):
+        per_text[index // len(labels)] += found
+    result.entities, merge_stats = merge(texts, per_text, config.dedup)
+    stats.update(merge_stats)
+    result.timings["dedup_align_s"] = time.perf_counter() - started
+    result.timings["total_s"] = sum(result.timings.values())
+    return result
+
+
 def autoregressive_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
                          labels: tuple[str, ...] | None = None) -> DecodeSteps:
     """The baseline: one sequence per text listing every entity (``labels``: keep only these)."""
@@ -310,6 +384,10 @@ def decode_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig 
                  labels: tuple[str, ...] | None = None, counts: list[dict[str, int]] | None = None) -> DecodeSteps:
     """The decoder the encoder's template was trained for (``counts``: parallel decoding only, see
     ``parallel_steps``)."""
+    if encoder.template.mode == "parallel" and not encoder.parallel.has_count_stage:
+        if counts is not None:
+            raise ConfigError(f"counts: template {encoder.template.name!r} is count-free; it has no count stage")
+        return branch_steps(texts, encoder, config, labels)
     if encoder.template.mode == "parallel":
         return parallel_steps(texts, encoder, config, labels, counts)
     if counts is not None:

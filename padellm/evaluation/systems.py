@@ -156,14 +156,17 @@ def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_con
     engines are started together. ``oracle_counts``: also the parallel adapter with the gold counts (on the same
     engine)."""
     from padellm.ner import load
+    from padellm.prompts.templates import load_prompt
 
+    if oracle_counts and "parallel" in adapters and not load_prompt(adapters["parallel"])[0].has_count_stage:
+        raise ConfigError(f"oracle_counts: the parallel adapter {adapters['parallel']} is count-free; it has no count "
+                          "stage to replace")
     if backend == "vllm":
         from padellm.engine.decode_settings import resolve_decode_config
         from padellm.engine.vllm_backend import check_decoding, vllm_backends
 
-        for mode, folder in adapters.items():
-            check_decoding(resolve_decode_config(folder, decode_config), vllm_config,
-                           "parallel" if mode == "parallel" else "autoregressive")
+        for folder in adapters.values():
+            check_decoding(resolve_decode_config(folder, decode_config), vllm_config, load_prompt(folder)[0])
         backends = vllm_backends(list(adapters.values()), vllm_config)
     else:
         backends = [backend] * len(adapters)

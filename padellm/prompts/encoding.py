@@ -84,6 +84,14 @@ class PromptEncoder:
     def mention_target(self, mention: str) -> list[int]:
         return list(self._encode(self.parallel.render_mention(mention))) + [self.eos_id]
 
+    def branch_prompt(self, label_prompt: list[int], k: int) -> list[int]:
+        """Count-free format: branch k of the label whose ``count_prompt`` is ``label_prompt``."""
+        return label_prompt + self.mention_marker(k)
+
+    def none_target(self) -> list[int]:
+        """Count-free format: what a branch writes when its label has no k-th mention."""
+        return list(self._encode(self.parallel.none_target)) + [self.eos_id]
+
     # ---------------------------------------------------------------------------- autoregressive
     @property
     def autoregressive(self) -> AutoregressiveTemplate | StructuredTemplate:

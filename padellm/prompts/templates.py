@@ -71,14 +71,28 @@ class ParallelTemplate:
     multiple of it: 32 on CPU)."""
     filler: str = " "
     """With align_text: the text whose first token pads the text part."""
+    none_target: str = ""
+    """The count-free format when set (count_target then empty): there is no count stage. Branch k of a label is
+    prompted with count_prompt (the text and the label) and the mention-k marker, and writes the k-th mention, or
+    this marker when the label has fewer than k mentions; the decoder opens the next branches of a label only
+    while its branches find mentions."""
+    window: int = 2
+    """Count-free format: the branches k .. k+window-1 of every open label are decoded in one round; training
+    writes the none marker at every k from n+1 to max(n+1, window) for a label with n mentions, so that each
+    branch of the first round has learnt its answer."""
 
     def __post_init__(self) -> None:
-        problems = _check_placeholders(
-            self.name,
-            asdict(self),
-            {"count_prompt": {"text", "label"}, "count_target": {"count"}, "mention_prompt": {"k"},
-             "mention_target": {"mention"}},
-        )
+        required = {"count_prompt": {"text", "label"}, "mention_prompt": {"k"}, "mention_target": {"mention"}}
+        if not self.none_target:
+            required["count_target"] = {"count"}
+        problems = _check_placeholders(self.name, asdict(self), required)
+        if self.none_target and self.count_target:
+            problems.append(f"{self.name}: a count-free template (none_target set) has no count stage: count_target "
+                            f"must be empty; got {self.count_target!r}")
+        if self.none_target and self.none_target.strip() == "":
+            problems.append(f"{self.name}: none_target must be visible text; got {self.none_target!r}")
+        if self.window < 1:
+            problems.append(f"{self.name}: window must be >= 1; got {self.window}")
         if self.align_text < 0:
             problems.append(f"{self.name}: align_text must be >= 0 (0: no padding); got {self.align_text}")
         if self.align_text and not self.filler:
@@ -91,6 +105,15 @@ class ParallelTemplate:
             problems.append(f"{self.name}: count_prompt must contain {{text}} once, then {{label}} once")
         if problems:
             raise ConfigError(problems)
+
+    @property
+    def has_count_stage(self) -> bool:
+        """False for the count-free format (``none_target`` set)."""
+        return not self.none_target
+
+    def is_none(self, generated: str) -> bool:
+        """Count-free format: the branch says the label has no k-th mention (or wrote nothing)."""
+        return not generated.strip() or generated.strip() == self.none_target.strip()
 
     def render_count_prompt(self, text: str, label_name: str) -> str:
         return self.count_prompt.format(text=text, label=label_name)

@@ -208,6 +208,50 @@ def parallel_tree(example: Example, encoder: PromptEncoder, supervision: str = "
                             None if plain else tuple(weights))
 
 
+def branch_targets(example: Example, encoder: PromptEncoder) -> dict[str, list[tuple[int, list[int]]]]:
+    """Count-free format: per label, ``(k, target)`` for each branch training sees: the k-th mention for k <= n,
+    then the none marker for k = n+1 .. max(n+1, window)."""
+    window = encoder.parallel.window
+    targets = {}
+    for label, mentions in mentions_by_label(example, encoder.label_set.labels).items():
+        found = [(k, encoder.mention_target(m)) for k, m in enumerate(mentions, start=1)]
+        nones = [(k, encoder.none_target()) for k in range(len(mentions) + 1, max(len(mentions) + 1, window) + 1)]
+        targets[label] = found + nones
+    return targets
+
+
+def branch_sequences(example: Example, encoder: PromptEncoder) -> list[TrainingSequence]:
+    """Count-free format, one padded sequence per (label, k): the label prompt and the mention-k marker as
+    prompt, the k-th mention or the none marker (then EOS) as target."""
+    return [_sequence([(encoder.branch_prompt(encoder.count_prompt(example.text, label), k), 0), (target, 1)],
+                      "mention")
+            for label, branches in branch_targets(example, encoder).items() for k, target in branches]
+
+
+def branch_tree(example: Example, encoder: PromptEncoder) -> TrainingSequence:
+    """``branch_sequences`` packed as one tree (root: the text part; a child per label: its label part; a grandchild
+    per branch: marker and target), the same loss per token as the separate sequences."""
+    ids: list[int] = []
+    labels: list[int] = []
+    segments: list[int] = []
+    parents: list[int] = []
+
+    def add(prompt: list[int], target: list[int], parent: int) -> int:
+        segment = len(parents)
+        parents.append(parent)
+        ids.extend(prompt + target)
+        labels.extend([IGNORE] * len(prompt) + target)
+        segments.extend([segment] * (len(prompt) + len(target)))
+        return segment
+
+    root = add(encoder.text_prefix(example.text), [], -1)
+    for label, branches in branch_targets(example, encoder).items():
+        node = add(encoder.label_part(label), [], root)
+        for k, target in branches:
+            add(encoder.mention_marker(k), target, node)
+    return TrainingSequence(tuple(ids), tuple(labels), "tree", tuple(segments), tuple(parents))
+
+
 def autoregressive_sequence(example: Example, encoder: PromptEncoder) -> TrainingSequence:
     """The baseline's one sequence: prompt, then every ``label: mention`` in text order, then EOS."""
     labels = set(encoder.label_set.labels)
@@ -223,7 +267,12 @@ def build_sequences(examples: list[Example], encoder: PromptEncoder, pack: bool 
                     count_weight: float = 1.0, zero_count_weight: float = 1.0) -> list[TrainingSequence]:
     """Every training sequence of ``examples`` in the encoder's template mode; ``pack``: PaDeLLM's sequences
     of each example as one tree (see :func:`parallel_tree`); ``supervision``, ``count_weight`` and
-    ``zero_count_weight``: PaDeLLM only (see :func:`parallel_sequences`)."""
+    ``zero_count_weight``: PaDeLLM with a count stage only (see :func:`parallel_sequences`); the count-free format
+    trains its branches (see :func:`branch_tree`)."""
+    if encoder.template.mode == "parallel" and not encoder.parallel.has_count_stage:
+        if pack:
+            return [branch_tree(example, encoder) for example in examples]
+        return [s for example in examples for s in branch_sequences(example, encoder)]
     if encoder.template.mode == "parallel":
         if pack:
             return [parallel_tree(example, encoder, supervision, count_weight, zero_count_weight)

@@ -4,8 +4,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.backend import Generation, TransformersBackend
 from padellm.engine.align import Mention
-from padellm.engine.decoding import (DecodeConfig, build_branches, count_from_scores, count_prompts,
-                                     decode_autoregressive, decode_parallel, merge, parallel_steps, run_steps_async)
+from padellm.engine.decoding import (DecodeConfig, build_branches, count_from_scores, count_prompts, decode,
+                                     decode_autoregressive, decode_parallel, decode_steps, merge, parallel_steps,
+                                     run_steps, run_steps_async)
 from padellm.errors import ConfigError, InvalidRequestError
 from padellm.prompts.templates import LabelSet, load_template
 from padellm.types import Entity
@@ -196,3 +197,27 @@ def test_the_async_driver_runs_the_same_decoder(tokenizer):
     result = asyncio.run(run_steps_async(steps, AsyncScripted(encoder, answers)))
     expected = decode_parallel(["Anna lives in Paris"], encoder, ScriptedBackend(encoder, answers), config)
     assert result.entities == expected.entities and result.stats == expected.stats
+
+
+def test_count_free_rounds_open_branches_while_they_find_mentions(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-branches-v1"), LABELS)
+    answers = {"location\n<mention 1>": ("Paris", -0.5), "location\n<mention 2>": ("<none>", -0.1),
+               "person\n<mention 1>": ("Anna", -0.1), "person\n<mention 2>": ("Peter", -0.3),
+               "person\n<mention 3>": ("<none>", 0.0), "person\n<mention 4>": ("Bob", -0.2)}
+    text = "Anna met Peter in Paris"
+    backend = ScriptedBackend(encoder, answers)
+    result = decode([text], encoder, backend)
+    # round 1: branches 1-2 of both labels; round 2: branches 3-4 of PER only (LOC said none at 2)
+    assert [c[0] for c in backend.calls] == [4, 2] and all(c[3] == () for c in backend.calls)
+    assert result.entities == [[Entity(0, 4, "PER"), Entity(9, 14, "PER"), Entity(18, 23, "LOC")]]
+    assert result.counts == [{"LOC": 1, "PER": 2}]
+    assert result.stats["rounds"] == 2 and result.stats["branches"] == 6
+    assert result.stats["mentions_after_none"] == 1  # Bob, after PER's none at 3, is dropped
+    assert set(result.timings) == {"branches_s", "dedup_align_s", "total_s"}
+    # max_count caps the branches a label may open, and counts the labels it stopped
+    capped = ScriptedBackend(encoder, answers)
+    result = decode([text], encoder, capped, DecodeConfig(max_count=2))
+    assert [c[0] for c in capped.calls] == [4] and result.stats["clamped_counts"] == 1
+    assert result.counts == [{"LOC": 1, "PER": 2}]
+    with pytest.raises(ConfigError, match="count-free; it has no count stage"):
+        run_steps(decode_steps([text], encoder, counts=[{"PER": 1}]), backend)

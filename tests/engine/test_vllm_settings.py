@@ -36,10 +36,14 @@ def test_speculative_decoding_settings_are_checked():
 
 
 def test_speculation_with_a_one_step_count_stage_is_refused_before_an_engine_starts():
+    from padellm.prompts.templates import load_template
+
     speculative = VLLMConfig(speculative_tokens=4)
+    counting = load_template("padellm-en-v1")
     for rule in ("argmax", "quantile"):
         with pytest.raises(ConfigError, match=f"speculative_tokens=4: .*count_rule '{rule}'.*use count_rule greedy"):
-            check_decoding(DecodeConfig(count_rule=rule), speculative, "parallel")
-    check_decoding(DecodeConfig(count_rule="greedy"), speculative, "parallel")
-    check_decoding(DecodeConfig(), speculative, "autoregressive")  # no count stage
-    check_decoding(DecodeConfig(), VLLMConfig(), "parallel")
+            check_decoding(DecodeConfig(count_rule=rule), speculative, counting)
+    check_decoding(DecodeConfig(count_rule="greedy"), speculative, counting)
+    for template in ("autoregressive-en-v1", "padellm-en-branches-v1"):  # no count stage
+        check_decoding(DecodeConfig(), speculative, load_template(template))
+    check_decoding(DecodeConfig(), VLLMConfig(), counting)

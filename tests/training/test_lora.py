@@ -35,13 +35,15 @@ def config(corpus, tiny_llama_dir, out, **overrides):
     return load_finetune_config(None, values)
 
 
-@pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
+@pytest.mark.parametrize("mode", ["parallel", "autoregressive", "parallel:padellm-en-branches-v1"])
 def test_loss_falls_and_the_output_folder_is_complete(corpus, tiny_llama_dir, tmp_path, mode):
     out = tmp_path / "out"
+    mode, _, prompt = mode.partition(":")
+    extra = {"prompt": prompt} if prompt else {}
     # One batch of every sequence per step, so that the curve shows learning rather than batch-to-batch noise.
     # (A random 2-layer model with frozen random embeddings plateaus near 5.0 from ln(512) = 6.2.)
-    metrics = train(config(corpus, tiny_llama_dir, out, mode=mode, **{"train.max_steps": "24", "train.batch_size": "12"}),
-                    progress=False)
+    metrics = train(config(corpus, tiny_llama_dir, out, mode=mode, **{"train.max_steps": "24", "train.batch_size": "12"},
+                           **extra), progress=False)
     losses = metrics["losses"]
     assert len(losses) == 24 and sum(losses[-4:]) / 4 < 0.85 * losses[0]
     for name in ("adapter_config.json", "adapter_model.safetensors", "prompt.yaml", "labels.yaml", "config.yaml",
@@ -97,6 +99,13 @@ def test_bad_config_lists_every_problem_before_training(corpus, tmp_path):
     assert "unknown label(s) ['WEAPON']" in problems
     assert "is a autoregressive template but mode is 'parallel'" in problems
     assert "base_model" in problems and "no-model" in problems
+    with pytest.raises(ConfigError) as info:
+        training.prepare_run(load_finetune_config(None, {
+            "output_dir": str(tmp_path / "x"), "base_model": str(tmp_path / "no-model"), "data.dataset": str(corpus),
+            "prompt": "padellm-en-branches-v1", "data.supervision": "paper", "data.zero_count_weight": "0.3"}))
+    problems = "\n".join(info.value.problems)
+    assert "data.supervision: the count-free prompt 'padellm-en-branches-v1' has no count stage" in problems
+    assert "data.zero_count_weight: the count-free prompt" in problems and "data.count_weight" not in problems
     with pytest.raises(ConfigError) as info:
         load_finetune_config(None, {"output_dir": "x", "lora.rank": "0", "train.lr": "-1", "data.dataset": str(tmp_path / "missing")})
     assert len(info.value.problems) == 2 and "lora.rank must be > 0; got 0" in str(info.value)

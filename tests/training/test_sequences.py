@@ -158,3 +158,39 @@ def test_collate_pads_and_masks():
     assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
     assert batch["labels"].tolist() == [[IGNORE, 2, 3], [IGNORE, IGNORE, IGNORE]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and int(batch["tokens"]) == 4
+
+
+def test_count_free_branches_answer_each_mention_then_none(tokenizer, tiny_llama_dir):
+    three = LabelSet.for_labels(["LOC", "ORG", "PER"], {"LOC": "location", "ORG": "organization", "PER": "person"})
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-branches-v1"), three)
+    separate = build_sequences([EXAMPLE], encoder, pack=False)
+    views = [(tokenizer.decode([t for t, l in zip(s.input_ids, s.labels) if l == IGNORE])[-22:], _view(encoder, s)[1])
+             for s in separate]
+    # window 2: a label with n mentions trains branches 1..n (mentions) and n+1..max(n+1, 2) (none)
+    assert [v[1] for v in views] == ["Paris<eos>", "<none><eos>", "<none><eos>", "<none><eos>", "Peter<eos>",
+                                     "Anna<eos>", "<none><eos>"]
+    assert views[1][0].endswith("location\n<mention 2>") and views[6][0].endswith("person\n<mention 3>")
+    tree = build_sequences([EXAMPLE], encoder)[0]
+    assert tree.kind == "tree" and tree.loss_tokens == sum(s.loss_tokens for s in separate)
+    assert len(encoder.text_prefix(TEXT)) % 32 == 0  # the text part fills whole KV-cache blocks
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, attn_implementation="sdpa")
+    with torch.no_grad():
+        packed_sum, _ = sequence_loss(model, collate([tree], 0))
+        separate_sum, _ = sequence_loss(model, collate(separate, 0))
+    assert packed_sum.item() == pytest.approx(separate_sum.item(), rel=1e-5)
+
+
+def test_count_free_templates_are_checked():
+    from padellm.errors import ConfigError
+    from padellm.prompts.templates import ParallelTemplate
+
+    base = dict(name="t", version=1, language="en", count_prompt="{text} {label}", mention_prompt="<{k}>",
+                mention_target="{mention}")
+    with pytest.raises(ConfigError, match="count-free template .* count_target must be empty"):
+        ParallelTemplate(**base, count_target="{count}\n", none_target="<none>")
+    with pytest.raises(ConfigError, match="window must be >= 1; got 0"):
+        ParallelTemplate(**base, count_target="", none_target="<none>", window=0)
+    with pytest.raises(ConfigError, match="none_target must be visible text"):
+        ParallelTemplate(**base, count_target="", none_target="  ")
+    assert not ParallelTemplate(**base, count_target="", none_target="<none>").has_count_stage
+    assert ParallelTemplate(**base, count_target="{count}").has_count_stage
