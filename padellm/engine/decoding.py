@@ -2,7 +2,8 @@
 
 Parallel: stage 1 sends one count prompt per (text, label) in one batched request; stage 2 one mention prompt
 per (text, label, k <= count) in one batched request, each starting with its stage-1 prompt token for token
-(prefix caching on vLLM); stage 3 de-duplicates; alignment turns strings into character spans. Each stage's
+(prefix caching on vLLM); stage 3 de-duplicates; alignment turns strings into character spans. A count-free
+template has no stage 1: rounds of branches answer "the k-th mention, or none" (``branch_steps``). Each stage's
 prompt building and reading is a pure function. The decoders themselves do no I/O: they yield the backend calls
 they need (``DecodeSteps``), so the blocking library and the asynchronous server drive the same code.
 """

@@ -11,6 +11,9 @@ PaDeLLM's supervision comes in two forms (``SUPERVISIONS``):
   once), and the ``<mention k>`` markers are in the loss. Packed as a tree, the count tokens weigh n and the
   markers carry a loss, which gives the loss of the separate sequences exactly.
 - ``compact``: each count once, markers out of the loss (the markers are given at inference).
+
+A count-free template (``none_target`` set) has no count: its branches are trained to write the k-th mention or
+the none marker (``branch_tree``).
 """
 
 from __future__ import annotations
