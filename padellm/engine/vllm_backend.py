@@ -33,8 +33,9 @@ class VLLMConfig:
     """How adapters run: request (LoRARequest on a shared base-model engine), merged (merged into a cached model
     folder, one engine per adapter) or auto (merged on CPU, request on GPU)."""
     dtype: str = "auto"
-    """Weights and activations: auto (the model's own, bfloat16 for the packaged SmolLM2), bfloat16, float16,
-    float32."""
+    """Weights and activations: auto (the model's own, bfloat16 for the packaged SmolLM2; float32 on a CPU without
+    native bf16, AVX512-BF16 or AMX, where bf16 is emulated: 2.2x faster parallel decoding measured on an AVX2-only
+    EPYC), bfloat16, float16, float32."""
     max_model_len: int = 1024
     """Longest prompt + generation in tokens."""
     kv_cache_gib: int = 1
@@ -143,6 +144,16 @@ def _cpu_environment(config: VLLMConfig) -> dict[str, str]:
     return env
 
 
+def cpu_dtype(dtype: str) -> str:
+    """The dtype a CPU engine runs: ``auto`` becomes float32 where the CPU lacks native bfloat16."""
+    from padellm.models import cpu_has_native_bf16
+
+    if dtype == "auto" and not cpu_has_native_bf16():
+        logger.info("vLLM dtype auto -> float32: this CPU has no native bfloat16 (AVX512-BF16 or AMX)")
+        return "float32"
+    return dtype
+
+
 def engine_arguments(model_dir: str | Path, config: VLLMConfig, enable_lora: bool) -> dict:
     """Keyword arguments of ``vllm.LLM`` / ``AsyncEngineArgs`` for ``config``. On CPU, also sets the environment
     variables the engine reads at start-up (threads, KV cache): call it just before starting an engine."""
@@ -150,6 +161,7 @@ def engine_arguments(model_dir: str | Path, config: VLLMConfig, enable_lora: boo
                   enforce_eager=config.enforce_eager, enable_prefix_caching=config.prefix_caching,
                   max_num_seqs=config.max_num_seqs)
     if _on_cpu():
+        kwargs["dtype"] = cpu_dtype(config.dtype)
         environment = _cpu_environment(config)
         os.environ.update(environment)
         logger.info("vLLM CPU settings: %s", environment)

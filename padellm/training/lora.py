@@ -20,7 +20,7 @@ import torch
 from padellm.data.corpus import ReadOptions, read_corpus
 from padellm.data.datasets import load_dataset
 from padellm.errors import ConfigError, PadellmError
-from padellm.models import resolve_model
+from padellm.models import cpu_has_native_bf16, resolve_model
 from padellm.prompts.encoding import PromptEncoder
 from padellm.prompts.templates import LabelSet, Template, load_label_names, load_template, prompts_dir, save_prompt
 from padellm.training.batching import collate, epoch_batches
@@ -137,8 +137,7 @@ def _precision(choice: str) -> str:
         return choice
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
 def load_lora_model(run: Run):

@@ -47,3 +47,12 @@ def test_speculation_with_a_one_step_count_stage_is_refused_before_an_engine_sta
     for template in ("autoregressive-en-v1", "padellm-en-branches-v1"):  # no count stage
         check_decoding(DecodeConfig(), speculative, load_template(template))
     check_decoding(DecodeConfig(), VLLMConfig(), counting)
+
+
+def test_auto_dtype_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
+    from padellm.engine.vllm_backend import cpu_dtype
+
+    monkeypatch.setattr("padellm.models.cpu_has_native_bf16", lambda: False)
+    assert cpu_dtype("auto") == "float32" and cpu_dtype("bfloat16") == "bfloat16"
+    monkeypatch.setattr("padellm.models.cpu_has_native_bf16", lambda: True)
+    assert cpu_dtype("auto") == "auto" and cpu_dtype("float32") == "float32"
