@@ -201,9 +201,9 @@ def test_the_async_driver_runs_the_same_decoder(tokenizer):
 
 def test_count_free_rounds_open_branches_while_they_find_mentions(tokenizer):
     encoder = PromptEncoder(tokenizer, load_template("padellm-en-branches-v1"), LABELS)
-    answers = {"location\n<mention 1>": ("Paris", -0.5), "location\n<mention 2>": ("<none>", -0.1),
+    answers = {"location\n<mention 1>": ("Paris", -0.5), "location\n<mention 2>": ("none", -0.1),
                "person\n<mention 1>": ("Anna", -0.1), "person\n<mention 2>": ("Peter", -0.3),
-               "person\n<mention 3>": ("<none>", 0.0), "person\n<mention 4>": ("Bob", -0.2)}
+               "person\n<mention 3>": ("none", 0.0), "person\n<mention 4>": ("Bob", -0.2)}
     text = "Anna met Peter in Paris"
     backend = ScriptedBackend(encoder, answers)
     result = decode([text], encoder, backend)

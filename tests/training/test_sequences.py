@@ -167,8 +167,8 @@ def test_count_free_branches_answer_each_mention_then_none(tokenizer, tiny_llama
     views = [(tokenizer.decode([t for t, l in zip(s.input_ids, s.labels) if l == IGNORE])[-22:], _view(encoder, s)[1])
              for s in separate]
     # window 2: a label with n mentions trains branches 1..n (mentions) and n+1..max(n+1, 2) (none)
-    assert [v[1] for v in views] == ["Paris<eos>", "<none><eos>", "<none><eos>", "<none><eos>", "Peter<eos>",
-                                     "Anna<eos>", "<none><eos>"]
+    assert [v[1] for v in views] == ["Paris<eos>", "none<eos>", "none<eos>", "none<eos>", "Peter<eos>",
+                                     "Anna<eos>", "none<eos>"]
     assert views[1][0].endswith("location\n<mention 2>") and views[6][0].endswith("person\n<mention 3>")
     tree = build_sequences([EXAMPLE], encoder)[0]
     assert tree.kind == "tree" and tree.loss_tokens == sum(s.loss_tokens for s in separate)
