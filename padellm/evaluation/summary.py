@@ -27,9 +27,11 @@ def latency_summary(latencies_s: list[float]) -> dict[str, float]:
 
 def generated_tokens(stats: Counter) -> tuple[int, int]:
     """(tokens generated, sequences generated) from an LLM system's statistics: count prompts and branches for
-    parallel decoding, one sequence per sentence for autoregressive decoding."""
-    if "count_prompts" in stats:
-        return stats["count_tokens"] + stats["branch_tokens"], stats["count_prompts"] + stats["branches"]
+    parallel decoding (branches alone without a count stage), one sequence per sentence for autoregressive
+    decoding."""
+    if "count_prompts" in stats or "branches" in stats:
+        return (stats.get("count_tokens", 0) + stats["branch_tokens"],
+                stats.get("count_prompts", 0) + stats["branches"])
     return stats["generated_tokens"], stats["sequences"]
 
 

@@ -23,6 +23,7 @@ def test_latency_percentiles_in_ms():
 def test_tokens_per_sequence_of_both_llm_modes():
     assert generated_tokens(Counter(count_prompts=4, count_tokens=4, branches=2, branch_tokens=8)) == (12, 6)
     assert generated_tokens(Counter(sequences=2, generated_tokens=20)) == (20, 2)
+    assert generated_tokens(Counter(branches=8, branch_tokens=16, rounds=1)) == (16, 8)  # count-free
 
 
 def runs():
