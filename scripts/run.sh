@@ -9,5 +9,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 padellm models prepare all
-# count rule: the 0.6 quantile of the count distribution, chosen on CoNLL-2003 dev (eval/tune_count_rule.py).
-python eval/demo.py --count-rule quantile --count-quantile 0.6 "$@"
+# The parallel adapter decodes with the count rule `padellm tune` chose for it on CoNLL-2003 dev
+# (adapters/conll2003-parallel/decode.yaml).
+python eval/demo.py "$@"
