@@ -300,7 +300,8 @@ def _tune(args: argparse.Namespace) -> int:
     split = load_dataset(args.dataset, [args.split]).split(args.split)
     examples = [split[i] for i in sample_indices(len(split), min(args.sample, len(split)), args.seed)]
     kept = {k: v for k, v in read_decode_settings(adapter).items() if k not in ("count_rule", "count_quantile")}
-    ner = load(adapter, args.backend, decode_config=DecodeConfig(**kept), vllm_config=dataclass_from_args(VLLMConfig, args))
+    ner = load(adapter, args.backend, decode_config=DecodeConfig(**kept),
+               vllm_config=dataclass_from_args(VLLMConfig, args))
     try:
         trials = tune_count_rule(ner, examples, quantiles, progress=not args.no_progress)
     finally:

@@ -179,9 +179,9 @@ def engine_arguments(model_dir: str | Path, config: VLLMConfig, enable_lora: boo
 
 def check_decoding(decode_config, config: VLLMConfig, template) -> None:
     """Refuse, before any engine starts, a ``DecodeConfig`` this engine configuration cannot run for an adapter
-    trained with ``template``. Measured: vLLM 0.32's n-gram speculation breaks on ``logprob_token_ids`` ("shape mismatch: value
-    tensor of shape [11] cannot be broadcast to indexing result of shape [1, 49152]") and kills the engine, so a
-    one-step count stage (count_rule argmax or quantile scores the digits) cannot run with it."""
+    trained with ``template``. Measured: vLLM 0.32's n-gram speculation breaks on ``logprob_token_ids`` ("shape
+    mismatch: value tensor of shape [11] cannot be broadcast to indexing result of shape [1, 49152]") and kills
+    the engine, so a one-step count stage (count_rule argmax or quantile scores the digits) cannot run with it."""
     counts = template.mode == "parallel" and template.has_count_stage
     if config.speculative_tokens and counts and decode_config.count_rule != "greedy":
         raise ConfigError(f"speculative_tokens={config.speculative_tokens}: vLLM's n-gram speculation cannot score "
