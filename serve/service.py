@@ -32,10 +32,13 @@ def load_on_async_vllm(adapters: list[Path], decode_config: DecodeSettings, vllm
     from padellm.ner import load
     from padellm.prompts.templates import load_prompt
 
-    for adapter in adapters:
-        check_decoding(resolve_decode_config(adapter, decode_config), vllm_config, load_prompt(adapter)[0])
+    # Each adapter's settings resolved once (its decode.yaml under the overrides), checked before engines start.
+    settings = [resolve_decode_config(adapter, decode_config) for adapter in adapters]
+    for adapter, resolved in zip(adapters, settings):
+        check_decoding(resolved, vllm_config, load_prompt(adapter)[0])
     backends = async_vllm_backends(adapters, vllm_config)
-    return [load(adapter, backend, decode_config=decode_config) for adapter, backend in zip(adapters, backends)]
+    return [load(adapter, backend, decode_config=resolved)
+            for adapter, backend, resolved in zip(adapters, backends, settings)]
 
 
 class RequestRejected(Exception):

@@ -17,7 +17,7 @@ from padellm.engine.decoding import DecodeConfig
 from padellm.errors import ConfigError
 
 DECODE_FILE = "decode.yaml"
-FIELDS = {f.name: f.type for f in dataclasses.fields(DecodeConfig)}
+FIELDS = tuple(f.name for f in dataclasses.fields(DecodeConfig))
 
 
 def read_decode_settings(folder: str | Path) -> dict:
@@ -37,9 +37,7 @@ def read_decode_settings(folder: str | Path) -> dict:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}; DecodeConfig has {', '.join(FIELDS)}")
     try:
         DecodeConfig(**settings)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from err
-    except TypeError as err:
+    except (ConfigError, TypeError) as err:
         raise ConfigError(f"{path}: {err}") from err
     return settings
 

@@ -29,7 +29,7 @@ def generated_tokens(stats: Counter) -> tuple[int, int]:
     """(tokens generated, sequences generated) from an LLM system's statistics: count prompts and branches for
     parallel decoding (branches alone without a count stage), one sequence per sentence for autoregressive
     decoding."""
-    if "count_prompts" in stats or "branches" in stats:
+    if "branches" in stats:  # both parallel decoders count their branches, even when there are none
         return (stats.get("count_tokens", 0) + stats["branch_tokens"],
                 stats.get("count_prompts", 0) + stats["branches"])
     return stats["generated_tokens"], stats["sequences"]

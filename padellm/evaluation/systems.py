@@ -155,22 +155,24 @@ def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_con
     """One system per ``{mode: adapter folder}`` (modes already checked with ``adapter_labels``); on vLLM all
     engines are started together. ``oracle_counts``: also the parallel adapter with the gold counts (on the same
     engine)."""
+    from padellm.engine.decode_settings import resolve_decode_config
     from padellm.ner import load
     from padellm.prompts.templates import load_prompt
 
     if oracle_counts and "parallel" in adapters and not load_prompt(adapters["parallel"])[0].has_count_stage:
         raise ConfigError(f"oracle_counts: the parallel adapter {adapters['parallel']} is count-free; it has no count "
                           "stage to replace")
+    # Each adapter's settings resolved once (its decode.yaml under the overrides), checked before engines start.
+    settings = {mode: resolve_decode_config(folder, decode_config) for mode, folder in adapters.items()}
     if backend == "vllm":
-        from padellm.engine.decode_settings import resolve_decode_config
         from padellm.engine.vllm_backend import check_decoding, vllm_backends
 
-        for folder in adapters.values():
-            check_decoding(resolve_decode_config(folder, decode_config), vllm_config, load_prompt(folder)[0])
+        for mode, folder in adapters.items():
+            check_decoding(settings[mode], vllm_config, load_prompt(folder)[0])
         backends = vllm_backends(list(adapters.values()), vllm_config)
     else:
         backends = [backend] * len(adapters)
-    systems = [LLMSystem(mode, load(folder, engine, decode_config=decode_config), folder)
+    systems = [LLMSystem(mode, load(folder, engine, decode_config=settings[mode]), folder)
                for (mode, folder), engine in zip(adapters.items(), backends)]
     if oracle_counts:
         systems += [LLMSystem(s.name + ORACLE_SUFFIX, s.ner, s.artifact, oracle_counts=True)

@@ -108,11 +108,11 @@ def prepare_run(config: FinetuneConfig) -> Run:
         if template.mode != config.mode:
             problems.append(f"prompt {config.prompt_name!r} is a {template.mode} template but mode is {config.mode!r}")
         elif template.mode == "parallel" and not template.has_count_stage:
-            counting = {"supervision": (data.supervision, "compact"), "count_weight": (data.count_weight, 1.0),
-                        "zero_count_weight": (data.zero_count_weight, 1.0)}
+            defaults = type(data)()
             problems += [f"data.{name}: the count-free prompt {config.prompt_name!r} has no count stage to weigh or "
-                         f"supervise; got {value!r} (leave it at {default!r})"
-                         for name, (value, default) in counting.items() if value != default]
+                         f"supervise; got {getattr(data, name)!r} (leave it at {getattr(defaults, name)!r})"
+                         for name in ("supervision", "count_weight", "zero_count_weight")
+                         if getattr(data, name) != getattr(defaults, name)]
     except ConfigError as err:
         problems += [f"prompt: {p}" for p in err.problems]
 
