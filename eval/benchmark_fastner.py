@@ -107,13 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.plot:
         title = f"FastNER on {args.dataset} {args.split} ({len(examples)} sentences, {os.cpu_count()} CPUs)"
-        print(f"wrote {plot_exit_tradeoff(results, args.plot, title)}")
+        print(f"wrote {plot_exit_tradeoff(results, args.plot, title)}", file=sys.stderr)
     if args.out:
         record = {"command": " ".join(sys.argv), "dataset": args.dataset, "split": args.split,
                   "sentences": len(examples), "environment": environment(), "results": results}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(record, indent=2))
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                               title=f"padellm serve under load, {args.dataset} {args.split} sentences\n"
                                     f"{args.clients} concurrent clients, {args.duration:.0f} s per mode, "
                                     f"{os.cpu_count()} CPUs")
-        print(f"wrote {path}")
+        print(f"wrote {path}", file=sys.stderr)
     if args.out:
         for mode, result in results.items():
             result["latencies_ms"] = [round(v, 2) for v in latencies[mode]]
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                              "exit_status": exit_status}, "results": results}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(record, indent=2, default=str))
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

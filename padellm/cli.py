@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -14,9 +13,11 @@ from padellm.configargs import (add_dataclass_arguments, add_override_arguments,
                                 overrides_from_args)
 from padellm.data.corpus import ReadOptions, write_jsonl
 from padellm.data.datasets import load_dataset
-from padellm.errors import PadellmError
+from padellm.errors import InvalidRequestError, PadellmError
 from padellm.models import DTYPES, PACKAGED_MODELS, prepare_model
 from padellm.data.stats import format_table, split_stats
+from padellm.stdio import data_stdout, quiet_libraries
+from padellm.text_input import InputLine, from_arguments, read_file, read_stream
 
 
 def _data_stats(args: argparse.Namespace) -> int:
@@ -27,10 +28,10 @@ def _data_stats(args: argparse.Namespace) -> int:
         payload = {"dataset": dataset.name, "splits": {s: st.to_dict() for s, st in stats.items()}}
         if repairs:
             payload["repairs"] = repairs
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        print(json.dumps(payload, indent=2, ensure_ascii=False), file=args.stdout)
     else:
-        print(f"{dataset.name}")
-        print(format_table(stats))
+        print(f"{dataset.name}", file=args.stdout)
+        print(format_table(stats), file=args.stdout)
     for split, report in dataset.reports.items():
         for kind, count in report.repairs.items():
             print(f"{split}: lenient repair '{kind}' applied {count} times", file=sys.stderr)
@@ -57,7 +58,7 @@ def _data_convert(args: argparse.Namespace) -> int:
 def _models_prepare(args: argparse.Namespace) -> int:
     names = list(PACKAGED_MODELS) if args.name == "all" else [args.name]
     for name in names:
-        print(f"{name}: {prepare_model(name, args.dtype)}")
+        print(f"{name}: {prepare_model(name, args.dtype)}", file=args.stdout)
     return 0
 
 
@@ -121,7 +122,7 @@ def _finetune(args: argparse.Namespace) -> int:
     mode = _finetune_mode(args)
     parser = _finetune_parser(mode)
     if args.help:
-        parser.print_help()
+        parser.print_help(args.stdout)
         raise SystemExit(0)
     parsed = parser.parse_args([*args.finetune_argv])
     config = load_finetune_config(args.config, overrides_from_args(parsed, finetune_config_class(mode)))
@@ -130,43 +131,26 @@ def _finetune(args: argparse.Namespace) -> int:
         summary = {k: metrics[k] for k in ("steps", "final_loss", "sentences_per_s", "wall_time_s")}
         if "dev" in metrics:
             summary["dev_f1_per_exit"] = metrics["dev"]["f1_per_exit"]
-        print(json.dumps(summary))
+        print(json.dumps(summary), file=args.stdout)
         print(f"model and metrics.json in {config.output_dir}", file=sys.stderr)
         return 0
     metrics = train(config, resume=args.resume, progress=not args.no_progress)
     summary = {k: metrics[k] for k in ("steps", "final_loss", "tokens_per_s", "wall_time_s")}
     if "dev" in metrics:
         summary["dev_f1"] = metrics["dev"]["span"]["micro"]["f1"]
-    print(json.dumps(summary))
+    print(json.dumps(summary), file=args.stdout)
     print(f"adapter and metrics.json in {config.output_dir}", file=sys.stderr)
     return 0
 
 
-def _read_texts(args: argparse.Namespace) -> list[str]:
+def _read_input(args: argparse.Namespace) -> list[InputLine]:
     if args.text and args.file:
         raise PadellmError("give texts as arguments or --file, not both")
     if args.text:
-        return list(args.text)
+        return from_arguments(args.text)
     if args.file:
-        path = Path(args.file)
-        if not path.is_file():
-            raise PadellmError(f"--file {args.file}: no such file")
-        lines = path.read_text(encoding="utf-8").splitlines()
-    else:
-        lines = sys.stdin.read().splitlines()
-    if args.file and args.file.endswith(".jsonl"):
-        texts = []
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise PadellmError(f"{args.file}:{number}: not JSON ({err.msg})") from err
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    raise PadellmError(f"{args.file}:{number}: a JSONL input line needs a string field 'text'")
-                texts.append(record["text"])
-        return texts
-    return [line for line in lines if line.strip()]
+        return read_file(args.file)
+    return read_stream(sys.stdin.buffer)
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -174,56 +158,77 @@ def _extract(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise PadellmError(f"--batch-size must be >= 1; got {args.batch_size}")
-    texts = _read_texts(args)
-    if not texts:
+    lines = _read_input(args)
+    if not lines:
         print("padellm extract: no texts given (arguments, --file or stdin); nothing to do", file=sys.stderr)
         return 0
-    decode = _remote_decoder(args) if args.server else _local_decoder(args, texts)
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    tagged = [line for line in lines if not line.blank]
+    blank = len(lines) - len(tagged)
+    if blank:
+        print(f"padellm extract: {blank} blank line{'s' if blank > 1 else ''} answered with no entities "
+              f'("skipped": "blank")', file=sys.stderr)
+    decode, close = (_remote_decoder(args) if args.server else _local_decoder(args, tagged)) if tagged else (None, None)
+    answers = {line.number: {"text": line.text, "entities": [], "skipped": "blank"} for line in lines if line.blank}
+    out = open(args.out, "w", encoding="utf-8") if args.out else args.stdout
     try:
-        for start in tqdm(range(0, len(texts), args.batch_size), desc="extracting", unit="batch",
-                          disable=len(texts) <= args.batch_size):
-            chunk = texts[start : start + args.batch_size]
-            records, seconds = decode(chunk)
-            for text, entities in zip(chunk, records):
-                record = {"text": text, "entities": entities}
+        written = 0
+        for start in tqdm(range(0, len(tagged), args.batch_size), desc="extracting", unit="batch",
+                          disable=len(tagged) <= args.batch_size or args.no_progress):
+            chunk = tagged[start : start + args.batch_size]
+            records, seconds = decode([line.text for line in chunk])
+            for line, entities in zip(chunk, records):
+                answers[line.number] = {"text": line.text, "entities": entities}
                 if args.timings:
-                    record["ms"] = round(1000 * seconds / len(chunk), 2)
-                print(json.dumps(record, ensure_ascii=False), file=out, flush=True)
+                    answers[line.number]["ms"] = round(1000 * seconds / len(chunk), 2)
+            # Output line N answers input line N: write every line answered so far, in input order.
+            while written < len(lines) and lines[written].number in answers:
+                print(json.dumps(answers.pop(lines[written].number), ensure_ascii=False), file=out, flush=True)
+                written += 1
+        for line in lines[written:]:  # blank lines after the last text (or every line, when all are blank)
+            print(json.dumps(answers.pop(line.number), ensure_ascii=False), file=out, flush=True)
     finally:
         if args.out:
             out.close()
+        if close is not None:
+            close()
     return 0
 
 
-def _local_decoder(args: argparse.Namespace, texts: list[str]):
-    """Decode in this process: ``chunk -> (entity records per text, decoding seconds)``."""
+def _local_decoder(args: argparse.Namespace, lines: list[InputLine]):
+    """Decode in this process: ``(decode, close)``, where ``decode(chunk) -> (entity records per text, decoding
+    seconds)`` and ``close()`` stops the engine."""
     from padellm.adapters import shipped_adapter
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.ner import entity_record, load
+    from padellm.prompts.templates import load_prompt
 
     adapter = Path(args.adapter) if args.adapter else shipped_adapter(args.mode or "parallel")
-    ner = load(adapter, args.backend, decode_config=given_fields(DecodeConfig, args),
-               vllm_config=dataclass_from_args(VLLMConfig, args),
-               dtype="float32" if args.dtype == "auto" else args.dtype)
-    if args.mode and args.mode != ner.mode:
-        raise PadellmError(f"--mode {args.mode}: adapter {adapter} was trained for {ner.mode} decoding")
-    ner.check(texts)
+    mode = load_prompt(adapter)[0].mode
+    if args.mode and args.mode != mode:
+        raise PadellmError(f"--mode {args.mode}: adapter {adapter} was trained for {mode} decoding")
+    try:
+        ner = load(adapter, args.backend, decode_config=given_fields(DecodeConfig, args),
+                   vllm_config=dataclass_from_args(VLLMConfig, args),
+                   dtype="float32" if args.dtype == "auto" else args.dtype, texts=[line.text for line in lines])
+    except InvalidRequestError as err:
+        if err.index is None:
+            raise
+        raise PadellmError(f"{lines[err.index].where}: {err.reason}") from None
 
     def decode(chunk: list[str]):
         result = ner.run(chunk)
         records = [[entity_record(text, e) for e in entities] for text, entities in zip(chunk, result.entities)]
         return records, result.timings["total_s"]
 
-    return decode
+    return decode, ner.close
 
 
 REMOTE_OPTIONS = ("dedup", "max_count")
 
 
 def _remote_decoder(args: argparse.Namespace):
-    """Decode on a running ``padellm serve``: ``chunk -> (entity records per text, decoding seconds)``."""
+    """Decode on a running ``padellm serve``: ``(decode, close)`` as ``_local_decoder``'s."""
     from padellm.client import NERClient
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
@@ -250,7 +255,7 @@ def _remote_decoder(args: argparse.Namespace):
         records = [[{k: v for k, v in e.items() if v is not None} for e in r["entities"]] for r in response["results"]]
         return records, (response.get("timings_ms") or {}).get("total", 0.0) / 1000
 
-    return decode
+    return decode, lambda: None
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -264,7 +269,7 @@ def _eval(args: argparse.Namespace) -> int:
     command = " ".join(["padellm", *(args.argv if args.argv is not None else sys.argv[1:])])
     results = evaluate(config, args.out, given_fields(DecodeConfig, args), dataclass_from_args(VLLMConfig, args),
                        progress=not args.no_progress, command=command)
-    print(format_table(results["summary"]))
+    print(format_table(results["summary"]), file=args.stdout)
     print(f"results.json, predictions.jsonl, report.md and figures in {args.out}", file=sys.stderr)
     return 0
 
@@ -276,7 +281,7 @@ def _tune(args: argparse.Namespace) -> int:
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.evaluation.command import sample_indices
     from padellm.evaluation.tuning import best_trial, tune_count_rule
-    from padellm.ner import engines_of, load
+    from padellm.ner import load
 
     adapter = Path(args.adapter)
     try:
@@ -305,14 +310,13 @@ def _tune(args: argparse.Namespace) -> int:
     try:
         trials = tune_count_rule(ner, examples, quantiles, progress=not args.no_progress)
     finally:
-        for engine in engines_of([ner]):
-            engine.close()
+        ner.close()
     best = best_trial(trials)
     record = {"adapter": str(adapter), "dataset": args.dataset, "split": args.split, "sentences": len(examples),
               "seed": args.seed, "chosen": best.settings,
               "trials": [{**t.settings, "f1": round(100 * t.f1, 2), "precision": round(100 * t.precision, 2),
                           "recall": round(100 * t.recall, 2), "mentions_stated": t.mentions_stated} for t in trials]}
-    print(json.dumps(record, ensure_ascii=False))
+    print(json.dumps(record, ensure_ascii=False), file=args.stdout)
     if args.dry_run:
         return 0
     command = " ".join(["padellm", *(args.argv if args.argv is not None else sys.argv[1:])])
@@ -337,6 +341,8 @@ def _serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="padellm", description="Fast named entity recognition with LLMs.")
     parser.add_argument("--version", action="version", version=f"padellm {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="let vLLM, transformers and other libraries log their INFO lines and warnings (stderr)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="inspect and convert corpora").add_subparsers(dest="data_command", required=True)
@@ -386,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--batch-size", type=int, default=64, help="texts per decoding call")
     extract.add_argument("--timings", action="store_true", help="add each text's share of the decoding time (ms)")
     extract.add_argument("--out", help="write JSONL here instead of stdout")
+    extract.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dataclass_arguments(extract, DecodeConfig, default_from="the adapter's decode.yaml")
     add_dataclass_arguments(extract, VLLMConfig)
     extract.set_defaults(run=_extract)
@@ -451,12 +458,13 @@ def main(argv: list[str] | None = None) -> int:
         # The whole finetune command line (its flags depend on the mode), parsed again by ``_finetune``.
         given = list(sys.argv[1:] if argv is None else argv)
         args.finetune_argv = [a for a in given[given.index("finetune") + 1 :] if a not in ("-h", "--help")]
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.run(args)
-    except PadellmError as err:
-        print(f"padellm: error: {err}", file=sys.stderr)
-        return 2
+    quiet_libraries(args.verbose)
+    with data_stdout() as args.stdout:
+        try:
+            return args.run(args)
+        except PadellmError as err:
+            print(f"padellm: error: {err}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -28,12 +28,14 @@ class ConfigError(PadellmError, ValueError):
 
 
 class InvalidRequestError(PadellmError, ValueError):
-    """A request field has a value the library cannot serve (the server maps this to HTTP 400)."""
+    """A request field has a value the library cannot serve (the server maps this to HTTP 400); ``index``: which
+    item of a list, where the field is one."""
 
-    def __init__(self, parameter: str, value: object, reason: str):
+    def __init__(self, parameter: str, value: object, reason: str, index: int | None = None):
         self.parameter = parameter
         self.value = value
         self.reason = reason
+        self.index = index
         super().__init__(f"{parameter}: {reason} (got {value!r})")
 
 

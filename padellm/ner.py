@@ -39,6 +39,18 @@ class NER:
     def labels(self) -> tuple[str, ...]:
         return self.encoder.label_set.labels
 
+    def close(self) -> None:
+        """Stop the engine behind this extractor now (an engine another extractor shares stops for both)."""
+        from padellm.engine.vllm_backend import close_engines
+
+        close_engines(engines_of([self]))
+
+    def __enter__(self) -> "NER":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def __call__(self, text: str) -> list[Entity]:
         return self.run([text]).entities[0]
 
@@ -80,7 +92,7 @@ class NER:
                 raise InvalidRequestError(
                     f"texts[{index}]", text if len(text) <= 80 else text[:77] + "...",
                     f"needs {needed} tokens (prompt + longest generation) but the engine's max_model_len is "
-                    f"{self.max_model_len}; split the text or raise max_model_len")
+                    f"{self.max_model_len}; split the text or raise max_model_len", index=index)
 
     def tokens_needed(self, text: str, decode_config: DecodeConfig | None = None) -> int:
         """Prompt plus longest allowed generation of the longest sequence ``text`` leads to."""
@@ -110,7 +122,7 @@ def entity_record(text: str, entity: Entity) -> dict:
 
 
 def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | Mapping | None = None,
-         vllm_config=None, dtype: str = "float32") -> NER:
+         vllm_config=None, dtype: str = "float32", texts: list[str] | None = None) -> NER:
     """An ``NER`` for an adapter folder written by ``padellm finetune``.
 
     ``decode_config``: None decodes with the settings the adapter was tuned with (its ``decode.yaml``, written by
@@ -120,6 +132,9 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | M
     ``backend="vllm"`` starts a vLLM engine for the adapter (``vllm_config``, a ``VLLMConfig``, says how);
     ``"transformers"`` merges the adapter into the base model and decodes with the reference backend (``dtype``
     sets its weights); a ``VLLMBackend`` from ``vllm_backends`` reuses an engine that is already running.
+
+    ``texts``: the texts you are about to decode, checked against the engine's context (``NER.check``) before any
+    engine starts, so that a text too long fails in a second, not after the engine's start-up.
     """
     from padellm.adapters import base_model_of, load_adapter
     from padellm.prompts.templates import load_prompt
@@ -135,18 +150,23 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | M
         return NER(loaded.encoder, TransformersBackend(loaded.model, loaded.encoder.eos_id), decode_config,
                    name=folder.name)
     template, label_set = load_prompt(folder)
+    from transformers import AutoTokenizer
+
     from padellm.engine.vllm_backend import VLLMConfig, check_decoding, vllm_backends
 
+    encoder = PromptEncoder(AutoTokenizer.from_pretrained(base_model_of(folder)), template, label_set)
     if backend == "vllm":
         vllm_config = vllm_config or VLLMConfig()
         check_decoding(decode_config, vllm_config, template)
+        if texts is not None:
+            NER(encoder, backend, decode_config, max_model_len=vllm_config.max_model_len).check(texts)
         backend = vllm_backends([folder], vllm_config)[0]
     elif getattr(backend, "adapter", None) != folder.resolve():
         raise ConfigError(f"the backend given decodes with adapter {getattr(backend, 'adapter', None)}, not {folder}")
     elif isinstance(getattr(getattr(backend, "engine", None), "config", None), VLLMConfig):
         check_decoding(decode_config, backend.engine.config, template)
-    from transformers import AutoTokenizer
-
-    encoder = PromptEncoder(AutoTokenizer.from_pretrained(base_model_of(folder)), template, label_set)
-    return NER(encoder, backend, decode_config, max_model_len=getattr(backend, "max_model_len", None),
-               name=folder.name)
+    ner = NER(encoder, backend, decode_config, max_model_len=getattr(backend, "max_model_len", None),
+              name=folder.name)
+    if texts is not None:
+        ner.check(texts)
+    return ner

@@ -12,6 +12,7 @@ from padellm.configargs import add_dataclass_arguments, dataclass_from_args, giv
 from padellm.engine.decoding import DecodeConfig
 from padellm.engine.vllm_backend import VLLMConfig
 from padellm.errors import MissingPackageError, PadellmError
+from padellm.stdio import data_stdout, quiet_libraries
 from padellm_serve.config import ServerConfig
 
 
@@ -64,11 +65,14 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="padellm serve", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="let vLLM, transformers and other libraries log their INFO lines and warnings (stderr)")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return serve(args)
-    except PadellmError as err:
-        print(f"padellm serve: error: {err}", file=sys.stderr)
-        return 2
+    quiet_libraries(args.verbose)
+    with data_stdout():  # the server prints no data: every log line, uvicorn's access log included, to stderr
+        try:
+            return serve(args)
+        except PadellmError as err:
+            print(f"padellm serve: error: {err}", file=sys.stderr)
+            return 2

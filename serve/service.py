@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from padellm.engine.decoding import DecodeConfig, DecodeResult
-from padellm.engine.vllm_backend import VLLMConfig
+from padellm.engine.vllm_backend import VLLMConfig, close_engines
 from padellm.errors import ConfigError
 from padellm.ner import NER, engines_of
 from padellm_serve.config import ServerConfig
@@ -100,16 +100,14 @@ class NERService:
         except Exception as err:  # reported through /health and the exit status, never swallowed
             self.status, self.detail = "failed", f"{type(err).__name__}: {err}"
             logger.exception("loading the adapters failed")
-            for engine in engines_of(ners):  # engines that did start must not outlive the failure
-                engine.close()
+            close_engines(engines_of(ners))  # engines that did start must not outlive the failure
             raise
         self.status = "ok"
         logger.info("ready in %.1f s: %s", time.perf_counter() - started,
                     ", ".join(f"{mode}={ner.name}" for mode, ner in self.models.items()))
 
     def close(self) -> None:
-        for engine in engines_of(self.models.values()):
-            engine.close()
+        close_engines(engines_of(self.models.values()))
 
     def engine_queue_depth(self) -> int:
         return sum(engine.num_unfinished_requests() for engine in engines_of(self.models.values()))

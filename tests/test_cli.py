@@ -29,7 +29,9 @@ def test_data_stats_table_and_split(corpus, capsys):
 def test_bad_input_is_an_error_naming_file_and_line(corpus, capsys):
     (corpus / "test.txt").write_text("EU B-ORG\nrejects O\nLondon I-LOC\n")
     assert main(["data", "stats", str(corpus)]) == 2
-    assert f"{corpus / 'test.txt'}:3: I-LOC after O" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{corpus / 'test.txt'}:3: I-LOC after O" in err
+    assert "--lenient (ReadOptions(lenient=True)) reads an I- tag that opens a chunk as B-" in err  # the way out
 
 
 def test_lenient_repairs_are_reported(corpus, capsys):
@@ -131,13 +133,22 @@ def test_extract_from_arguments_stdin_and_files(tiny_adapter, tmp_path, capsys, 
         for entity in record["entities"]:
             assert record["text"][entity["start"] : entity["end"]] == entity["text"]
             assert entity["label"] in {"MISC", "ORG", "PER"}
-    monkeypatch.setattr("sys.stdin", io.StringIO("Peter said\n\nEU\n"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("Peter said\n\nEU\n \n".encode())))
     assert main(common) == 0
-    from_stdin = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [{k: r[k] for k in ("text", "entities")} for r in records] == from_stdin  # blank lines skipped
-    (tmp_path / "in.jsonl").write_text('{"text": "Peter said"}\n{"text": "EU"}\n')
-    assert main([*common, "--file", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl")]) == 0
-    assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == from_stdin
+    captured = capsys.readouterr()
+    from_stdin = [json.loads(line) for line in captured.out.splitlines()]
+    # Output line N answers input line N: blank lines get no entities and say why.
+    assert from_stdin[1] == {"text": "", "entities": [], "skipped": "blank"}
+    assert from_stdin[3] == {"text": " ", "entities": [], "skipped": "blank"}
+    assert [{k: r[k] for k in ("text", "entities")} for r in records] == [from_stdin[0], from_stdin[2]]
+    assert "2 blank lines answered with no entities" in captured.err
+    (tmp_path / "in.jsonl").write_text('{"text": "Peter said"}\n\n{"text": "EU"}\n')
+    assert main([*common, "--file", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"),
+                 "--batch-size", "1"]) == 0
+    assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == from_stdin[:3]
+    (tmp_path / "blank.txt").write_text("\n\n")
+    assert main([*common, "--file", str(tmp_path / "blank.txt")]) == 0  # every line blank: no engine needed
+    assert capsys.readouterr().out.count('"skipped": "blank"') == 2
 
 
 def test_extract_errors_name_the_input(tiny_adapter, tmp_path, capsys):
@@ -152,3 +163,25 @@ def test_extract_errors_name_the_input(tiny_adapter, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main([*common, "--count-rule", "vote", "x"]) == 2
     assert "count_rule must be one of greedy, argmax, quantile; got 'vote'" in capsys.readouterr().err
+
+
+def test_extract_reads_and_checks_every_line_before_an_engine_starts(tiny_adapter, tmp_path, capsys, monkeypatch):
+    import io
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("an engine started before the input was checked")
+
+    monkeypatch.setattr("padellm.engine.vllm_backend.vllm_backends", no_engine)
+    monkeypatch.setattr("padellm.engine.vllm_backend._on_cpu", lambda: True)
+    folder, _ = tiny_adapter
+    common = ["extract", "--adapter", str(folder)]
+    (tmp_path / "latin1.txt").write_bytes("fine\ncaf\u00e9 au lait\n".encode("latin-1"))
+    assert main([*common, "--file", str(tmp_path / "latin1.txt")]) == 2
+    assert (f"{tmp_path / 'latin1.txt'}:2: not UTF-8: byte 0xe9 at byte offset 8 of the input (column 4 of the "
+            f"line); re-encode") in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"ok\n\xff\xfe\n")))
+    assert main(common) == 2
+    assert "<stdin>:2: not UTF-8: byte 0xff at byte offset 3" in capsys.readouterr().err
+    (tmp_path / "long.txt").write_text("short\n" + "Paris " * 2000 + "\n")
+    assert main([*common, "--file", str(tmp_path / "long.txt"), "--max-model-len", "512"]) == 2
+    assert f"{tmp_path / 'long.txt'}:2: needs" in capsys.readouterr().err

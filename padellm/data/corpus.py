@@ -97,6 +97,11 @@ def read_corpus(path: str | Path, options: ReadOptions = ReadOptions()) -> tuple
 # ---------------------------------------------------------------------------------------------- CoNLL
 
 
+def lenient_hint(repair: str) -> str:
+    """How a strict-reader error continues: the way out, and what it changes."""
+    return f"; --lenient (ReadOptions(lenient=True)) {repair}, and counts each repair"
+
+
 def _conll_sentences(path: Path, report: ReadReport, lenient: bool) -> Iterator[list[tuple[int, str, str]]]:
     """Yield sentences as ``[(line number, token, tag), ...]``; blank lines separate sentences."""
     sentence: list[tuple[int, str, str]] = []
@@ -114,7 +119,8 @@ def _conll_sentences(path: Path, report: ReadReport, lenient: bool) -> Iterator[
                 continue
             if len(fields) < 2:
                 if not lenient:
-                    raise CorpusError(path, number, f"a tag without a token (one column: {line.strip()!r})")
+                    raise CorpusError(path, number, f"a tag without a token (one column: {line.strip()!r})"
+                                      + lenient_hint("drops such lines"))
                 report.repair("line without token dropped", number, f"dropped {line.strip()!r}")
                 continue
             # Four-column CoNLL-2003 (token POS chunk NER) and two-column files alike: first and last column.
@@ -148,7 +154,8 @@ def read_conll(path: str | Path, options: ReadOptions = ReadOptions()) -> tuple[
         try:
             decoded = tags_to_spans([tag for _, _, tag in sentence], report.scheme, strict=not options.lenient)
         except TagError as err:
-            raise CorpusError(path, numbers[err.index], err.reason) from None
+            raise CorpusError(path, numbers[err.index], err.reason
+                              + lenient_hint("reads an I- tag that opens a chunk as B-")) from None
         for i in decoded.repaired:
             report.repair("opening I- read as B-", numbers[i], f"{sentence[i][2]} read as B-{sentence[i][2][2:]}")
         text, token_spans = join_tokens(tokens, joiner)
@@ -165,7 +172,7 @@ def _drop_duplicates(items: list, path: Path, line: int, where: str, report: Rea
     for item in items:
         if item in seen:
             if not lenient:
-                raise CorpusError(path, line, f"{where}duplicate mention {item}")
+                raise CorpusError(path, line, f"{where}duplicate mention {item}" + lenient_hint("drops repeats"))
             report.repair("duplicate mention dropped", line, f"{where}dropped duplicate {item}")
             continue
         seen.add(item)
@@ -239,7 +246,8 @@ def _span_from_index(
     ordered = sorted(set(index))
     if ordered != list(range(ordered[0], ordered[-1] + 1)):
         if not lenient:
-            raise CorpusError(path, line, f"{where}: discontinuous mention {index} ({label}) is not supported")
+            raise CorpusError(path, line, f"{where}: discontinuous mention {index} ({label}) is not supported"
+                              + lenient_hint("reads it as the span from its first to its last token"))
         report.repair("discontinuous mention spanned", line, f"{where}: {index} read as {ordered[0]}..{ordered[-1]}")
     return ordered[0], ordered[-1] + 1, label
 

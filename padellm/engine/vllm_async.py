@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from padellm.engine.backend import Generation
-from padellm.engine.vllm_backend import (LoRARegistry, VLLMConfig, import_vllm, engine_arguments, engine_plan,
+from padellm.engine.vllm_backend import (SHUTDOWN_TIMEOUT_S, LoRARegistry, VLLMConfig, import_vllm, engine_arguments, engine_plan,
                                          refuse_scoring_with_speculation, sampling_params, to_generation)
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class AsyncVLLMEngine:
         return self.llm.get_num_unfinished_requests()
 
     def close(self) -> None:
-        self.llm.shutdown()
+        self.llm.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
 
 
 def async_vllm_backends(adapters: list[str | Path], config: VLLMConfig = VLLMConfig()) -> list["AsyncVLLMBackend"]:

@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 
 LORA_MODES = ("auto", "request", "merged")
+# How long a closing engine's processes get to exit on their own. vLLM's default (5 s) is shorter than its engine
+# core takes on a CPU (its worker alone needs about 4 s), so it force-kills the core and leaks its shared memory.
+SHUTDOWN_TIMEOUT_S = 30.0
 PRELOADS = {"tcmalloc": ("libtcmalloc_minimal.so*", "apt-get install libtcmalloc-minimal4"),
             "iomp": ("libiomp5.so", "pip install intel-openmp")}
 """CPU runtime libraries vLLM's CPU guide asks to LD_PRELOAD: file pattern and how to install each."""
@@ -159,7 +162,8 @@ def engine_arguments(model_dir: str | Path, config: VLLMConfig, enable_lora: boo
     variables the engine reads at start-up (threads, KV cache): call it just before starting an engine."""
     kwargs = dict(model=str(model_dir), dtype=config.dtype, max_model_len=config.max_model_len,
                   enforce_eager=config.enforce_eager, enable_prefix_caching=config.prefix_caching,
-                  max_num_seqs=config.max_num_seqs)
+                  max_num_seqs=config.max_num_seqs,
+                  use_tqdm_on_load=os.environ.get("VLLM_LOGGING_LEVEL", "INFO").upper() in ("DEBUG", "INFO"))
     if _on_cpu():
         kwargs["dtype"] = cpu_dtype(config.dtype)
         environment = _cpu_environment(config)
@@ -232,11 +236,25 @@ class VLLMEngine:
         return VLLMBackend(self, self.loras.request(adapter_dir), Path(adapter_dir).resolve())
 
     def close(self) -> None:
-        """Stop the engine's worker processes now rather than at interpreter exit."""
+        """Stop the engine's processes now (they exit on their own; see ``SHUTDOWN_TIMEOUT_S``)."""
         engine = getattr(self.llm, "llm_engine", None)
         shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
         if shutdown is not None:
-            shutdown()
+            shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+
+
+def close_engines(engines) -> None:
+    """Close engines (sync or async) side by side: each waits seconds for its processes, so one after the other
+    costs their sum."""
+    engines = list(engines)
+    if len(engines) == 1:
+        engines[0].close()
+    elif engines:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(engines)) as pool:
+            for future in [pool.submit(engine.close) for engine in engines]:
+                future.result()
 
 
 def engine_plan(adapters: list[str | Path], config: VLLMConfig) -> list[tuple[Path, bool, list[Path]]]:

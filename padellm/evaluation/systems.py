@@ -182,7 +182,7 @@ def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_con
 
 def close_engines(systems: list) -> None:
     """Stop the vLLM engines behind LLM systems now (each once: systems may share one) rather than at exit."""
+    from padellm.engine.vllm_backend import close_engines
     from padellm.ner import engines_of
 
-    for engine in engines_of(system.ner for system in systems if system.kind == "llm"):
-        engine.close()
+    close_engines(engines_of(system.ner for system in systems if system.kind == "llm"))

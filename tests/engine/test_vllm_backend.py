@@ -121,7 +121,10 @@ def test_merged_adapter_engine_equals_the_reference(adapters, tmp_path, monkeypa
         prompts = [loaded.encoder.count_prompt(t, "PER") for t in TEXTS]
         _assert_same(backend.generate(prompts, 6), ref_backend.generate(prompts, 6))
     finally:
+        processes = list(backend.engine.llm.llm_engine.engine_core.resources.engine_manager.processes)
         backend.engine.close()
+    # Closed, not killed: vLLM's own 5 s grace is too short on a CPU and ends in SIGKILL (exit code -9).
+    assert processes and all(p.exitcode is not None and p.exitcode != -9 for p in processes)
 
 
 def test_eval_command_on_vllm(adapters, tmp_path, capsys):

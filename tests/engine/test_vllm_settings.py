@@ -3,7 +3,8 @@
 import pytest
 
 from padellm.engine.decoding import DecodeConfig
-from padellm.engine.vllm_backend import VLLMConfig, _cpu_environment, check_decoding, library_path
+from padellm.engine.vllm_backend import (SHUTDOWN_TIMEOUT_S, VLLMConfig, VLLMEngine, _cpu_environment, check_decoding,
+                                         close_engines, library_path)
 from padellm.errors import ConfigError
 
 
@@ -56,3 +57,35 @@ def test_auto_dtype_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
     assert cpu_dtype("auto") == "float32" and cpu_dtype("bfloat16") == "bfloat16"
     monkeypatch.setattr("padellm.models.cpu_has_native_bf16", lambda: True)
     assert cpu_dtype("auto") == "auto" and cpu_dtype("float32") == "float32"
+
+
+def test_engines_close_with_time_to_exit_and_side_by_side():
+    class EngineCore:
+        def __init__(self):
+            self.timeouts = []
+
+        def shutdown(self, timeout=None):
+            self.timeouts.append(timeout)
+
+    engine = object.__new__(VLLMEngine)
+    engine.llm = type("LLM", (), {})()
+    engine.llm.llm_engine = type("LLMEngine", (), {})()
+    engine.llm.llm_engine.engine_core = core = EngineCore()
+    engine.close()
+    assert core.timeouts == [SHUTDOWN_TIMEOUT_S] and SHUTDOWN_TIMEOUT_S > 5
+
+    import threading
+
+    barrier = threading.Barrier(3, timeout=10)  # passes only if all three closes run at once
+
+    class Slow:
+        closed = False
+
+        def close(self):
+            barrier.wait()
+            self.closed = True
+
+    engines = [Slow(), Slow(), Slow()]
+    close_engines(engines)
+    assert all(e.closed for e in engines)
+    close_engines([])
