@@ -22,18 +22,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from padellm import __version__
 from padellm_serve.metrics import ServerMetrics
 from padellm_serve.protocol import (ErrorBody, ErrorResponse, Health, ModelsResponse, NERRequest, NERResponse,
-                                    Problem, problems_from_validation)
+                                    Problem, body_problem, capped, problems_from_validation)
 from padellm_serve.service import NERService, RequestRejected
 
 logger = logging.getLogger("padellm.serve")
 
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 413, 500, 503, 504)}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 408, 413, 500, 503, 504)}
+MAX_MESSAGE_CHARS = 400
+TOO_LARGE = object()
 
 
 def error_response(status: int, kind: str, request_id: str, problems: list[Problem], message: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error body: at most ``MAX_PROBLEMS`` problems (and a count of the rest), each message cut short."""
+    problems = [p if len(p.message) <= MAX_MESSAGE_CHARS else p.model_copy(update={
+        "message": p.message[: MAX_MESSAGE_CHARS - 40] + f"... ({len(p.message)} characters)"}) for p in capped(problems)]
     message = message or "; ".join(f"{p.field}: {p.message}" + (f" (limit {p.limit})" if p.limit is not None else "")
                                    for p in problems)
     body = ErrorResponse(error=ErrorBody(type=kind, message=message, request_id=request_id, problems=problems))
@@ -42,11 +47,11 @@ def error_response(status: int, kind: str, request_id: str, problems: list[Probl
 
 class RequestGuard:
     """ASGI middleware in front of the routes: gives every request an id (the client's X-Request-ID when it is
-    sane), echoes it in the response, and refuses bodies over ``max_body_bytes`` (413) or not UTF-8 (400)
-    before anything parses them."""
+    sane), echoes it in the response, and refuses bodies over ``max_body_bytes`` (413), slower than
+    ``read_timeout_s`` (408), not UTF-8 or not JSON the schema can read (400) before anything parses them."""
 
-    def __init__(self, app, max_body_bytes: int, metrics: ServerMetrics):
-        self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+    def __init__(self, app, max_body_bytes: int, metrics: ServerMetrics, read_timeout_s: float = 10.0):
+        self.app, self.max_body_bytes, self.metrics, self.read_timeout_s = app, max_body_bytes, metrics, read_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -72,23 +77,38 @@ class RequestGuard:
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             return await refuse(413, "payload_too_large", too_large)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # nobody to answer
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_body_bytes:
-                return await refuse(413, "payload_too_large", too_large)
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+
+        async def read_body() -> bytes | object | None:
+            """The body; or ``TOO_LARGE`` past the size limit; or None when the client went away."""
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.max_body_bytes:
+                    return TOO_LARGE
+                if not message.get("more_body"):
+                    return b"".join(chunks)
+
+        try:
+            body = await asyncio.wait_for(read_body(), self.read_timeout_s)
+        except asyncio.TimeoutError:
+            return await refuse(408, "request_timeout", Problem(
+                field="body", message="the request body did not arrive in time", limit=self.read_timeout_s))
+        if body is None:
+            return  # nobody to answer
+        if body is TOO_LARGE:
+            return await refuse(413, "payload_too_large", too_large)
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as err:
             return await refuse(400, "invalid_request", Problem(
                 field="body", message=f"not valid UTF-8: byte 0x{body[err.start]:02x} at offset {err.start}"))
+        problem = body_problem(body)
+        if problem is not None:
+            return await refuse(400, "invalid_request", problem)
 
         replayed = False
 
@@ -107,20 +127,27 @@ async def wait_for_disconnect(request: Request) -> None:
         pass
 
 
-async def decode_or_abort(work, request: Request, timeout: float):
-    """``work``'s result; or "disconnected" / "timeout", after cancelling it (which aborts its engine requests)."""
+async def decode_or_abort(work, request: Request, timeout: float, stopping: asyncio.Event | None = None):
+    """``work``'s result; or "disconnected" / "timeout" / "stopping" (the server's grace period is ending), after
+    cancelling it (which aborts its engine requests)."""
     task = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(wait_for_disconnect(request))
+    stop = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
     try:
-        done, _ = await asyncio.wait({task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waiting = {task, gone} | ({stop} if stop else set())
+        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         gone.cancel()
+        if stop is not None:
+            stop.cancel()
     if task in done:
         return task.result()
-    return "disconnected" if gone in done else "timeout"
+    if gone in done:
+        return "disconnected"
+    return "stopping" if stop in done else "timeout"
 
 
 def create_app(service: NERService, metrics: ServerMetrics | None = None, on_load_failure=None) -> FastAPI:
@@ -153,7 +180,8 @@ def create_app(service: NERService, metrics: ServerMetrics | None = None, on_loa
     app = FastAPI(title="padellm", version=__version__, lifespan=lifespan,
                   description="Named entity recognition with PaDeLLM parallel decoding (and the autoregressive "
                               "baseline) on vLLM.")
-    app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes, metrics=metrics)
+    app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes, metrics=metrics,
+                       read_timeout_s=config.read_timeout_s)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -192,7 +220,7 @@ def create_app(service: NERService, metrics: ServerMetrics | None = None, on_loa
         service.in_flight += 1
         metrics.in_flight.inc()
         try:
-            outcome = await decode_or_abort(service.run(job), request, config.request_timeout_s)
+            outcome = await decode_or_abort(service.run(job), request, config.request_timeout_s, service.stopping)
         except Exception as exc:
             metrics.record(body.mode, 500)
             logger.error("request %s failed: %s", request_id, exc, exc_info=exc)
@@ -205,6 +233,12 @@ def create_app(service: NERService, metrics: ServerMetrics | None = None, on_loa
             metrics.record(body.mode, CLIENT_CLOSED)
             logger.info("request %s: client disconnected; its engine requests were aborted", request_id)
             return Response(status_code=CLIENT_CLOSED)
+        if outcome == "stopping":
+            metrics.record(body.mode, 503)
+            return error_response(503, "shutting_down", request_id, [Problem(
+                field="body", message="the server is shutting down and its grace period ended before this request "
+                                      "finished; its engine requests were aborted; retry on another instance",
+                limit=config.graceful_shutdown_s)], headers={"Retry-After": "5"})
         if outcome == "timeout":
             metrics.record(body.mode, 504)
             return error_response(504, "timeout", request_id, [Problem(
@@ -213,6 +247,7 @@ def create_app(service: NERService, metrics: ServerMetrics | None = None, on_loa
         metrics.record(body.mode, 200, time.perf_counter() - started, outcome.timings, outcome.stats)
         return service.response(request_id, job, outcome)
 
+    @app.head("/health", include_in_schema=False)  # health checkers that ask with HEAD: the status code alone
     @app.get("/health", response_model=Health, responses={503: {"model": Health}},
              summary="ok once the engines are loaded (503 while loading or after a failure)")
     async def health():

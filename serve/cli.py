@@ -29,12 +29,13 @@ def serve(args: argparse.Namespace) -> int:
     """Run the server until it is told to stop; 1 if its engines failed to load."""
     try:
         import fastapi  # noqa: F401
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError as err:
         raise MissingPackageError(err.name, "pip install -e .[serve]", "padellm serve") from err
 
     from padellm.adapters import shipped_adapter
     from padellm_serve.app import create_app
+    from padellm_serve.http_server import build_server
     from padellm_serve.service import NERService
 
     config = dataclass_from_args(ServerConfig, args)
@@ -54,8 +55,7 @@ def serve(args: argparse.Namespace) -> int:
             server.should_exit = True
 
     app = create_app(service, on_load_failure=stop_on_failure)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
-                                           timeout_graceful_shutdown=config.graceful_shutdown_s, lifespan="on"))
+    server = build_server(app, service, config)
     server.run()
     if failed:
         print(f"padellm serve: error: {service.detail}", file=sys.stderr)

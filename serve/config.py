@@ -28,7 +28,13 @@ class ServerConfig:
     max_in_flight: int = 256
     """Requests decoding at once; more get HTTP 503 with Retry-After instead of waiting without bound."""
     graceful_shutdown_s: float = 30.0
-    """On SIGTERM/SIGINT: how long in-flight requests may take to finish before the server stops anyway."""
+    """On SIGTERM/SIGINT: how long in-flight requests may take to finish; those still decoding a moment before it
+    ends are answered 503."""
+    read_timeout_s: float = 10.0
+    """A connection that has not sent a whole request head this long after it opened (or after its last
+    response) is closed, and a body not received in this time is answered 408: slow clients cannot hold sockets."""
+    max_connections: int = 1000
+    """Open connections beyond this are answered 503 at once (keeps file descriptors for real clients)."""
     warmup: bool = True
     """Decode one short text per adapter before /health says ok (a cold engine's first request takes seconds)."""
     log_level: str = "info"
@@ -38,10 +44,11 @@ class ServerConfig:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be in 0..65535; got {self.port}")
-        for name in ("max_texts", "max_text_chars", "max_body_bytes", "max_count_limit", "max_in_flight"):
+        for name in ("max_texts", "max_text_chars", "max_body_bytes", "max_count_limit", "max_in_flight",
+                     "max_connections"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
-        for name in ("request_timeout_s", "graceful_shutdown_s"):
+        for name in ("request_timeout_s", "graceful_shutdown_s", "read_timeout_s"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0; got {getattr(self, name)}")
         if self.log_level not in LOG_LEVELS:

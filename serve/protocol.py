@@ -6,6 +6,8 @@ that a typo in a field name is an error rather than a silently ignored option.
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import replace
 from typing import Annotated, Literal
 
@@ -168,3 +170,86 @@ def problems_from_validation(errors: list[dict]) -> list[Problem]:
         if not any(key == name or key.startswith(f"{name}[") for key in problems):
             problems[name] = Problem(field=name, message="must be a non-empty string or a list of non-empty strings")
     return list(problems.values())
+
+
+# ------------------------------------------------------------------ what an error echoes
+MAX_PROBLEMS = 20  # an error lists this many problems, then how many more there were
+MAX_ECHO_CHARS = 60  # longest echo of a request's value in a message
+
+
+def brief(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """``value`` as a message quotes it: whole when short, else its start and its length."""
+    shown = str(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    if len(shown) <= limit:
+        return shown
+    unit = "digits" if isinstance(value, int) else "characters"
+    return f"{shown[: limit - 20]}... ({len(shown)} {unit})"
+
+
+def capped(problems: list[Problem]) -> list[Problem]:
+    """The first ``MAX_PROBLEMS`` problems, and one more that counts the rest."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    return [*problems[:MAX_PROBLEMS],
+            Problem(field="body", message=f"{len(problems) - MAX_PROBLEMS} more problems not listed")]
+
+
+# ------------------------------------------------------------------ the body, before the schema reads it
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> dict:
+    keys = set()
+    for key, _ in pairs:
+        if key in keys:
+            raise _DuplicateKey(key)
+        keys.add(key)
+    return dict(pairs)
+
+
+class _LongInteger:
+    def __init__(self, digits: int):
+        self.digits = digits
+
+
+def _parse_int(digits: str):
+    return int(digits) if len(digits) <= sys.get_int_max_str_digits() else _LongInteger(len(digits))
+
+
+def _paths(value, path: str = ""):
+    """``(field path, value)`` of every value nested in ``value``, without recursion (nesting may be deep)."""
+    stack = [(path, value)]
+    while stack:
+        path, value = stack.pop()
+        yield path, value
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else k, v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+
+
+def body_problem(body: bytes) -> Problem | None:
+    """What the schema cannot report well about a JSON body (None: nothing, or a syntax error the schema names):
+    a key given twice (strict types: the second would silently win), nesting too deep to read, an integer too long
+    for Python to read, a string with an unpaired UTF-16 surrogate."""
+    try:
+        value = json.loads(body, object_pairs_hook=_unique_pairs, parse_int=_parse_int)
+    except _DuplicateKey as err:
+        return Problem(field=err.key, message=f"the key {brief(err.key)} is given more than once")
+    except RecursionError:
+        return Problem(field="body", message="JSON nested too deeply to read")
+    except ValueError:
+        return None  # a syntax error: the schema's own message names its position
+    for path, item in _paths(value):
+        if isinstance(item, _LongInteger):
+            return Problem(field=path or "body", message=f"an integer of {item.digits} digits is too long to read",
+                           limit=sys.get_int_max_str_digits())
+        if isinstance(item, str):
+            surrogate = next((i for i, c in enumerate(item) if "\ud800" <= c <= "\udfff"), None)
+            if surrogate is not None:
+                return Problem(field=path or "body",
+                               message=f"an unpaired UTF-16 surrogate (\\u{ord(item[surrogate]):04x}) at character "
+                                       f"{surrogate} is not text")
+    return None

@@ -15,7 +15,7 @@ from padellm.engine.vllm_backend import VLLMConfig, close_engines
 from padellm.errors import ConfigError
 from padellm.ner import NER, engines_of
 from padellm_serve.config import ServerConfig
-from padellm_serve.protocol import EntityOut, NERRequest, NERResponse, Problem, TextResult, Usage
+from padellm_serve.protocol import MAX_PROBLEMS, EntityOut, NERRequest, NERResponse, Problem, TextResult, Usage, brief
 
 logger = logging.getLogger("padellm.serve")
 
@@ -78,10 +78,13 @@ class NERService:
         self.status = "loading"
         self.detail: str | None = None
         self.in_flight = 0
+        self.stopping = asyncio.Event()  # set shortly before a stopping server's grace period ends
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Load every adapter (engines start in a worker thread, so the event loop keeps answering /health)."""
+        self._loop = asyncio.get_running_loop()
         started = time.perf_counter()
         ners: list[NER] = []
         try:
@@ -106,6 +109,14 @@ class NERService:
         logger.info("ready in %.1f s: %s", time.perf_counter() - started,
                     ", ".join(f"{mode}={ner.name}" for mode, ner in self.models.items()))
 
+    def stop_by(self, seconds: float) -> None:
+        """The server will stop within ``seconds`` (callable from a signal handler or another thread): requests
+        still decoding a moment before that are to be answered 503 rather than cut off (``stopping``)."""
+        if self._loop is None:
+            return
+        margin = min(1.0, seconds / 4)  # time left to write the answers before the connections close
+        self._loop.call_soon_threadsafe(self._loop.call_later, max(0.0, seconds - margin), self.stopping.set)
+
     def close(self) -> None:
         close_engines(engines_of(self.models.values()))
 
@@ -126,8 +137,8 @@ class NERService:
             problems.append(Problem(field="mode", message=f"this server has no {request.mode} adapter; it serves "
                                                           f"{', '.join(sorted(self.models))}"))
         if request.max_count is not None and request.max_count > limits.max_count_limit:
-            problems.append(Problem(field="max_count", message=f"{request.max_count} is above the server's limit",
-                                    limit=limits.max_count_limit))
+            problems.append(Problem(field="max_count", message=f"{brief(request.max_count)} is above the server's "
+                                                               f"limit", limit=limits.max_count_limit))
         texts = request.texts()
         if isinstance(request.input, list) and not texts:
             problems.append(Problem(field="input", message="an empty list; give at least one text"))
@@ -137,7 +148,7 @@ class NERService:
         # A rejected max_count must not reach the length check (a 4,000-digit count is a valid JSON integer).
         own = ner.decode_config if ner else DecodeConfig()  # what the adapter decodes with: its tuned settings
         decode_config = request.decode_config(own) if not problems else own
-        for index, text in enumerate(texts):
+        for index, text in enumerate(texts[: limits.max_texts]):  # more are an error already: tokenise no more
             field = "input" if isinstance(request.input, str) else f"input[{index}]"
             problem = self._text_problem(field, text, ner, decode_config)
             if problem:
@@ -147,10 +158,13 @@ class NERService:
             if not request.labels:
                 problems.append(Problem(field="labels", message="an empty list; omit it to decode every label"))
             known = ner.labels if ner else ()
-            for index, label in enumerate(request.labels):
-                if ner and label not in known:
-                    problems.append(Problem(field=f"labels[{index}]",
-                                            message=f"{label!r} is not one of the adapter's labels {list(known)}"))
+            unknown = [index for index, label in enumerate(request.labels) if ner and label not in known]
+            for index in unknown[:MAX_PROBLEMS]:  # an error lists no more problems than this: build no more
+                problems.append(Problem(field=f"labels[{index}]", message=f"{brief(request.labels[index])} is not one "
+                                                                          f"of the adapter's labels {list(known)}"))
+            if len(unknown) > MAX_PROBLEMS:
+                problems.append(Problem(field="labels", message=f"{len(unknown) - MAX_PROBLEMS} more labels that are "
+                                                                f"not the adapter's"))
             labels = tuple(dict.fromkeys(request.labels))
         if problems:
             raise RequestRejected(400, "invalid_request", problems)

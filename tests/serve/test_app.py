@@ -142,6 +142,51 @@ def test_every_problem_is_reported_at_once(client):
     assert {p["field"] for p in error["problems"]} == {"input[0]", "input[2]", "max_count", "labels[0]"}
 
 
+def requests_total(client, mode: str, status: str) -> float:
+    line = next((line for line in client.get("/metrics").text.splitlines()
+                 if line.startswith(f'padellm_requests_total{{mode="{mode}",status="{status}"}}')), None)
+    return float(line.split()[-1]) if line else 0.0
+
+
+HOSTILE = [  # bodies a strict reader must refuse by field, which the schema alone names badly or not at all
+    (b'{"input": "Paris", "mode": "bogus", "mode": "parallel"}', "mode", "the key 'mode' is given more than once"),
+    (b'{"input": "Paris", "max_count": ' + b"9" * 5000 + b"}", "max_count", "an integer of 5000 digits"),
+    (b'{"input": ' + b"[" * 3000 + b"]" * 3000 + b"}", "body", "JSON nested too deeply"),
+    (b'{"input": "\\ud800"}', "input", "an unpaired UTF-16 surrogate (\\ud800) at character 0 is not text"),
+    (b'{"input": ["ok", "x\\udfff"]}', "input[1]", "an unpaired UTF-16 surrogate (\\udfff) at character 1"),
+]
+
+
+@pytest.mark.parametrize("body,field,message", HOSTILE, ids=[h[1] + str(i) for i, h in enumerate(HOSTILE)])
+def test_hostile_bodies_are_refused_naming_the_field(client, body, field, message):
+    before = requests_total(client, "unknown", "400")
+    response = post(client, body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request"
+    assert error["problems"][0]["field"] == field and message in error["problems"][0]["message"], error
+    assert requests_total(client, "unknown", "400") == before + 1  # counted in /metrics
+
+
+def test_errors_stay_small_whatever_the_request_repeats(client):
+    from padellm_serve.protocol import MAX_PROBLEMS
+
+    response = post(client, {"input": "Paris", "labels": [""] * 2000})
+    assert response.status_code == 400 and len(response.content) < 10_000
+    problems = response.json()["error"]["problems"]
+    assert len(problems) == MAX_PROBLEMS + 1 and problems[-1]["message"] == "1 more problems not listed"
+    assert problems[0] == {"field": "labels[0]", "limit": None,
+                           "message": "'' is not one of the adapter's labels ['LOC', 'MISC', 'ORG', 'PER']"}
+    response = post(client, {"input": "Paris", "max_count": int("7" * 4000)})
+    problem = response.json()["error"]["problems"][0]
+    assert problem["field"] == "max_count" and len(problem["message"]) < 100 and "(4000 digits)" in problem["message"]
+
+
+def test_head_health_for_health_checkers(client):
+    response = client.head("/health")
+    assert response.status_code == 200 and response.content == b""
+
+
 def test_body_too_large_is_a_413(client):
     response = post(client, {"input": "a" * 9000})
     assert response.status_code == 413

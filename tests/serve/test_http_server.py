@@ -1,0 +1,120 @@
+"""The HTTP server's guards on a real socket (uvicorn in a thread, a backend that never answers): slow clients
+are cut off, connections are capped, and a stopping server answers its unfinished requests."""
+
+import http.client
+import json
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from padellm import load
+from padellm_serve.app import create_app
+from padellm_serve.config import ServerConfig
+from padellm_serve.http_server import build_server
+from padellm_serve.process import free_port
+from padellm_serve.service import NERService
+
+from test_app import HangingBackend
+
+
+@pytest.fixture
+def running(tiny_adapters):
+    """Start a server with given settings; stop it after the test."""
+    started = []
+
+    def start(**settings):
+        backends = []
+
+        def loader(adapters, decode_config, vllm_config):
+            backends.append(HangingBackend(adapters[0].resolve()))
+            return [load(adapters[0], backends[0], decode_config=decode_config)]
+
+        config = ServerConfig(port=free_port(), warmup=False, log_level="warning", **settings)
+        service = NERService([tiny_adapters["parallel"]], config, loader=loader)
+        server = build_server(create_app(service), service, config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not (server.started and service.status == "ok"):
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.05)
+        started.append((server, thread))
+        return server, service, backends
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(30)
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    sock.settimeout(within)
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return True
+    except (socket.timeout, TimeoutError):
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_slow_request_heads_and_bodies_are_cut_off(running):
+    server, _, _ = running(read_timeout_s=0.5)
+    port = server.config.port
+    with socket.create_connection(("127.0.0.1", port)) as dripping:  # a head that never ends
+        dripping.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        assert closed_by_server(dripping, within=5)
+    with socket.create_connection(("127.0.0.1", port)) as kept_alive:  # the same after a first request
+        kept_alive.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in kept_alive.recv(4096)
+        kept_alive.sendall(b"GET /health HTTP/1.1\r\n")
+        assert closed_by_server(kept_alive, within=5)
+    with socket.create_connection(("127.0.0.1", port)) as slow_body:
+        slow_body.sendall(b"POST /v1/ner HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 100\r\n\r\n{\"input\":")
+        slow_body.settimeout(5)
+        answer = slow_body.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 408") and '"type":"request_timeout"' in answer
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # prompt clients are served as ever
+    connection.request("HEAD", "/health")
+    assert connection.getresponse().status == 200
+
+
+def test_connections_beyond_the_cap_get_503(running):
+    server, _, _ = running(max_connections=3)
+    idle = [socket.create_connection(("127.0.0.1", server.config.port)) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        connection = http.client.HTTPConnection("127.0.0.1", server.config.port, timeout=5)
+        connection.request("GET", "/health")
+        assert connection.getresponse().status == 503
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_requests_unfinished_when_the_grace_period_ends_get_503(running):
+    server, _, backends = running(graceful_shutdown_s=2.0)
+    answer = {}
+
+    def request():
+        connection = http.client.HTTPConnection("127.0.0.1", server.config.port, timeout=30)
+        connection.request("POST", "/v1/ner", json.dumps({"input": "Paris"}), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answer["status"], answer["body"] = response.status, json.loads(response.read())
+        answer["retry_after"] = response.getheader("Retry-After")
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    time.sleep(0.5)  # the request is decoding (for ever: the backend never answers)
+    started = time.monotonic()
+    server.handle_exit(signal.SIGTERM, None)
+    thread.join(30)
+    assert answer["status"] == 503 and answer["body"]["error"]["type"] == "shutting_down"
+    assert answer["retry_after"] == "5" and time.monotonic() - started < 2.0
+    assert backends[0].cancelled.is_set()  # its engine requests were aborted
