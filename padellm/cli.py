@@ -237,8 +237,9 @@ def _remote_decoder(args: argparse.Namespace):
         raise PadellmError("--server: the server decides the adapter and the backend; drop --adapter / --backend")
     decode_given = given_fields(DecodeConfig, args)
     local_only = [f"--{name.replace('_', '-')}" for name in decode_given if name not in REMOTE_OPTIONS]
+    engine = dataclass_from_args(VLLMConfig, args)
     local_only += [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(VLLMConfig)
-                   if getattr(args, f.name) != f.default]
+                   if getattr(engine, f.name) != f.default]
     if local_only:
         raise PadellmError(f"--server: {', '.join(local_only)} are set when the server starts (padellm serve), "
                            f"not per request; per request: --dedup, --max-count")

@@ -51,6 +51,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
         if hint is bool:
             parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
                                 help=f"{help_text} (default: {shown})" if default_from else help_text)
+        elif typing.get_origin(hint) is tuple:  # repeatable: each use adds one item
+            parser.add_argument(flag, dest=field.name, action="append", metavar="VALUE",
+                                default=argparse.SUPPRESS if default_from else None, help=help_text)
         else:
             kind = hint if hint in (int, float, str) else str
             parser.add_argument(flag, dest=field.name, type=kind, default=default,
@@ -65,7 +68,14 @@ def given_fields(cls: type, args: argparse.Namespace) -> dict:
 
 def dataclass_from_args(cls: type, args: argparse.Namespace):
     """Build ``cls`` from the parsed flags that :func:`add_dataclass_arguments` added."""
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        value = getattr(args, field.name)
+        if typing.get_origin(hints[field.name]) is tuple:
+            value = tuple(value or ())
+        values[field.name] = value
+    return cls(**values)
 
 
 def dataclass_to_argv(config) -> list[str]:
@@ -77,7 +87,12 @@ def dataclass_to_argv(config) -> list[str]:
         if value == field.default:
             continue
         flag = field.name.replace("_", "-")
-        argv += [f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else [f"--{flag}", str(value)]
+        if isinstance(value, bool):
+            argv.append(f"--{flag}" if value else f"--no-{flag}")
+        elif isinstance(value, tuple):
+            argv += [item for v in value for item in (f"--{flag}", str(v))]
+        else:
+            argv += [f"--{flag}", str(value)]
     return argv
 
 

@@ -69,6 +69,15 @@ class VLLMConfig:
     max_lora_rank: int = 16
     max_loras: int = 2
     """Adapters resident at once (the benchmark uses two: parallel and autoregressive)."""
+    tensor_parallel_size: int = 1
+    """GPUs that split each layer (vLLM's tensor parallelism)."""
+    pipeline_parallel_size: int = 1
+    """GPU groups that split the layers into stages (vLLM's pipeline parallelism)."""
+    data_parallel_size: int = 1
+    """Engine replicas that share the requests (vLLM's data parallelism)."""
+    engine_arg: tuple[str, ...] = ()
+    """Any other field of vLLM's EngineArgs, as KEY=VALUE (repeat the flag for more); VALUE is read as JSON where
+    it parses (numbers, true/false, objects), else as a string. Checked against vLLM's own fields."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -84,16 +93,31 @@ class VLLMConfig:
         if self.speculative_tokens < 0:
             problems.append(f"speculative_tokens must be >= 0 (0: off); got {self.speculative_tokens}")
         for name in ("max_model_len", "kv_cache_gib", "max_num_seqs", "max_lora_rank", "max_loras",
-                     "prompt_lookup_max"):
+                     "prompt_lookup_max", "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
         if not 0 < self.gpu_memory_utilization <= 1:
             problems.append(f"gpu_memory_utilization must be in (0, 1]; got {self.gpu_memory_utilization}")
         if self.cpu_threads < -1:
             problems.append(f"cpu_threads must be -1 (vLLM default), 0 (all cores) or a count; got {self.cpu_threads}")
+        problems += [f"engine_arg must be KEY=VALUE; got {item!r}" for item in self.engine_arg
+                     if not isinstance(item, str) or not item.partition("=")[0].strip() or "=" not in item]
         if problems:
             raise ConfigError(problems)
 
+    @property
+    def extra_engine_args(self) -> dict:
+        """``engine_arg`` as keyword arguments: ``{"swap_space": 4, "seed": 1, "tokenizer_mode": "slow"}``."""
+        import json
+
+        extra = {}
+        for item in self.engine_arg:
+            key, _, raw = item.partition("=")
+            try:
+                extra[key.strip()] = json.loads(raw)
+            except ValueError:
+                extra[key.strip()] = raw
+        return extra
 
     @property
     def preload_names(self) -> list[str]:
@@ -178,7 +202,43 @@ def engine_arguments(model_dir: str | Path, config: VLLMConfig, enable_lora: boo
     if config.speculative_tokens:
         kwargs["speculative_config"] = {"method": "ngram", "num_speculative_tokens": config.speculative_tokens,
                                         "prompt_lookup_max": config.prompt_lookup_max, "prompt_lookup_min": 1}
+    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
+        if getattr(config, name) != 1:
+            kwargs[name] = getattr(config, name)
+    extra = config.extra_engine_args
+    if extra:
+        check_engine_args(extra, set(kwargs) | set(OWN_ENGINE_ARGS))
+        kwargs.update(extra)
     return kwargs
+
+
+# EngineArgs fields that padellm sets from its own settings: the flag to use instead of --engine-arg.
+OWN_ENGINE_ARGS = {"model": "--adapter", "dtype": "--dtype", "max_model_len": "--max-model-len",
+                   "enforce_eager": "--enforce-eager", "enable_prefix_caching": "--prefix-caching",
+                   "max_num_seqs": "--max-num-seqs", "block_size": "--block-size", "enable_lora": "--lora",
+                   "max_lora_rank": "--max-lora-rank", "max_loras": "--max-loras",
+                   "speculative_config": "--speculative-tokens", "gpu_memory_utilization": "--gpu-memory-utilization",
+                   "tensor_parallel_size": "--tensor-parallel-size", "pipeline_parallel_size": "--pipeline-parallel-size",
+                   "data_parallel_size": "--data-parallel-size", "use_tqdm_on_load": "-v"}
+
+
+def check_engine_args(extra: dict, own: set[str]) -> None:
+    """Refuse ``--engine-arg`` keys that vLLM's EngineArgs does not have, or that a padellm flag sets."""
+    import dataclasses
+
+    vllm = import_vllm()
+    known = {f.name for f in dataclasses.fields(vllm.EngineArgs)}
+    problems = []
+    for key in extra:
+        if key not in known:
+            close = sorted(name for name in known if key.replace("-", "_") == name or key in name)[:3]
+            problems.append(f"engine_arg {key!r} is not a field of vLLM's EngineArgs"
+                            + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        elif key in own:
+            flag = OWN_ENGINE_ARGS.get(key)
+            problems.append(f"engine_arg {key!r}: padellm sets it" + (f"; use {flag}" if flag else ""))
+    if problems:
+        raise ConfigError(problems)
 
 
 def check_decoding(decode_config, config: VLLMConfig, template) -> None:

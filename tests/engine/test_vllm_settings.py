@@ -89,3 +89,34 @@ def test_engines_close_with_time_to_exit_and_side_by_side():
     close_engines(engines)
     assert all(e.closed for e in engines)
     close_engines([])
+
+
+def test_parallelism_and_any_engine_argument_reach_the_engine(monkeypatch, tmp_path):
+    pytest.importorskip("vllm")
+    from padellm.cli import build_parser
+    from padellm.configargs import dataclass_from_args, dataclass_to_argv
+    from padellm.engine.vllm_backend import engine_arguments
+
+    monkeypatch.setattr("padellm.engine.vllm_backend._on_cpu", lambda: False)  # as on a GPU machine
+    args = build_parser().parse_args(["extract", "x", "--tensor-parallel-size", "4", "--data-parallel-size", "2",
+                                      "--engine-arg", "seed=7", "--engine-arg", "tokenizer_mode=slow",
+                                      "--engine-arg", 'hf_overrides={"a": 1}'])
+    config = dataclass_from_args(VLLMConfig, args)
+    assert config.engine_arg == ("seed=7", "tokenizer_mode=slow", 'hf_overrides={"a": 1}')
+    again = build_parser().parse_args(["extract", *dataclass_to_argv(config)])  # as a child process gets it
+    assert dataclass_from_args(VLLMConfig, again) == config
+    kwargs = engine_arguments(tmp_path, config, enable_lora=False)
+    assert kwargs["tensor_parallel_size"] == 4 and kwargs["data_parallel_size"] == 2
+    assert "pipeline_parallel_size" not in kwargs  # 1: vLLM's own default, left to it
+    assert kwargs["seed"] == 7 and kwargs["tokenizer_mode"] == "slow" and kwargs["hf_overrides"] == {"a": 1}
+    import vllm
+
+    vllm.EngineArgs(**kwargs)  # vLLM accepts them all
+    with pytest.raises(ConfigError, match="engine_arg 'sead' is not a field of vLLM's EngineArgs"):
+        engine_arguments(tmp_path, VLLMConfig(engine_arg=("sead=1",)), enable_lora=False)
+    with pytest.raises(ConfigError, match="engine_arg 'max_model_len': padellm sets it; use --max-model-len"):
+        engine_arguments(tmp_path, VLLMConfig(engine_arg=("max_model_len=9",)), enable_lora=False)
+    with pytest.raises(ConfigError, match="engine_arg must be KEY=VALUE; got 'seed'"):
+        VLLMConfig(engine_arg=("seed",))
+    with pytest.raises(ConfigError, match="tensor_parallel_size must be >= 1; got 0"):
+        VLLMConfig(tensor_parallel_size=0)
