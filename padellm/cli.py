@@ -41,17 +41,26 @@ def _data_stats(args: argparse.Namespace) -> int:
 
 
 def _data_convert(args: argparse.Namespace) -> int:
-    dataset = load_dataset(args.dataset, [args.split] if args.split else None, dataclass_from_args(ReadOptions, args))
-    if len(dataset.splits) != 1:
-        raise PadellmError(f"{dataset.name} has splits {', '.join(dataset.splits)}: choose one with --split")
-    (split, examples), = dataset.splits.items()
     if args.max_entities is not None and args.max_entities < 0:
         raise PadellmError(f"--max-entities must be >= 0; got {args.max_entities}")
-    kept = [ex for ex in examples if args.max_entities is None or len(ex.entities) <= args.max_entities]
-    write_jsonl(args.out, kept)
-    dropped = f" (dropped {len(examples) - len(kept)} with more than {args.max_entities} entities)" \
-        if len(kept) < len(examples) else ""
-    print(f"wrote {len(kept)} sentences of {dataset.name} ({split}) to {args.out}{dropped}", file=sys.stderr)
+    dataset = load_dataset(args.dataset, [args.split] if args.split else None, dataclass_from_args(ReadOptions, args))
+    if args.to == "jsonl" and len(dataset.splits) != 1:
+        raise PadellmError(f"{dataset.name} has splits {', '.join(dataset.splits)}: choose one with --split "
+                           f"(or write them all with --to hf)")
+    kept = {split: [ex for ex in examples if args.max_entities is None or len(ex.entities) <= args.max_entities]
+            for split, examples in dataset.splits.items()}
+    if args.to == "hf":
+        from padellm.data.hf import write_saved
+
+        names = write_saved(kept, args.out)
+        print(f"wrote {dataset.name} ({', '.join(f'{s}: {len(e)}' for s, e in kept.items())} sentences) to "
+              f"{args.out} with datasets' save_to_disk; ner_tags names: {', '.join(names)}", file=sys.stderr)
+        return 0
+    (split, examples), = dataset.splits.items()
+    write_jsonl(args.out, kept[split])
+    dropped = f" (dropped {len(examples) - len(kept[split])} with more than {args.max_entities} entities)" \
+        if len(kept[split]) < len(examples) else ""
+    print(f"wrote {len(kept[split])} sentences of {dataset.name} ({split}) to {args.out}{dropped}", file=sys.stderr)
     return 0
 
 
@@ -354,10 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(stats, ReadOptions)
     stats.set_defaults(run=_data_stats)
 
-    convert = data.add_parser("convert", help="write one split in padellm's canonical JSONL")
-    convert.add_argument("dataset")
-    convert.add_argument("--split", help="which split (needed when the dataset has several)")
-    convert.add_argument("--out", required=True, help="the JSONL file to write")
+    convert = data.add_parser("convert", help="write a split in padellm's canonical JSONL, or every split as a "
+                                              "Hugging Face dataset")
+    convert.add_argument("dataset", help="a shared dataset name, a folder (split files or a Hugging Face "
+                                         "save_to_disk folder) or a file")
+    convert.add_argument("--split", help="which split (JSONL: needed when the dataset has several)")
+    convert.add_argument("--to", choices=("jsonl", "hf"), default="jsonl",
+                         help="jsonl: one split, one file; hf: a folder for datasets.load_from_disk (tokens and "
+                              "ner_tags as ClassLabel BIO tags, dev as validation)")
+    convert.add_argument("--out", required=True, help="the JSONL file (or, with --to hf, the folder) to write")
     convert.add_argument("--max-entities", type=int, metavar="N",
                          help="keep only sentences with at most N entities (e.g. 1: a sparse corpus, where most labels "
                               "of a sentence have no mention)")

@@ -18,9 +18,10 @@ from typing import TextIO
 
 # Read by vLLM (in this process and in every process it spawns), transformers and huggingface_hub at import.
 QUIET_ENVIRONMENT = {"VLLM_LOGGING_LEVEL": "ERROR", "TRANSFORMERS_VERBOSITY": "error", "TORCH_CPP_LOG_LEVEL": "ERROR",
-                     "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONWARNINGS": "ignore", "PADELLM_QUIET": "1"}
+                     "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+                     "PYTHONWARNINGS": "ignore", "PADELLM_QUIET": "1"}
 VERBOSE_ENVIRONMENT = {"VLLM_LOGGING_LEVEL": "INFO", "TRANSFORMERS_VERBOSITY": "info", "TORCH_CPP_LOG_LEVEL": "INFO",
-                       "HF_HUB_DISABLE_PROGRESS_BARS": "0", "PADELLM_QUIET": "0"}
+                       "HF_HUB_DISABLE_PROGRESS_BARS": "0", "HF_DATASETS_DISABLE_PROGRESS_BARS": "0", "PADELLM_QUIET": "0"}
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 THIRD_PARTY_LOGGERS = ("vllm", "transformers", "torch", "httpx", "huggingface_hub", "datasets")
 

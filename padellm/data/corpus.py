@@ -133,12 +133,23 @@ def read_conll(path: str | Path, options: ReadOptions = ReadOptions()) -> tuple[
     path = Path(path)
     report = ReadReport(str(path), "conll")
     sentences = list(_conll_sentences(path, report, options.lenient))
+    return tagged_examples(sentences, path, options, report), report
+
+
+def tagged_examples(sentences: list[list[tuple[int, str, str]]], path: Path, options: ReadOptions,
+                    report: ReadReport, unit: str = "line") -> list[Example]:
+    """Sentences of ``(position, token, BIO tag)`` -> examples; ``report.scheme`` is set. A position is a line
+    of ``path`` (``unit="line"``) or a row of a table (``unit="row"``); errors name it."""
+
+    def error(number: int, reason: str) -> CorpusError:
+        return CorpusError(path, number, reason) if unit == "line" else CorpusError(path, None, f"{unit} {number}: {reason}")
+
     for sentence in sentences:
         for number, _, tag in sentence:
             try:
                 split_tag(tag)
             except ValueError as err:
-                raise CorpusError(path, number, str(err)) from None
+                raise error(number, str(err)) from None
     if options.scheme == "auto":
         report.scheme = detect_scheme([[tag for _, _, tag in s] for s in sentences])
     else:
@@ -148,14 +159,14 @@ def read_conll(path: str | Path, options: ReadOptions = ReadOptions()) -> tuple[
         joiner = detect_joiner([token for s in sentences[:200] for _, token, _ in s])
 
     examples = []
-    for index, sentence in enumerate(sentences):
+    for sentence in sentences:
         numbers = [n for n, _, _ in sentence]
         tokens = [t for _, t, _ in sentence]
         try:
             decoded = tags_to_spans([tag for _, _, tag in sentence], report.scheme, strict=not options.lenient)
         except TagError as err:
-            raise CorpusError(path, numbers[err.index], err.reason
-                              + lenient_hint("reads an I- tag that opens a chunk as B-")) from None
+            raise error(numbers[err.index], err.reason
+                        + lenient_hint("reads an I- tag that opens a chunk as B-")) from None
         for i in decoded.repaired:
             report.repair("opening I- read as B-", numbers[i], f"{sentence[i][2]} read as B-{sentence[i][2][2:]}")
         text, token_spans = join_tokens(tokens, joiner)
@@ -163,7 +174,7 @@ def read_conll(path: str | Path, options: ReadOptions = ReadOptions()) -> tuple[
         examples.append(
             Example(text, tuple(tokens), tuple(token_spans), tuple(entities), id=f"{path.stem}:{numbers[0]}")
         )
-    return examples, report
+    return examples
 
 
 def _drop_duplicates(items: list, path: Path, line: int, where: str, report: ReadReport, lenient: bool) -> list:

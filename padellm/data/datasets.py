@@ -1,5 +1,6 @@
 """Name a dataset by a folder under ``../shared/data`` (``conll2003``, ``genia``, ``resume_zh``), by any folder
-holding ``train``/``dev``/``test`` files, or by a single file; get its splits as ``Example`` lists."""
+holding ``train``/``dev``/``test`` files, by a Hugging Face dataset saved with ``save_to_disk``, or by a single
+file; get its splits as ``Example`` lists."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from padellm.data.corpus import ReadOptions, ReadReport, read_corpus
+from padellm.data.hf import TABLE_SUFFIXES, is_saved_dataset, read_saved, read_table_file, saved_splits
 from padellm.errors import CorpusError
 from padellm.types import Example
 
 SPLITS = ("train", "dev", "test")
-SUFFIXES = (".txt", ".conll", ".json", ".jsonl")
+SUFFIXES = (".txt", ".conll", ".json", ".jsonl", ".parquet", ".arrow")
 DATA_DIR_ENV = "PADELLM_DATA_DIR"
 
 
@@ -83,22 +85,34 @@ def _files(path: Path) -> dict[str, Path]:
 
 def available_splits(spec: str | Path) -> list[str]:
     """The splits ``load_dataset(spec)`` would read, without reading them."""
-    return list(_files(resolve(spec)))
+    path = resolve(spec)
+    return saved_splits(path) if is_saved_dataset(path) else list(_files(path))
+
+
+def read_file(path: Path, options: ReadOptions = ReadOptions()) -> tuple[list[Example], ReadReport]:
+    """One split file: a corpus file (CoNLL, span-JSON, JSONL) or a Hugging Face table (parquet, arrow)."""
+    if path.suffix in TABLE_SUFFIXES:
+        return read_table_file(path, options)
+    return read_corpus(path, options)
 
 
 def load_dataset(spec: str | Path, splits: list[str] | None = None, options: ReadOptions = ReadOptions()) -> Dataset:
     """Read a dataset; ``splits`` limits which splits are read (all available ones by default).
 
-    A single file is one split named after the file's stem when that is a split name, else ``"data"``.
+    A single file is one split named after the file's stem when that is a split name, else ``"data"``. A folder
+    written by Hugging Face's ``save_to_disk`` is read with ``datasets`` (its ``validation`` split is ``dev``).
     """
     path = resolve(spec)
-    files = _files(path)
-    if splits is not None:
-        missing = [s for s in splits if s not in files]
-        if missing:
-            raise CorpusError(path, None, f"no {', '.join(missing)} split (found: {', '.join(files)})")
-        files = {s: files[s] for s in splits}
-    read = {split: read_corpus(file, options) for split, file in files.items()}
+    if is_saved_dataset(path):
+        read = read_saved(path, options, splits)
+    else:
+        files = _files(path)
+        if splits is not None:
+            missing = [s for s in splits if s not in files]
+            if missing:
+                raise CorpusError(path, None, f"no {', '.join(missing)} split (found: {', '.join(files)})")
+            files = {s: files[s] for s in splits}
+        read = {split: read_file(file, options) for split, file in files.items()}
     return Dataset(
         name=path.name if path.is_dir() else str(path),
         splits={s: examples for s, (examples, _) in read.items()},

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import torch
 
-from padellm.data.corpus import ReadOptions, read_corpus
-from padellm.data.datasets import load_dataset
+from padellm.data.datasets import load_dataset, read_file
 from padellm.errors import ConfigError, PadellmError
 from padellm.models import cpu_has_native_bf16, resolve_model
 from padellm.prompts.encoding import PromptEncoder
@@ -68,7 +67,7 @@ def prepare_run(config: FinetuneConfig) -> Run:
         else:
             problems.append(f"data.train_split {data.train_split!r} is not in {data.dataset} (has {', '.join(dataset.splits)})")
         if data.dev_file:
-            dev_examples = read_corpus(data.dev_file, ReadOptions())[0]
+            dev_examples = read_file(Path(data.dev_file))[0]
         elif data.dev_split and data.dev_split in dataset.splits:
             dev_examples = dataset.splits[data.dev_split]
         elif data.dev_split and data.dev_sample:
