@@ -16,11 +16,12 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from padellm import __version__
 from padellm_serve.metrics import ServerMetrics
+from padellm_serve.page import PAGE
 from padellm_serve.protocol import (ErrorBody, ErrorResponse, Health, ModelsResponse, NERRequest, NERResponse,
                                     Problem, body_problem, capped, problems_from_validation)
 from padellm_serve.service import NERService, RequestRejected
@@ -262,6 +263,10 @@ def create_app(service: NERService, metrics: ServerMetrics | None = None, on_loa
                                   [Problem(field="body", message=f"the server is {service.status}")],
                                   headers={"Retry-After": "5"})
         return ModelsResponse(data=service.describe())
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        return HTMLResponse(PAGE)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
              responses={200: {"content": {"text/plain": {}}}})

@@ -182,6 +182,18 @@ def test_errors_stay_small_whatever_the_request_repeats(client):
     assert problem["field"] == "max_count" and len(problem["message"]) < 100 and "(4000 digits)" in problem["message"]
 
 
+def test_the_page_to_try_it_is_self_contained(client):
+    import re
+
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    for element in ('id="text"', 'id="mode"', 'id="labels"', 'id="run"', 'id="result"', 'fetch("/v1/ner"'):
+        assert element in page
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", page)  # nothing from another host (no CDN)
+    assert "innerHTML" not in page  # the user's text is set as text only
+
+
 def test_head_health_for_health_checkers(client):
     response = client.head("/health")
     assert response.status_code == 200 and response.content == b""
