@@ -144,6 +144,8 @@ def _finetune(args: argparse.Namespace) -> int:
         print(f"model and metrics.json in {config.output_dir}", file=sys.stderr)
         return 0
     metrics = train(config, resume=args.resume, progress=not args.no_progress)
+    if "process_index" in metrics:  # another process of a multi-process run: the main one reports
+        return 0
     summary = {k: metrics[k] for k in ("steps", "final_loss", "tokens_per_s", "wall_time_s")}
     if "dev" in metrics:
         summary["dev_f1"] = metrics["dev"]["span"]["micro"]["f1"]

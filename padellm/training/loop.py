@@ -82,12 +82,15 @@ def start_log(output_dir: Path, resume: bool, step: int) -> Path:
 
 
 def run_loop(schedule: Schedule, state: dict, step: Callable[[dict, int, int], StepOutcome],
-             save: Callable[[dict], None], log_path: Path, scheduler, desc: str, progress: bool = True) -> bool:
+             save: Callable[[dict], None], log_path: Path, scheduler, desc: str, progress: bool = True,
+             main: bool = True, agree: Callable[[bool], bool] = bool) -> bool:
     """Run ``step(state, epoch, step_in_epoch)`` until ``schedule.total_steps``; return True when the wall-time
     bound stopped the run early (after a checkpoint), False when it completed.
 
     ``state`` is the loop's checkpointed state (``step``, ``elapsed_s``, the loss history and the log window, plus
-    whatever counters ``step`` keeps in it); ``save(state)`` writes a checkpoint.
+    whatever counters ``step`` keeps in it); ``save(state)`` writes a checkpoint. In a multi-process run only the
+    ``main`` process writes the log, and ``agree(flag)`` makes every process take the same decision (out of time:
+    stop) so that none waits for the others for ever.
     """
     from tqdm.auto import tqdm
 
@@ -111,14 +114,15 @@ def run_loop(schedule: Schedule, state: dict, step: Callable[[dict, int, int], S
             bar.set_postfix(loss=f"{outcome.loss:.4f}", **outcome.postfix, **{rate_name: f"{rate:.0f}"})
             done = state["step"] == schedule.total_steps
             if state["step"] % schedule.log_every == 0 or done:
-                record = {"step": state["step"], "epoch": epoch,
-                          "loss": state["window_loss"] / max(1e-9, state["window_weight"]),
-                          "lr": scheduler.get_last_lr()[0], **outcome.log, rate_name: rate,
-                          "elapsed_s": round(state["elapsed_s"], 2)}
-                with open(log_path, "a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+                if main:
+                    record = {"step": state["step"], "epoch": epoch,
+                              "loss": state["window_loss"] / max(1e-9, state["window_weight"]),
+                              "lr": scheduler.get_last_lr()[0], **outcome.log, rate_name: rate,
+                              "elapsed_s": round(state["elapsed_s"], 2)}
+                    with open(log_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
                 state["window_loss"], state["window_weight"] = 0.0, 0.0
-            out_of_time = bool(schedule.max_minutes) and time.perf_counter() - started > 60 * schedule.max_minutes
+            out_of_time = agree(bool(schedule.max_minutes) and time.perf_counter() - started > 60 * schedule.max_minutes)
             if not done and (out_of_time or (schedule.checkpoint_every
                                              and state["step"] % schedule.checkpoint_every == 0)):
                 save(state)

@@ -26,7 +26,7 @@ from padellm.training.batching import collate, epoch_batches
 from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
 from padellm.training.config import FinetuneConfig
 from padellm.training.config_files import save_config
-from padellm.training.loop import Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
+from padellm.training.loop import LOG_FILE, Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
 from padellm.training.sequences import build_sequences
 from padellm.types import Example
 
@@ -204,7 +204,11 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=t.lr, weight_decay=t.weight_decay)
     scheduler = cosine_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    if accelerator.num_processes == 1:
+        model, optimizer = accelerator.prepare(model, optimizer)
+    else:  # not wrapped in DistributedDataParallel: sequence_loss calls the model's parts; ``step`` syncs gradients
+        model = model.to(accelerator.device)
+        optimizer = accelerator.prepare(optimizer)
 
     state = {"step": 0, "tokens": 0, "loss_tokens": 0, "elapsed_s": 0.0}
     if checkpoint is not None:
@@ -213,49 +217,73 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
             optimizer, scheduler)
         logger.info("resuming from %s (step %d of %d)", checkpoint, state["step"], total_steps)
     output_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, output_dir / "config.yaml")
-    log_path = start_log(output_dir, resume, state["step"])
+    log_path = output_dir / LOG_FILE
+    if accelerator.is_main_process:
+        save_config(config, output_dir / "config.yaml")
+        start_log(output_dir, resume, state["step"])
     if too_long:
         logger.warning("dropped %d training sequences longer than data.max_length=%d", too_long, config.data.max_length)
 
     micro_batches_per_step = t.grad_accum * accelerator.num_processes
+    world = accelerator.num_processes
     # Recomputed from (seed, epoch) rather than stored: a resumed run gets the same order.
     batches_of = functools.lru_cache(maxsize=1)(
         lambda epoch: epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch))
 
+    def global_sum(value: float) -> float:
+        """``value`` summed over the processes of a multi-process run (``accelerate launch``, ``torchrun``)."""
+        if world == 1:
+            return value
+        return accelerator.reduce(torch.tensor([value], dtype=torch.float64, device=accelerator.device), "sum").item()
+
     def step(state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
         batches = batches_of(epoch)
         group = batches[step_in_epoch * micro_batches_per_step : (step_in_epoch + 1) * micro_batches_per_step]
-        mine = group[accelerator.process_index :: accelerator.num_processes]
-        total_weight = sum(sequences[i].loss_weight for b in mine for i in b)
-        step_loss = 0.0
+        mine = group[accelerator.process_index :: world]
+        total_weight = global_sum(sum(sequences[i].loss_weight for b in mine for i in b))
+        step_loss = step_tokens = step_loss_tokens = 0.0
         for batch_indices in mine:
             batch = {k: v.to(accelerator.device)
                      for k, v in collate([sequences[i] for i in batch_indices], tokenizer.pad_token_id).items()}
             with torch.autocast(autocast_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 loss_sum, n = sequence_loss(model, batch)
-            # Weighted token-level mean over the whole optimizer step, however the tokens fall into micro-batches.
+            # Weighted token-level mean over the whole optimizer step, however the tokens fall into micro-batches
+            # and processes.
             accelerator.backward(loss_sum / max(1e-9, total_weight))
             step_loss += loss_sum.item()
-            state["tokens"] += int(batch["tokens"])
-            state["loss_tokens"] += n
+            step_tokens += int(batch["tokens"])
+            step_loss_tokens += n
+        if world > 1:  # each process's share of the gradient, summed (a process may have had no micro-batch)
+            for parameter in trainable:
+                if parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
+                torch.distributed.all_reduce(parameter.grad)
+        state["tokens"] += int(global_sum(step_tokens))
+        state["loss_tokens"] += int(global_sum(step_loss_tokens))
         if t.max_grad_norm:
             accelerator.clip_grad_norm_(trainable, t.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return StepOutcome(step_loss / max(1e-9, total_weight), weight=total_weight, log={"tokens": state["tokens"]})
+        return StepOutcome(global_sum(step_loss) / max(1e-9, total_weight), weight=total_weight,
+                           log={"tokens": state["tokens"]})
 
     def save(state: dict) -> None:
-        save_checkpoint(output_dir, get_peft_model_state_dict(accelerator.unwrap_model(model)), optimizer, scheduler,
-                        state)
+        if accelerator.is_main_process:
+            save_checkpoint(output_dir, get_peft_model_state_dict(accelerator.unwrap_model(model)), optimizer,
+                            scheduler, state)
+        accelerator.wait_for_everyone()
 
     model.train()
     schedule = Schedule(total_steps, steps_per_epoch, t.checkpoint_every, t.log_every, t.max_minutes, "tokens")
     stopped_early = run_loop(schedule, state, step, save, log_path, scheduler, f"finetune {config.mode}",
-                             progress and accelerator.is_main_process)
-
+                             progress and accelerator.is_main_process, main=accelerator.is_main_process,
+                             agree=lambda flag: global_sum(float(flag)) > 0)
     unwrapped = accelerator.unwrap_model(model)
+    if not accelerator.is_main_process:  # the main process writes the adapter, its metrics and the dev scores
+        accelerator.wait_for_everyone()
+        return {"mode": config.mode, "steps": state["step"], "process_index": accelerator.process_index}
+
     unwrapped.save_pretrained(output_dir)
     card = output_dir / "README.md"
     if card.is_file() and "[More Information Needed]" in card.read_text():
@@ -287,4 +315,5 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
 
         metrics["dev"] = dev_scores(unwrapped, encoder, run.dev_examples, progress=progress)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    accelerator.wait_for_everyone()
     return metrics

@@ -138,3 +138,36 @@ def test_real_base_model_trains_a_few_steps(shared_data, tmp_path):
         "output_dir": str(tmp_path / "out"), "data.dataset": "conll2003", "data.max_train_examples": "24",
         "data.dev_sample": "4", "train.max_steps": "3", "train.batch_size": "8"}), progress=False)
     assert metrics["steps"] == 3 and metrics["final_loss"] < 10 and metrics["dev"]["sentences"] == 4
+
+
+def test_two_processes_train_what_one_process_with_two_micro_batches_trains(corpus, tiny_llama_dir, tmp_path):
+    """``torchrun --nproc_per_node 2`` (what ``accelerate launch`` starts) on CPU: each process takes one of a
+    step's two micro-batches, and the weighted loss and its gradient are those of one process with grad_accum 2."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed")
+    flags = {"base_model": str(tiny_llama_dir), "data.dataset": str(corpus), "data.dev_sample": "4",
+             "lora.rank": "4", "train.batch_size": "3", "train.max_steps": "4", "train.checkpoint_every": "2",
+             "train.log_every": "1", "train.precision": "fp32", "train.lr": "0.01"}
+    argv = [arg for key, value in flags.items() for arg in (f"--{key}", value)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launched = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "padellm.cli", "finetune", "--mode",
+                               "parallel", "--output_dir", str(tmp_path / "two"), "--no-progress", *argv],
+                              env=environment, timeout=600, capture_output=True, text=True)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert len(launched.stdout.splitlines()) == 1  # one summary: the main process's
+    one = train(config(corpus, tiny_llama_dir, tmp_path / "one", **{**flags, "train.grad_accum": "2"}), progress=False)
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["losses"] == pytest.approx(one["losses"], rel=1e-4)
+    assert two["tokens"] == one["tokens"] and two["dev"]["sentences"] == 4
+    weights = [load_file(tmp_path / run / "adapter_model.safetensors") for run in ("one", "two")]
+    for name, tensor in weights[0].items():
+        assert weights[1][name].allclose(tensor, atol=1e-5), name
+    assert len((tmp_path / "two" / "train_log.jsonl").read_text().splitlines()) == 4  # written once, not twice
