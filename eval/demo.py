@@ -8,13 +8,19 @@ vLLM, each with its latency next to autoregressive decoding of the same sentence
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # the demo's output is the point; vLLM's warnings are not
+    from padellm.stdio import data_stdout, quiet_libraries
+
+    quiet_libraries()  # the demo's report is the point; vLLM's warnings are not
+    with data_stdout() as out:
+        return demo(argv, out)
+
+
+def demo(argv: list[str] | None, out) -> int:
     from padellm.adapters import shipped_adapter
     from padellm.configargs import add_dataclass_arguments, dataclass_from_args, given_fields
     from padellm.data.datasets import load_dataset
@@ -22,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.errors import PadellmError
     from padellm.evaluation.runner import run_systems
-    from padellm.evaluation.systems import llm_systems
+    from padellm.evaluation.systems import close_engines, llm_systems
     from padellm.types import Example
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -40,22 +46,25 @@ def main(argv: list[str] | None = None) -> int:
         adapters = {mode: shipped_adapter(mode) for mode in ("parallel", "autoregressive")}
         systems = llm_systems(adapters, "vllm", given_fields(DecodeConfig, args),
                               dataclass_from_args(VLLMConfig, args))
-        runs = run_systems(systems, sentences, warmup, batch_mode=False, progress=False)
+        try:
+            runs = run_systems(systems, sentences, warmup, batch_mode=False, progress=False)
+        finally:
+            close_engines(systems)
     except PadellmError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return 2
     parallel, autoregressive = runs["parallel"], runs["autoregressive"]
     print(f"\nPaDeLLM parallel decoding vs autoregressive decoding, one sentence at a time (vLLM, "
-          f"{len(sentences)} sentences):\n")
+          f"{len(sentences)} sentences):\n", file=out)
     for index, example in enumerate(sentences):
         text = example.text
         found = ", ".join(f"{text[e.start:e.end]} [{e.label}]" for e in parallel.predictions[index]) or "(none)"
         print(f"  {text}\n    -> {found}\n       parallel {1000 * parallel.latencies_s[index]:.0f} ms, "
-              f"autoregressive {1000 * autoregressive.latencies_s[index]:.0f} ms")
+              f"autoregressive {1000 * autoregressive.latencies_s[index]:.0f} ms", file=out)
     mean_parallel = 1000 * sum(parallel.latencies_s) / len(sentences)
     mean_autoregressive = 1000 * sum(autoregressive.latencies_s) / len(sentences)
     print(f"\nmean latency: parallel {mean_parallel:.0f} ms, autoregressive {mean_autoregressive:.0f} ms "
-          f"({mean_autoregressive / mean_parallel:.2f}x)")
+          f"({mean_autoregressive / mean_parallel:.2f}x)", file=out)
     return 0
 
 
