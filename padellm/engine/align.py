@@ -29,23 +29,29 @@ def _occurrences(text: str, mention: str) -> list[int]:
 def align(text: str, mentions: list[Mention]) -> tuple[list[Entity], int]:
     """Spans for ``mentions`` and how many were dropped because the string is not in the text.
 
-    The k-th prediction of a string repeated under one label takes that string's k-th unused occurrence, so
-    "Paris ... Paris" predicted twice as LOC gives both spans. Once every occurrence is taken, a further
-    prediction of the same string is a duplicate and is dropped with the absent ones.
+    A label's mentions come in text order (``k``: by start, then end, as training orders them), so the k-th takes
+    the first occurrence of its string that comes after the span the (k-1)-th took: "Paris ... Paris" predicted
+    twice as LOC gives both spans, and in nested text ("IL-2 receptor ... IL-2") a later "IL-2" is not placed
+    inside the earlier mention. Where the order is broken (no occurrence after the previous span), the first
+    occurrence not yet taken by the label. Once every occurrence is taken, a further prediction of the same
+    string is a duplicate and is dropped with the absent ones.
     """
     entities: list[Entity] = []
-    used: dict[tuple[str, str], int] = {}
+    taken: set[tuple[int, int, str]] = set()
+    previous: dict[str, tuple[int, int]] = {}
     dropped = 0
     for mention in sorted(mentions, key=lambda m: (m.label, m.k)):
         if not mention.text:
             dropped += 1
             continue
-        starts = _occurrences(text, mention.text)
-        index = used.get((mention.label, mention.text), 0)
-        if index >= len(starts):
+        spans = [(start, start + len(mention.text)) for start in _occurrences(text, mention.text)]
+        free = [span for span in spans if (*span, mention.label) not in taken]
+        after = [span for span in free if span > previous.get(mention.label, (-1, -1))]
+        if not free:
             dropped += 1
             continue
-        used[(mention.label, mention.text)] = index + 1
-        start = starts[index]
-        entities.append(Entity(start, start + len(mention.text), mention.label, score=mention.logprob))
+        start, end = (after or free)[0]
+        taken.add((start, end, mention.label))
+        previous[mention.label] = (start, end)
+        entities.append(Entity(start, end, mention.label, score=mention.logprob))
     return sorted(entities), dropped
