@@ -121,6 +121,23 @@ def entity_record(text: str, entity: Entity) -> dict:
     return record
 
 
+def adapter_encoder(folder: str | Path) -> PromptEncoder:
+    """The prompt encoder of an adapter folder: its template and labels, and its base model's tokenizer."""
+    from transformers import AutoTokenizer
+
+    from padellm.adapters import base_model_of
+    from padellm.prompts.templates import load_prompt
+
+    template, label_set = load_prompt(folder)
+    return PromptEncoder(AutoTokenizer.from_pretrained(base_model_of(folder)), template, label_set)
+
+
+def check_texts(adapter: str | Path, texts: list[str], decode_config: DecodeConfig, max_model_len: int) -> None:
+    """``NER.check`` before any engine starts: InvalidRequestError naming the first of ``texts`` that an engine
+    of ``max_model_len`` tokens cannot decode with ``adapter``."""
+    NER(adapter_encoder(adapter), None, decode_config, max_model_len=max_model_len).check(texts)
+
+
 def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | Mapping | None = None,
          vllm_config=None, dtype: str = "float32", texts: list[str] | None = None) -> NER:
     """An ``NER`` for an adapter folder written by ``padellm finetune``.
@@ -136,8 +153,7 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | M
     ``texts``: the texts you are about to decode, checked against the engine's context (``NER.check``) before any
     engine starts, so that a text too long fails in a second, not after the engine's start-up.
     """
-    from padellm.adapters import base_model_of, load_adapter
-    from padellm.prompts.templates import load_prompt
+    from padellm.adapters import load_adapter
 
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -147,26 +163,25 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | M
         from padellm.engine.backend import TransformersBackend
 
         loaded = load_adapter(folder, dtype=dtype)
-        return NER(loaded.encoder, TransformersBackend(loaded.model, loaded.encoder.eos_id), decode_config,
-                   name=folder.name)
-    template, label_set = load_prompt(folder)
-    from transformers import AutoTokenizer
+        ner = NER(loaded.encoder, TransformersBackend(loaded.model, loaded.encoder.eos_id), decode_config,
+                  name=folder.name)
+    else:
+        from padellm.engine.vllm_backend import VLLMConfig, check_decoding, vllm_backends
 
-    from padellm.engine.vllm_backend import VLLMConfig, check_decoding, vllm_backends
-
-    encoder = PromptEncoder(AutoTokenizer.from_pretrained(base_model_of(folder)), template, label_set)
-    if backend == "vllm":
-        vllm_config = vllm_config or VLLMConfig()
-        check_decoding(decode_config, vllm_config, template)
-        if texts is not None:
-            NER(encoder, backend, decode_config, max_model_len=vllm_config.max_model_len).check(texts)
-        backend = vllm_backends([folder], vllm_config)[0]
-    elif getattr(backend, "adapter", None) != folder.resolve():
-        raise ConfigError(f"the backend given decodes with adapter {getattr(backend, 'adapter', None)}, not {folder}")
-    elif isinstance(getattr(getattr(backend, "engine", None), "config", None), VLLMConfig):
-        check_decoding(decode_config, backend.engine.config, template)
-    ner = NER(encoder, backend, decode_config, max_model_len=getattr(backend, "max_model_len", None),
-              name=folder.name)
+        encoder = adapter_encoder(folder)
+        if backend == "vllm":
+            vllm_config = vllm_config or VLLMConfig()
+            check_decoding(decode_config, vllm_config, encoder.template)
+            if texts is not None:
+                NER(encoder, None, decode_config, max_model_len=vllm_config.max_model_len).check(texts)
+            backend = vllm_backends([folder], vllm_config)[0]
+        elif getattr(backend, "adapter", None) != folder.resolve():
+            raise ConfigError(f"the backend given decodes with adapter {getattr(backend, 'adapter', None)}, "
+                              f"not {folder}")
+        elif isinstance(getattr(getattr(backend, "engine", None), "config", None), VLLMConfig):
+            check_decoding(decode_config, backend.engine.config, encoder.template)
+        ner = NER(encoder, backend, decode_config, max_model_len=getattr(backend, "max_model_len", None),
+                  name=folder.name)
     if texts is not None:
         ner.check(texts)
     return ner

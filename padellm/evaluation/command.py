@@ -142,12 +142,11 @@ def evaluate(config: EvalConfig, out_dir: str | Path, decode_config=None, vllm_c
     torch.manual_seed(config.seed)
 
     llm = {system: folder for system, folder in chosen.items() if system != "fastner"}
-    systems = llm_systems(llm, config.backend, decode_config, vllm_config, config.oracle_counts) if llm else []
+    texts = [example.text for example in examples + warmup]  # checked before any engine starts
+    systems = llm_systems(llm, config.backend, decode_config, vllm_config, config.oracle_counts, texts) if llm else []
     try:
-        for system in systems:
-            system.ner.check([example.text for example in examples + warmup])
         if "fastner" in chosen:
-            systems += fastner_systems(chosen["fastner"], config.exit_configs, config.fastner_batch_size)
+            systems += fastner_systems(chosen["fastner"], config.exit_configs, config.fastner_batch_size, examples, data)
         runs = run_systems(systems, examples, warmup, config.batch_mode, progress, config.settle_ms / 1000)
     finally:
         close_engines(systems)

@@ -137,23 +137,28 @@ def fastner_labels(folder: str | Path) -> tuple[str, ...]:
     return tuple(json.loads(path.read_text())["labels"])
 
 
-def fastner_systems(folder: str | Path, exit_configs: tuple[ExitConfig, ...], batch_size: int) -> list[FastNERSystem]:
-    """One system per operating point, all sharing one loaded model."""
+def fastner_systems(folder: str | Path, exit_configs: tuple[ExitConfig, ...], batch_size: int,
+                    examples: list[Example] = (), data: str = "the data") -> list[FastNERSystem]:
+    """One system per operating point, all sharing one loaded model; ``examples`` (what it will tag) must be text
+    its encoder's vocabulary covers."""
     from transformers import AutoTokenizer
 
     from padellm.baselines.fastner import FastNER
+    from padellm.baselines.fastner_data import check_vocabulary
 
     folder = Path(folder)
-    model = FastNER.load(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
+    check_vocabulary(tokenizer, list(examples), f"FastNER {folder}", data)
+    model = FastNER.load(folder)
     return [FastNERSystem(f"fastner ({config.name})", model, tokenizer, config, batch_size, folder)
             for config in exit_configs]
 
 
 def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_config,
-                oracle_counts: bool = False) -> list[LLMSystem]:
+                oracle_counts: bool = False, texts: list[str] | None = None) -> list[LLMSystem]:
     """One system per ``{mode: adapter folder}`` (modes already checked with ``adapter_labels``); on vLLM all
-    engines are started together. ``oracle_counts``: also the parallel adapter with the gold counts (on the same
+    engines are started together, after ``texts`` (when given) are checked against every adapter's prompts and
+    the engines' context. ``oracle_counts``: also the parallel adapter with the gold counts (on the same
     engine)."""
     from padellm.engine.decode_settings import resolve_decode_config
     from padellm.ner import load
@@ -167,8 +172,12 @@ def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_con
     if backend == "vllm":
         from padellm.engine.vllm_backend import check_decoding, vllm_backends
 
+        from padellm.ner import check_texts
+
         for mode, folder in adapters.items():
             check_decoding(settings[mode], vllm_config, load_prompt(folder)[0])
+            if texts is not None:
+                check_texts(folder, texts, settings[mode], vllm_config.max_model_len)
         backends = vllm_backends(list(adapters.values()), vllm_config)
     else:
         backends = [backend] * len(adapters)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from padellm.baselines.fastner import FastNER
-from padellm.baselines.fastner_data import collate, encode_example
+from padellm.baselines.fastner_data import check_vocabulary, collate, encode_example
 from padellm.data.datasets import load_dataset
 from padellm.errors import ConfigError
 from padellm.models import resolve_model
@@ -71,6 +71,8 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
     train_examples, dev_examples, labels = load_examples(config)
     folder = resolve_model(config.model.encoder, "model.encoder")
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    check_vocabulary(tokenizer, train_examples, f"model.encoder {config.model.encoder}",
+                     f"{config.data.dataset} {config.data.train_split}")
     model = FastNER.from_encoder(folder, config.model_config(labels))
     encoded = [encode_example(ex, tokenizer, model.config) for ex in train_examples]
     lost = sum(e.lost_entities for e in encoded)

@@ -109,3 +109,31 @@ def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
         assert all(1 <= r["mean_exit"] <= 2 for r in runs.values())
     assert runs["entropy (max) 0.2"]["f1"] >= 0 and plot_path.stat().st_size > 10_000
     assert module.main([*argv, "--batch-sizes", "0"]) == 2
+
+
+def test_an_encoder_that_cannot_see_the_text_is_refused(tmp_path, tiny_bert_dir, capsys):
+    from transformers import AutoTokenizer
+
+    from padellm.baselines.fastner_data import unknown_rate
+
+    chinese = tmp_path / "zh"
+    chinese.mkdir()
+    # Characters outside the tiny encoder's vocabulary (the packaged MiniLM misses half of Resume's: 50.4 %).
+    (chinese / "train.txt").write_text("王 B-NAME\n鑫 I-NAME\n龘 O\n\n翡 B-ORG\n翠 I-ORG\n琥 I-ORG\n珀 O\n")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    assert unknown_rate(tokenizer, load_dataset(str(chinese), ["train"]).split("train")) > 0.5
+    argv = ["finetune", "--no-progress"] + [f"--{k}={v}" for k, v in
+                                            overrides(chinese, tiny_bert_dir, tmp_path / "run", **{"data.dev_split": ""}).items()]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"model.encoder {tiny_bert_dir}: " in err and "of the subwords of" in err and "unknown token" in err
+    assert not (tmp_path / "run" / "model").exists()  # refused before training
+
+
+def test_english_text_is_seen(corpus, tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    from padellm.baselines.fastner_data import unknown_rate
+
+    rate = unknown_rate(AutoTokenizer.from_pretrained(tiny_bert_dir), load_dataset(str(corpus), ["train"]).split("train"))
+    assert rate < 0.05
