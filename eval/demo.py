@@ -13,7 +13,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from padellm.stdio import data_stdout, quiet_libraries
+    from padellm.terminal.stdio import data_stdout, quiet_libraries
 
     quiet_libraries()  # the demo's report is the point; vLLM's warnings are not
     with data_stdout() as out:

@@ -103,3 +103,16 @@ def load_adapter(folder: str | Path, dtype: str = "float32") -> LoadedAdapter:
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=getattr(torch, dtype))
     model = PeftModel.from_pretrained(model, folder).merge_and_unload().eval()
     return LoadedAdapter(folder, base_dir, model, PromptEncoder(tokenizer, template, label_set))
+
+
+def store_weights_as(folder: str | Path, dtype: str) -> Path:
+    """Rewrite ``folder``'s ``adapter_model.safetensors`` with its floating-point tensors in ``dtype``
+    (bfloat16: half the file; loading casts them back to the model's dtype)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = Path(folder) / "adapter_model.safetensors"
+    target = getattr(torch, dtype)
+    tensors = {name: t.to(target) if t.is_floating_point() else t for name, t in load_file(path).items()}
+    save_file(tensors, path, metadata={"format": "pt"})
+    return path

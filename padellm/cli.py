@@ -16,8 +16,8 @@ from padellm.data.datasets import load_dataset
 from padellm.errors import InvalidRequestError, PadellmError
 from padellm.models import DTYPES, PACKAGED_MODELS, prepare_model
 from padellm.data.stats import format_table, split_stats
-from padellm.stdio import data_stdout, quiet_libraries
-from padellm.text_input import InputLine, from_arguments, read_file, read_stream
+from padellm.terminal.stdio import data_stdout, quiet_libraries
+from padellm.terminal.text_input import InputLine, from_arguments, read_file, read_stream
 
 
 def _data_stats(args: argparse.Namespace) -> int:

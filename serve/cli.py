@@ -12,7 +12,7 @@ from padellm.configargs import add_dataclass_arguments, dataclass_from_args, giv
 from padellm.engine.decoding import DecodeConfig
 from padellm.engine.vllm_backend import VLLMConfig
 from padellm.errors import MissingPackageError, PadellmError
-from padellm.stdio import data_stdout, quiet_libraries
+from padellm.terminal.stdio import data_stdout, quiet_libraries
 from padellm_serve.config import ServerConfig
 
 

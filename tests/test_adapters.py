@@ -43,3 +43,19 @@ def test_score_adapter_script(tiny_adapter, tmp_path, capsys):
     assert module.main(["--adapter", str(tmp_path), "--dataset", str(corpus)]) == 2
     assert module.main(["--adapter", str(folder), "--dataset", str(corpus), "--split", "test", "--summary"]) == 0
     assert "parallel decoding, F1" in capsys.readouterr().out
+
+
+def test_adapter_weights_stored_in_bfloat16_take_half_the_space_and_load_back(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from padellm.adapters import store_weights_as
+
+    weights = {"a.lora_A.weight": torch.randn(8, 64), "b.lora_B.weight": torch.randn(64, 8), "steps": torch.tensor([3])}
+    save_file(weights, tmp_path / "adapter_model.safetensors")
+    before = (tmp_path / "adapter_model.safetensors").stat().st_size
+    store_weights_as(tmp_path, "bfloat16")
+    after = load_file(tmp_path / "adapter_model.safetensors")
+    assert after["a.lora_A.weight"].dtype == torch.bfloat16 and after["steps"].dtype == torch.int64
+    assert (tmp_path / "adapter_model.safetensors").stat().st_size < 0.6 * before
+    assert after["b.lora_B.weight"].float().allclose(weights["b.lora_B.weight"], rtol=1e-2)

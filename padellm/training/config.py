@@ -9,6 +9,7 @@ from padellm.errors import ConfigError
 from padellm.training.sequences import SUPERVISIONS
 
 MODES = ("parallel", "autoregressive")
+ADAPTER_DTYPES = ("bfloat16", "float32")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
@@ -118,9 +119,14 @@ class TrainConfig:
     """Save a resumable checkpoint every N optimizer steps (0: only at the end)."""
     log_every: int = 10
     """Write a line to train_log.jsonl every N optimizer steps."""
+    adapter_dtype: str = "bfloat16"
+    """dtype of the saved LoRA weights: bfloat16 halves the adapter file (rank 8 on SmolLM2: 9.8 -> 4.9 MB);
+    float32 keeps them as trained. Checkpoints keep float32 either way."""
 
     def problems(self) -> list[str]:
         out = []
+        if self.adapter_dtype not in ADAPTER_DTYPES:
+            out.append(f"train.adapter_dtype must be one of {', '.join(ADAPTER_DTYPES)}; got {self.adapter_dtype!r}")
         if self.lr <= 0:
             out.append(f"train.lr must be > 0; got {self.lr}")
         for name in ("epochs", "batch_size", "grad_accum", "bucket_batches", "log_every"):

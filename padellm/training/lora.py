@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from padellm.adapters import store_weights_as
 from padellm.data.datasets import load_dataset, read_file
 from padellm.errors import ConfigError, PadellmError
 from padellm.models import cpu_has_native_bf16, resolve_model
@@ -285,6 +286,11 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         return {"mode": config.mode, "steps": state["step"], "process_index": accelerator.process_index}
 
     unwrapped.save_pretrained(output_dir)
+    if t.adapter_dtype != "float32":  # and the dev scores below decode with the weights as saved
+        from safetensors.torch import load_file
+
+        saved = load_file(store_weights_as(output_dir, t.adapter_dtype))
+        set_peft_model_state_dict(unwrapped, {name: tensor.float() for name, tensor in saved.items()})
     card = output_dir / "README.md"
     if card.is_file() and "[More Information Needed]" in card.read_text():
         card.unlink()  # peft's empty model-card template: config.yaml and metrics.json describe the adapter

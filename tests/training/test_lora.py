@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from padellm.cli import load_finetune_config
 from padellm.errors import ConfigError
@@ -50,6 +51,9 @@ def test_loss_falls_and_the_output_folder_is_complete(corpus, tiny_llama_dir, tm
                  "train_log.jsonl", "metrics.json"):
         assert (out / name).is_file(), name
     assert not (out / "checkpoints").exists()
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(out / "adapter_model.safetensors").values()} == {torch.bfloat16}  # half size
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["dev"]["sentences"] == 4 and 0 <= saved["dev"]["span"]["micro"]["f1"] <= 1
     assert saved["train_sentences"] == 12 and saved["tokens_per_s"] > 0

@@ -1,7 +1,7 @@
 import pytest
 
 from padellm.errors import CorpusError
-from padellm.text_input import from_arguments, read_file, read_lines
+from padellm.terminal.text_input import from_arguments, read_file, read_lines
 
 
 def test_one_input_line_per_line_blank_ones_kept():

@@ -6,13 +6,13 @@ import sys
 import textwrap
 import warnings
 
-from padellm.stdio import QUIET_ENVIRONMENT, data_stdout, quiet_libraries
+from padellm.terminal.stdio import QUIET_ENVIRONMENT, data_stdout, quiet_libraries
 
 # A command in miniature: its data, and noise from every source a real run has (print, the logging module, a C
 # library writing to descriptor 1, a child process that inherits it, a spawned Python process).
 SCRIPT = textwrap.dedent("""
     import logging, multiprocessing, os, subprocess, sys
-    from padellm.stdio import data_stdout
+    from padellm.terminal.stdio import data_stdout
 
     def child():
         print("noise from a spawned process")
