@@ -28,7 +28,7 @@ from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoin
 from padellm.training.config import FinetuneConfig
 from padellm.training.config_files import save_config
 from padellm.training.loop import LOG_FILE, Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
-from padellm.training.sequences import build_sequences
+from padellm.training.sequences import build_sequences, longest_target
 from padellm.types import Example
 
 logger = logging.getLogger(__name__)
@@ -173,6 +173,25 @@ def sequence_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
     return (losses * batch["loss_weights"]).sum(), int(batch["loss_targets"].numel())
 
 
+def write_generation_limits(output_dir: Path, examples: list[Example], encoder: PromptEncoder) -> dict:
+    """Where the training data teaches generations longer than ``DecodeConfig``'s default limit allows (Resume's
+    Chinese mentions: up to 60 SmolLM2 tokens against max_mention_tokens 32), raise that limit, with a quarter to
+    spare, in the adapter's decode.yaml, so that decoding does not cut what the model was taught to write.
+    Returns the settings written (none where the default suffices)."""
+    from padellm.engine.decode_settings import read_decode_settings, write_decode_settings
+    from padellm.engine.decoding import DecodeConfig
+
+    field, longest = longest_target(examples, encoder)
+    default = getattr(DecodeConfig(), field)
+    if longest <= default:
+        return {}
+    settings = {field: math.ceil(1.25 * longest)}
+    write_decode_settings(output_dir, {**read_decode_settings(output_dir), **settings},
+                          f"Written by padellm finetune: the training data's longest generation is {longest} tokens\n"
+                          f"(EOS included), over the default {field} of {default}; a quarter to spare.")
+    return settings
+
+
 def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -> dict:
     """Fine-tune, write the output folder, and return the metrics written to ``metrics.json``."""
     from accelerate import Accelerator
@@ -295,6 +314,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
     if card.is_file() and "[More Information Needed]" in card.read_text():
         card.unlink()  # peft's empty model-card template: config.yaml and metrics.json describe the adapter
     save_prompt(output_dir, run.template, run.label_set)
+    write_generation_limits(output_dir, run.train_examples, encoder)
     metrics = {
         "mode": config.mode,
         "base_model": config.base_model,

@@ -255,15 +255,29 @@ def branch_tree(example: Example, encoder: PromptEncoder) -> TrainingSequence:
     return TrainingSequence(tuple(ids), tuple(labels), "tree", tuple(segments), tuple(parents))
 
 
+def autoregressive_mentions(example: Example, encoder: PromptEncoder) -> list[tuple[str, str]]:
+    """``(label, mention)`` of the example's entities of the encoder's labels, in text order."""
+    labels = set(encoder.label_set.labels)
+    return [(e.label, e.mention(example.text)) for e in sorted(example.entities, key=lambda e: (e.start, e.end))
+            if e.label in labels]
+
+
 def autoregressive_sequence(example: Example, encoder: PromptEncoder) -> TrainingSequence:
     """The baseline's one sequence: prompt, then every ``label: mention`` in text order, then EOS."""
-    labels = set(encoder.label_set.labels)
-    mentions = [(e.label, e.mention(example.text)) for e in sorted(example.entities, key=lambda e: (e.start, e.end))
-                if e.label in labels]
-    return _sequence(
-        [(encoder.autoregressive_prompt(example.text), 0), (encoder.autoregressive_target(mentions), 1)],
-        "autoregressive",
-    )
+    target = encoder.autoregressive_target(autoregressive_mentions(example, encoder))
+    return _sequence([(encoder.autoregressive_prompt(example.text), 0), (target, 1)], "autoregressive")
+
+
+def longest_target(examples: list[Example], encoder: PromptEncoder) -> tuple[str, int]:
+    """The decode limit the training data stretches most, and the longest generation it teaches, in tokens (EOS
+    included): a mention for parallel decoding (``max_mention_tokens``), the whole output for the autoregressive
+    baseline (``max_autoregressive_tokens``)."""
+    if encoder.template.mode == "parallel":
+        lengths = (len(encoder.mention_target(e.mention(ex.text))) for ex in examples for e in ex.entities
+                   if e.label in encoder.label_set.labels)
+        return "max_mention_tokens", max(lengths, default=0)
+    lengths = (len(encoder.autoregressive_target(autoregressive_mentions(ex, encoder))) for ex in examples)
+    return "max_autoregressive_tokens", max(lengths, default=0)
 
 
 def build_sequences(examples: list[Example], encoder: PromptEncoder, pack: bool = True, supervision: str = "compact",

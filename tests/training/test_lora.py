@@ -175,3 +175,32 @@ def test_two_processes_train_what_one_process_with_two_micro_batches_trains(corp
     for name, tensor in weights[0].items():
         assert weights[1][name].allclose(tensor, atol=1e-5), name
     assert len((tmp_path / "two" / "train_log.jsonl").read_text().splitlines()) == 4  # written once, not twice
+
+
+def test_decode_limits_grow_to_what_the_training_data_teaches(tmp_path, tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    from padellm.engine.decode_settings import read_decode_settings
+    from padellm.prompts.encoding import PromptEncoder
+    from padellm.prompts.templates import LabelSet, load_template
+    from padellm.training.lora import write_generation_limits
+    from padellm.types import Entity, Example
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    labels = LabelSet.for_labels(["ORG"], {"ORG": "organization"})
+    short = Example("EU said", ("EU", "said"), ((0, 2), (3, 7)), (Entity(0, 2, "ORG"),))
+    long_name = " ".join(["Commission"] * 30)
+    long = Example(long_name, tuple(long_name.split()), tuple((11 * i, 11 * i + 10) for i in range(30)),
+                   (Entity(0, len(long_name), "ORG"),))
+    parallel = PromptEncoder(tokenizer, load_template("padellm-en-v1"), labels)
+    assert write_generation_limits(tmp_path, [short], parallel) == {} and not (tmp_path / "decode.yaml").exists()
+    written = write_generation_limits(tmp_path, [short, long], parallel)
+    needed = len(parallel.mention_target(long_name))
+    assert needed > 32 and written == {"max_mention_tokens": -(-5 * needed // 4)}
+    assert read_decode_settings(tmp_path) == written  # what load / extract / serve / eval decode with
+    autoregressive = PromptEncoder(tokenizer, load_template("autoregressive-en-v1"), labels)
+    words = " ".join(["Commission"] * 100)
+    many = Example(words, tuple(words.split()), tuple((11 * i, 11 * i + 10) for i in range(100)),
+                   tuple(Entity(11 * i, 11 * i + 10, "ORG") for i in range(100)))
+    assert set(write_generation_limits(tmp_path, [many], autoregressive)) == {"max_autoregressive_tokens"}
+    assert set(read_decode_settings(tmp_path)) == {"max_mention_tokens", "max_autoregressive_tokens"}  # merged
