@@ -46,6 +46,9 @@ class DataConfig:
     zero_count_weight: float = 1.0
     """PaDeLLM only: a further factor on the loss of a count 0 (a label the text does not mention: most pairs, so
     that an under-trained count stage says "none"); below 1 evens the counts out."""
+    none_weight: float = 1.0
+    """Count-free PaDeLLM only: a factor on the loss of a branch's none answer. Where entities are sparse most
+    branches answer none, which an under-trained model then says everywhere; below 1 evens that out."""
 
     def problems(self) -> list[str]:
         out = []
@@ -58,7 +61,7 @@ class DataConfig:
             out.append("data.dataset must name a dataset or a file; got ''")
         if self.supervision not in SUPERVISIONS:
             out.append(f"data.supervision must be one of {', '.join(SUPERVISIONS)}; got {self.supervision!r}")
-        for name in ("count_weight", "zero_count_weight"):
+        for name in ("count_weight", "zero_count_weight", "none_weight"):
             if getattr(self, name) <= 0:
                 out.append(f"data.{name} must be > 0; got {getattr(self, name)}")
         return out

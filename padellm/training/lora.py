@@ -113,6 +113,10 @@ def prepare_run(config: FinetuneConfig) -> Run:
                          f"supervise; got {getattr(data, name)!r} (leave it at {getattr(defaults, name)!r})"
                          for name in ("supervision", "count_weight", "zero_count_weight")
                          if getattr(data, name) != getattr(defaults, name)]
+        elif template.mode == "parallel" and data.none_weight != 1.0:
+            problems.append(f"data.none_weight: prompt {config.prompt_name!r} has a count stage, not none answers; "
+                            f"got {data.none_weight!r} (leave it at 1.0, or use a count-free prompt such as "
+                            f"padellm-en-branches-v1)")
     except ConfigError as err:
         problems += [f"prompt: {p}" for p in err.problems]
 
@@ -210,7 +214,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
 
     sequences = build_sequences(run.train_examples, encoder, pack=config.data.pack,
                                 supervision=config.data.supervision, count_weight=config.data.count_weight,
-                                zero_count_weight=config.data.zero_count_weight)
+                                zero_count_weight=config.data.zero_count_weight, none_weight=config.data.none_weight)
     too_long = sum(1 for s in sequences if len(s.input_ids) > config.data.max_length)
     sequences = [s for s in sequences if len(s.input_ids) <= config.data.max_length]
     if not sequences:

@@ -211,48 +211,55 @@ def parallel_tree(example: Example, encoder: PromptEncoder, supervision: str = "
                             None if plain else tuple(weights))
 
 
-def branch_targets(example: Example, encoder: PromptEncoder) -> dict[str, list[tuple[int, list[int]]]]:
-    """Count-free format: per label, ``(k, target)`` for each branch training sees: the k-th mention for k <= n,
-    then the none marker for k = n+1 .. max(n+1, window)."""
+def branch_targets(example: Example, encoder: PromptEncoder,
+                   none_weight: float = 1.0) -> dict[str, list[tuple[int, list[int], float]]]:
+    """Count-free format: per label, ``(k, target, loss weight)`` for each branch training sees: the k-th mention
+    for k <= n (weight 1), then the none marker for k = n+1 .. max(n+1, window) (weight ``none_weight``)."""
     window = encoder.parallel.window
     targets = {}
     for label, mentions in mentions_by_label(example, encoder.label_set.labels).items():
-        found = [(k, encoder.mention_target(m)) for k, m in enumerate(mentions, start=1)]
-        nones = [(k, encoder.none_target()) for k in range(len(mentions) + 1, max(len(mentions) + 1, window) + 1)]
+        found = [(k, encoder.mention_target(m), 1.0) for k, m in enumerate(mentions, start=1)]
+        nones = [(k, encoder.none_target(), none_weight)
+                 for k in range(len(mentions) + 1, max(len(mentions) + 1, window) + 1)]
         targets[label] = found + nones
     return targets
 
 
-def branch_sequences(example: Example, encoder: PromptEncoder) -> list[TrainingSequence]:
+def branch_sequences(example: Example, encoder: PromptEncoder, none_weight: float = 1.0) -> list[TrainingSequence]:
     """Count-free format, one padded sequence per (label, k): the label prompt and the mention-k marker as
     prompt, the k-th mention or the none marker (then EOS) as target."""
-    return [_sequence([(encoder.branch_prompt(encoder.count_prompt(example.text, label), k), 0), (target, 1)],
+    return [_sequence([(encoder.branch_prompt(encoder.count_prompt(example.text, label), k), 0), (target, weight)],
                       "mention")
-            for label, branches in branch_targets(example, encoder).items() for k, target in branches]
+            for label, branches in branch_targets(example, encoder, none_weight).items()
+            for k, target, weight in branches]
 
 
-def branch_tree(example: Example, encoder: PromptEncoder) -> TrainingSequence:
+def branch_tree(example: Example, encoder: PromptEncoder, none_weight: float = 1.0) -> TrainingSequence:
     """``branch_sequences`` packed as one tree (root: the text part; a child per label: its label part; a grandchild
     per branch: marker and target), the same loss per token as the separate sequences."""
     ids: list[int] = []
     labels: list[int] = []
     segments: list[int] = []
     parents: list[int] = []
+    weights: list[float] = []
 
-    def add(prompt: list[int], target: list[int], parent: int) -> int:
+    def add(prompt: list[int], target: list[int], parent: int, weight: float = 1.0) -> int:
         segment = len(parents)
         parents.append(parent)
         ids.extend(prompt + target)
         labels.extend([IGNORE] * len(prompt) + target)
         segments.extend([segment] * (len(prompt) + len(target)))
+        weights.extend([0.0] * len(prompt) + [weight] * len(target))
         return segment
 
     root = add(encoder.text_prefix(example.text), [], -1)
-    for label, branches in branch_targets(example, encoder).items():
+    for label, branches in branch_targets(example, encoder, none_weight).items():
         node = add(encoder.label_part(label), [], root)
-        for k, target in branches:
-            add(encoder.mention_marker(k), target, node)
-    return TrainingSequence(tuple(ids), tuple(labels), "tree", tuple(segments), tuple(parents))
+        for k, target, weight in branches:
+            add(encoder.mention_marker(k), target, node, weight)
+    plain = all(w in (0.0, 1.0) for w in weights)
+    return TrainingSequence(tuple(ids), tuple(labels), "tree", tuple(segments), tuple(parents),
+                            None if plain else tuple(weights))
 
 
 def autoregressive_mentions(example: Example, encoder: PromptEncoder) -> list[tuple[str, str]]:
@@ -281,15 +288,16 @@ def longest_target(examples: list[Example], encoder: PromptEncoder) -> tuple[str
 
 
 def build_sequences(examples: list[Example], encoder: PromptEncoder, pack: bool = True, supervision: str = "compact",
-                    count_weight: float = 1.0, zero_count_weight: float = 1.0) -> list[TrainingSequence]:
+                    count_weight: float = 1.0, zero_count_weight: float = 1.0,
+                    none_weight: float = 1.0) -> list[TrainingSequence]:
     """Every training sequence of ``examples`` in the encoder's template mode; ``pack``: PaDeLLM's sequences
     of each example as one tree (see :func:`parallel_tree`); ``supervision``, ``count_weight`` and
     ``zero_count_weight``: PaDeLLM with a count stage only (see :func:`parallel_sequences`); the count-free format
-    trains its branches (see :func:`branch_tree`)."""
+    trains its branches, its none answers weighted by ``none_weight`` (see :func:`branch_tree`)."""
     if encoder.template.mode == "parallel" and not encoder.parallel.has_count_stage:
         if pack:
-            return [branch_tree(example, encoder) for example in examples]
-        return [s for example in examples for s in branch_sequences(example, encoder)]
+            return [branch_tree(example, encoder, none_weight) for example in examples]
+        return [s for example in examples for s in branch_sequences(example, encoder, none_weight)]
     if encoder.template.mode == "parallel":
         if pack:
             return [parallel_tree(example, encoder, supervision, count_weight, zero_count_weight)

@@ -110,6 +110,10 @@ def test_bad_config_lists_every_problem_before_training(corpus, tmp_path):
     problems = "\n".join(info.value.problems)
     assert "data.supervision: the count-free prompt 'padellm-en-branches-v1' has no count stage" in problems
     assert "data.zero_count_weight: the count-free prompt" in problems and "data.count_weight" not in problems
+    with pytest.raises(ConfigError, match="data.none_weight: prompt 'padellm-en-v1' has a count stage"):
+        training.prepare_run(load_finetune_config(None, {
+            "output_dir": str(tmp_path / "x"), "base_model": str(tmp_path / "no-model"), "data.dataset": str(corpus),
+            "data.none_weight": "0.5"}))
     with pytest.raises(ConfigError) as info:
         load_finetune_config(None, {"output_dir": "x", "lora.rank": "0", "train.lr": "-1", "data.dataset": str(tmp_path / "missing")})
     assert len(info.value.problems) == 2 and "lora.rank must be > 0; got 0" in str(info.value)

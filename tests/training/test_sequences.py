@@ -178,6 +178,16 @@ def test_count_free_branches_answer_each_mention_then_none(tokenizer, tiny_llama
         packed_sum, _ = sequence_loss(model, collate([tree], 0))
         separate_sum, _ = sequence_loss(model, collate(separate, 0))
     assert packed_sum.item() == pytest.approx(separate_sum.item(), rel=1e-5)
+    # none_weight: the none answers (4 of the 7 branches here) weigh less, packed or not, with the same loss
+    none_tokens = len(encoder.none_target())
+    light_tree = build_sequences([EXAMPLE], encoder, none_weight=0.25)[0]
+    light = build_sequences([EXAMPLE], encoder, pack=False, none_weight=0.25)
+    assert light_tree.loss_weight == pytest.approx(tree.loss_weight - 4 * 0.75 * none_tokens)
+    assert sum(s.loss_weight for s in light) == pytest.approx(light_tree.loss_weight)
+    with torch.no_grad():
+        packed_sum, _ = sequence_loss(model, collate([light_tree], 0))
+        separate_sum, _ = sequence_loss(model, collate(light, 0))
+    assert packed_sum.item() == pytest.approx(separate_sum.item(), rel=1e-5)
 
 
 def test_count_free_templates_are_checked():
