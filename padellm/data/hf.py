@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from padellm.data.bio import entities_to_token_spans
+from padellm.data.bio import entities_to_token_spans, spans_to_tags
 from padellm.data.corpus import ReadOptions, ReadReport, tagged_examples
 from padellm.errors import CorpusError, MissingPackageError
 from padellm.types import Example
@@ -98,17 +98,10 @@ def read_table(table, path: Path, split: str, options: ReadOptions) -> tuple[lis
 
 def bio_tags(example: Example) -> list[str]:
     """IOB2 tags of an example's tokens; nested or overlapping entities cannot be written so (an error)."""
-    tags = ["O"] * len(example.tokens)
     try:
-        spans = entities_to_token_spans(example.token_spans, example.entities)
+        return spans_to_tags(len(example.tokens), entities_to_token_spans(example.token_spans, example.entities))
     except ValueError as err:
-        raise CorpusError(example.id or "example", None, f"{err}: BIO tags need token-aligned entities") from None
-    for start, end, label in sorted(spans):
-        if any(tag != "O" for tag in tags[start:end]):
-            raise CorpusError(example.id or "example", None, "nested or overlapping entities cannot be written as BIO "
-                                                              "tags (GENIA's nesting: keep it in JSONL)")
-        tags[start:end] = [f"B-{label}"] + [f"I-{label}"] * (end - start - 1)
-    return tags
+        raise CorpusError(example.id or "example", None, f"{err} (GENIA's nesting: keep it in JSONL)") from None
 
 
 def write_saved(splits: dict[str, list[Example]], out: str | Path) -> list[str]:

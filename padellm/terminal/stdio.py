@@ -57,7 +57,11 @@ def quiet_libraries(verbose: bool = False) -> None:
     _quiet_loggers(logging.NOTSET if verbose else logging.ERROR)
     if not verbose:
         warnings.filterwarnings("ignore")
-    if "transformers" in sys.modules:  # imported before the variables were set: tell it directly
+    if "datasets" in sys.modules:  # imported before the variables were set: tell it directly
+        from datasets.utils import logging as datasets_logging
+
+        (datasets_logging.enable_progress_bar if verbose else datasets_logging.disable_progress_bar)()
+    if "transformers" in sys.modules:
         from transformers.utils import logging as transformers_logging
 
         if verbose:

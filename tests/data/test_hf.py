@@ -83,4 +83,4 @@ def test_what_cannot_be_read_or_written_is_named(tmp_path, capsys):
     nested.write_text(json.dumps({"id": "s1", "text": "IL-2 gene", "tokens": ["IL-2", "gene"], "entities": [
         {"start": 0, "end": 9, "label": "DNA"}, {"start": 0, "end": 4, "label": "protein"}]}) + "\n")
     assert main(["data", "convert", str(nested), "--to", "hf", "--out", str(tmp_path / "out")]) == 2
-    assert "s1: nested or overlapping entities cannot be written as BIO tags" in capsys.readouterr().err
+    assert "s1: token span (0, 2, DNA) overlaps another span: BIO cannot nest" in capsys.readouterr().err
