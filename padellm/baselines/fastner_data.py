@@ -21,15 +21,16 @@ class Encoded:
     """Gold entities no word span can express (boundary inside a word, too wide, or truncated)."""
 
 
-def encode_example(example: Example, tokenizer, config: FastNERConfig) -> Encoded:
-    encoding = tokenizer(list(example.tokens), is_split_into_words=True, truncation=True,
-                         max_length=config.max_subwords)
+def word_positions(example: Example, tokenizer, max_subwords: int) -> tuple[list[int], list[int]]:
+    """The subword ids of an example's words ([CLS] and [SEP] included, truncated to ``max_subwords``) and the
+    position of each kept word's first subword. Words after truncation are dropped; a word the tokenizer turned
+    into nothing borrows the next word's first subword (or the previous one's) so that every kept word has a
+    position. Shared by every word-level model (FastNER's spans, the BIO taggers)."""
+    encoding = tokenizer(list(example.tokens), is_split_into_words=True, truncation=True, max_length=max_subwords)
     first: dict[int, int] = {}
     for position, word in enumerate(encoding.word_ids()):
         if word is not None and word not in first:
             first[word] = position
-    # Words after truncation are dropped; a word the tokenizer turned into nothing borrows the next word's
-    # first subword (or the previous one's) so that every kept word has a position.
     kept = max(first, default=-1) + 1
     positions = []
     for word in range(kept):
@@ -38,9 +39,14 @@ def encode_example(example: Example, tokenizer, config: FastNERConfig) -> Encode
             following = [first[w] for w in range(word + 1, kept) if w in first]
             position = following[0] if following else positions[-1] if positions else 0
         positions.append(position)
+    return list(encoding["input_ids"]), positions
+
+
+def encode_example(example: Example, tokenizer, config: FastNERConfig) -> Encoded:
+    input_ids, positions = word_positions(example, tokenizer, config.max_subwords)
     label_index = {label: i + 1 for i, label in enumerate(config.labels)}
-    gold = gold_spans(example, label_index, config.max_width, num_words=kept)
-    return Encoded(tuple(encoding["input_ids"]), tuple(positions), gold.spans, gold.unaligned + gold.too_wide)
+    gold = gold_spans(example, label_index, config.max_width, num_words=len(positions))
+    return Encoded(tuple(input_ids), tuple(positions), gold.spans, gold.unaligned + gold.too_wide)
 
 
 MAX_UNKNOWN_RATE = 0.05
