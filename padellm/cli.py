@@ -71,17 +71,19 @@ def _models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-FINETUNE_MODES = ("parallel", "autoregressive", "fastner")
+FINETUNE_MODES = ("parallel", "autoregressive", "fastner", "tagger")
 
 
 def finetune_config_class(mode: str) -> type:
-    """The config class that trains ``mode``: LoRA for the two LLM modes, FastNER's own for fastner."""
+    """The config class that trains ``mode``: LoRA for the two LLM modes, FastNER's own for fastner, the BIO
+    taggers' (early exit, CRF teacher, distilled student) for tagger."""
     from padellm.training.config import FinetuneConfig
     from padellm.training.fastner_config import FastNERTrainingConfig
+    from padellm.training.tagger_config import TaggerTrainingConfig
 
     if mode not in FINETUNE_MODES:
         raise PadellmError(f"mode must be one of {', '.join(FINETUNE_MODES)}; got {mode!r}")
-    return FastNERTrainingConfig if mode == "fastner" else FinetuneConfig
+    return {"fastner": FastNERTrainingConfig, "tagger": TaggerTrainingConfig}.get(mode, FinetuneConfig)
 
 
 def load_finetune_config(path: str | Path | None, overrides: dict[str, str] | None = None):
@@ -127,6 +129,8 @@ def _finetune(args: argparse.Namespace) -> int:
     from padellm.training.fastner import train_fastner
     from padellm.training.fastner_config import FastNERTrainingConfig
     from padellm.training.lora import train
+    from padellm.training.tagger import train_tagger
+    from padellm.training.tagger_config import TaggerTrainingConfig
 
     mode = _finetune_mode(args)
     parser = _finetune_parser(mode)
@@ -135,6 +139,14 @@ def _finetune(args: argparse.Namespace) -> int:
         raise SystemExit(0)
     parsed = parser.parse_args([*args.finetune_argv])
     config = load_finetune_config(args.config, overrides_from_args(parsed, finetune_config_class(mode)))
+    if isinstance(config, TaggerTrainingConfig):
+        metrics = train_tagger(config, resume=args.resume, progress=not args.no_progress)
+        summary = {k: metrics[k] for k in ("kind", "steps", "final_loss", "sentences_per_s", "wall_time_s")}
+        if "dev" in metrics:
+            summary["dev_f1_per_layer"] = metrics["dev"]["f1_per_layer"]
+        print(json.dumps(summary), file=args.stdout)
+        print(f"model and metrics.json in {config.output_dir}", file=sys.stderr)
+        return 0
     if isinstance(config, FastNERTrainingConfig):
         metrics = train_fastner(config, resume=args.resume, progress=not args.no_progress)
         summary = {k: metrics[k] for k in ("steps", "final_loss", "sentences_per_s", "wall_time_s")}

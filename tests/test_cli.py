@@ -114,7 +114,11 @@ def test_finetune_help_lists_the_fields_of_the_mode_being_trained(capsys):
     out = capsys.readouterr().out
     assert "--lora.rank" in out and "--train.head_lr" not in out and "fields of mode parallel" in out
     assert main(["finetune", "--mode", "bogus", "--help"]) == 2
-    assert "mode must be one of parallel, autoregressive, fastner; got 'bogus'" in capsys.readouterr().err
+    assert "mode must be one of parallel, autoregressive, fastner, tagger; got 'bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["finetune", "--mode", "tagger", "--help"])
+    out = capsys.readouterr().out
+    assert "--distill.teacher" in out and "--model.crf" in out and "--lora.rank" not in out
     with pytest.raises(SystemExit) as info:
         main(["finetune", "--mode", "fastner", "--lora.rank", "4"])  # a flag of another mode
     assert info.value.code == 2 and "--lora.rank" in capsys.readouterr().err

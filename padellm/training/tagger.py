@@ -1,0 +1,149 @@
+"""Training the BIO taggers (``padellm finetune`` mode tagger): the early-exit tagger on all its off-ramps, a CRF
+tagger on the gold tags (the distillation teacher), or a CRF student distilled from a teacher at the sequence and
+token grains. Seeded, resumable from checkpoints, bounded in wall time; the dev F1 of every off-ramp (or of the
+CRF) at the end.
+
+    padellm finetune --config finetune/configs/conll2003-tagger-earlyexit.yaml
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from padellm.baselines.distillation import multi_grained_loss, teacher_targets
+from padellm.baselines.fastner_data import check_vocabulary, word_positions
+from padellm.baselines.tagger import CONFIG_FILE, Tagger, encode, layer_entities
+from padellm.errors import ConfigError
+from padellm.metrics import score
+from padellm.models import resolve_model
+from padellm.training.batching import epoch_batches
+from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
+from padellm.training.config_files import save_config
+from padellm.training.fastner import exit_weights, load_examples
+from padellm.training.loop import Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
+from padellm.training.tagger_config import TaggerTrainingConfig
+from padellm.types import Example
+
+logger = logging.getLogger(__name__)
+
+MODEL_DIR = "model"
+
+
+def model_folder(path: str | Path) -> Path:
+    """A tagger's model folder: ``path`` itself, or the ``model/`` a training run wrote into it."""
+    path = Path(path)
+    return path / MODEL_DIR if (path / MODEL_DIR / CONFIG_FILE).is_file() else path
+
+
+def load_teacher(config: TaggerTrainingConfig, labels: tuple[str, ...], vocabulary: int) -> Tagger:
+    folder = model_folder(config.distill.teacher)
+    teacher = Tagger.load(folder)
+    problems = []
+    if teacher.crf is None:
+        problems.append(f"distill.teacher {folder}: not a CRF tagger (train it with model.crf: true)")
+    if teacher.config.labels != labels:
+        problems.append(f"distill.teacher {folder}: labels {list(teacher.config.labels)} differ from the data's "
+                        f"{list(labels)}")
+    if teacher.encoder.config.vocab_size != vocabulary:
+        problems.append(f"distill.teacher {folder}: its encoder's vocabulary ({teacher.encoder.config.vocab_size}) "
+                        f"is not the student's ({vocabulary}); both must read the same subwords")
+    if problems:
+        raise ConfigError(problems)
+    return teacher.eval()
+
+
+def layer_f1(model: Tagger, tokenizer, examples: list[Example]) -> list[float]:
+    """Micro span F1 (%) of every off-ramp without early exit (a CRF tagger: one figure)."""
+    texts, gold = [ex.text for ex in examples], [list(ex.entities) for ex in examples]
+    return [round(100 * score(texts, gold, predicted, "span").micro.f1, 2)
+            for predicted in layer_entities(model, tokenizer, examples)]
+
+
+def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train, write ``output_dir`` (model/, config.yaml, train_log.jsonl, metrics.json) and return the metrics."""
+    from transformers import AutoTokenizer
+
+    output_dir = Path(config.output_dir)
+    checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / MODEL_DIR, "model")
+    t = config.train
+    random.seed(t.seed), np.random.seed(t.seed), torch.manual_seed(t.seed)
+    train_examples, dev_examples, labels = load_examples(config)
+    folder = resolve_model(config.model.encoder, "model.encoder")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    check_vocabulary(tokenizer, train_examples, f"model.encoder {config.model.encoder}",
+                     f"{config.data.dataset} {config.data.train_split}")
+    model = Tagger.from_encoder(folder, config.model_config(labels))
+    teacher = load_teacher(config, labels, model.encoder.config.vocab_size) if config.distill.teacher else None
+    encode(train_examples, tokenizer, model.config)  # refuses nested or misaligned entities before training
+    lengths = [len(word_positions(ex, tokenizer, model.config.max_subwords)[0]) for ex in train_examples]
+    steps_per_epoch = math.ceil(len(train_examples) / t.batch_size)
+    total_steps = t.max_steps or t.epochs * steps_per_epoch
+    heads = list(model.heads.parameters()) + (list(model.crf.parameters()) if model.crf is not None else [])
+    optimizer = torch.optim.AdamW([{"params": list(model.encoder.parameters()), "lr": t.lr},
+                                   {"params": heads, "lr": t.head_lr}], weight_decay=t.weight_decay)
+    scheduler = cosine_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
+    weights = exit_weights(t.exit_weights, model.num_layers)
+    d = config.distill
+
+    state = {"step": 0, "elapsed_s": 0.0, "sentences": 0}
+    if checkpoint is not None:
+        state = restore_checkpoint(checkpoint, model.load_state_dict, optimizer, scheduler)
+        logger.info("resuming from %s (step %d of %d)", checkpoint, state["step"], total_steps)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, output_dir / "config.yaml")
+    log_path = start_log(output_dir, resume, state["step"])
+    batches_of = functools.lru_cache(maxsize=1)(
+        lambda epoch: epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch))
+
+    def step(state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
+        indices = batches_of(epoch)[step_in_epoch]
+        batch = encode([train_examples[i] for i in indices], tokenizer, model.config)
+        if teacher is None:
+            loss, per_exit = model.loss(batch, weights)
+            log = {"exit_losses": per_exit}
+        else:
+            with torch.no_grad():
+                targets = teacher_targets(teacher.crf, teacher(batch)[-1], batch.word_mask, d.k)
+            loss = multi_grained_loss(model.crf, model(batch)[-1], batch.word_mask, targets, batch.tags,
+                                      d.gold_weight, d.sequence_weight, d.token_weight)
+            log = {}
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        state["sentences"] += len(indices)
+        return StepOutcome(float(loss), log=log)
+
+    def save(state: dict) -> None:
+        save_checkpoint(output_dir, model.state_dict(), optimizer, scheduler, state)
+
+    model.train()
+    schedule = Schedule(total_steps, steps_per_epoch, t.checkpoint_every, t.log_every, t.max_minutes, "sentences")
+    stopped_early = run_loop(schedule, state, step, save, log_path, scheduler, "finetune tagger", progress)
+    model.eval()
+    model.save(output_dir / MODEL_DIR)
+    tokenizer.save_pretrained(output_dir / MODEL_DIR / "encoder")
+    metrics = {"mode": "tagger", "kind": "distilled" if teacher else "crf" if model.crf is not None else "earlyexit",
+               "encoder": config.model.encoder, "layers": model.num_layers, "labels": list(labels),
+               "teacher": config.distill.teacher or None, "steps": state["step"], "total_steps": total_steps,
+               "completed": not stopped_early, "train_sentences": len(train_examples),
+               "epochs_seen": state["step"] / steps_per_epoch,
+               "final_loss": state["losses"][-1] if state.get("losses") else None,
+               "sentences_per_s": state["sentences"] / max(1e-9, state["elapsed_s"]),
+               "wall_time_s": state["elapsed_s"], "losses": state.get("losses", [])}
+    if not stopped_early:
+        discard_checkpoints(output_dir)
+    if dev_examples:
+        metrics["dev"] = {"sentences": len(dev_examples), "f1_per_layer": layer_f1(model, tokenizer, dev_examples)}
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,88 @@
+"""The BIO tagger training configuration (``mode: tagger``): the early-exit tagger (off-ramps after every layer,
+Li et al. 2021), a CRF tagger (the distillation teacher), or a smaller CRF student distilled from a teacher
+(Zhou et al. 2021). Frozen dataclasses validated at construction; ``config_files`` loads them from YAML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from padellm.baselines.tagger import TaggerConfig
+from padellm.errors import ConfigError
+from padellm.training.fastner_config import FastNERData, FastNERTrain
+
+
+@dataclass(frozen=True)
+class TaggerModel:
+    encoder: str = "minilm-l6"
+    """A packaged encoder name (padellm models prepare) or a BERT-like Hugging Face folder."""
+    layers: int = 0
+    """Encoder layers kept (0: all); a distillation student keeps the first few."""
+    crf: bool = False
+    """A CRF over the last layer (teacher and student) instead of off-ramps after every layer (early exit)."""
+    dropout: float = 0.1
+    max_subwords: int = 256
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.encoder:
+            out.append("model.encoder must name an encoder; got ''")
+        if self.layers < 0:
+            out.append(f"model.layers must be >= 0 (0: all); got {self.layers}")
+        if not 0 <= self.dropout < 1:
+            out.append(f"model.dropout must be in [0, 1); got {self.dropout}")
+        if self.max_subwords < 3:
+            out.append(f"model.max_subwords must be >= 3; got {self.max_subwords}")
+        return out
+
+
+@dataclass(frozen=True)
+class Distillation:
+    teacher: str = ""
+    """A trained CRF tagger's model folder (padellm finetune mode tagger, model.crf true): distil from it; empty:
+    train on the gold tags only."""
+    k: int = 1
+    """The teacher's k best paths are the sequence-level targets."""
+    gold_weight: float = 1.0
+    sequence_weight: float = 1.0
+    """Weight of the k-best paths' loss (0: the token grain only)."""
+    token_weight: float = 1.0
+    """Weight of the teacher-marginal cross-entropy (0: the sequence grain only)."""
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.k < 1:
+            out.append(f"distill.k must be >= 1; got {self.k}")
+        for name in ("gold_weight", "sequence_weight", "token_weight"):
+            if getattr(self, name) < 0:
+                out.append(f"distill.{name} must be >= 0; got {getattr(self, name)}")
+        if self.teacher and not (self.gold_weight or self.sequence_weight or self.token_weight):
+            out.append("distill: every loss weight is 0; nothing to learn")
+        return out
+
+
+@dataclass(frozen=True)
+class TaggerTrainingConfig:
+    mode: str = "tagger"
+    """Always tagger: this is how padellm finetune tells this config from the others."""
+    output_dir: str = ""
+    """Where the model, logs, metrics and checkpoints go."""
+    data: FastNERData = field(default_factory=FastNERData)
+    model: TaggerModel = field(default_factory=TaggerModel)
+    train: FastNERTrain = field(default_factory=FastNERTrain)
+    distill: Distillation = field(default_factory=Distillation)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.mode != "tagger":
+            problems.append(f"mode must be tagger for this config; got {self.mode!r}")
+        if not self.output_dir:
+            problems.append("output_dir must be set")
+        problems += self.data.problems() + self.model.problems() + self.train.problems() + self.distill.problems()
+        if self.distill.teacher and not self.model.crf:
+            problems.append("distill.teacher: distillation trains a CRF student; set model.crf: true")
+        if problems:
+            raise ConfigError(problems)
+
+    def model_config(self, labels: tuple[str, ...]) -> TaggerConfig:
+        m = self.model
+        return TaggerConfig(labels=labels, layers=m.layers, crf=m.crf, dropout=m.dropout, max_subwords=m.max_subwords)

@@ -1,0 +1,63 @@
+"""The BIO taggers through `padellm finetune` (mode tagger) on a tiny random BERT: the early-exit tagger, a CRF
+teacher, and a one-layer CRF student distilled from it."""
+
+import json
+
+import pytest
+
+from padellm.baselines.tagger import Tagger
+from padellm.cli import load_finetune_config, main
+from padellm.errors import ConfigError
+
+TRAIN = ("EU B-ORG\nrejects O\nGerman B-MISC\ncall O\n\nPeter B-PER\nBlackburn I-PER\n\nBRUSSELS B-LOC\n1996-08-22 O\n\n"
+         "Japan B-LOC\nbegan O\nthe O\ndefence O\n\nThe O\nEuropean B-ORG\nCommission I-ORG\nsaid O\n")
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "train.txt").write_text(TRAIN)
+    (folder / "dev.txt").write_text("Peter B-PER\nsaid O\n\nGerman B-MISC\nadvice O\n")
+    return folder
+
+
+def run(corpus, encoder, out, capsys, **extra):
+    flags = {"mode": "tagger", "output_dir": str(out), "data.dataset": str(corpus), "model.encoder": str(encoder),
+             "model.dropout": "0.0", "train.max_steps": "30", "train.batch_size": "5", "train.lr": "1e-3",
+             "train.head_lr": "1e-2", "train.log_every": "10", "train.checkpoint_every": "15", **extra}
+    assert main(["finetune", "--no-progress", *[f"--{k}={v}" for k, v in flags.items()]]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    return summary, json.loads((out / "metrics.json").read_text())
+
+
+def test_early_exit_tagger_crf_teacher_and_distilled_student(corpus, tiny_bert_dir, tmp_path, capsys):
+    summary, metrics = run(corpus, tiny_bert_dir, tmp_path / "earlyexit", capsys)
+    assert summary["kind"] == "earlyexit" and len(summary["dev_f1_per_layer"]) == 2
+    assert metrics["losses"][-1] < 0.5 * metrics["losses"][0]
+    assert Tagger.load(tmp_path / "earlyexit" / "model").crf is None
+
+    summary, teacher = run(corpus, tiny_bert_dir, tmp_path / "teacher", capsys, **{"model.crf": "true"})
+    assert summary["kind"] == "crf" and len(summary["dev_f1_per_layer"]) == 1
+    assert teacher["losses"][-1] < 0.5 * teacher["losses"][0]
+
+    summary, student = run(corpus, tiny_bert_dir, tmp_path / "student", capsys,
+                           **{"model.crf": "true", "model.layers": "1", "distill.teacher": str(tmp_path / "teacher"),
+                              "distill.k": "3", "distill.gold_weight": "0.5"})
+    assert summary["kind"] == "distilled" and student["layers"] == 1
+    assert student["losses"][-1] < 0.6 * student["losses"][0]  # the distillation loss falls
+
+
+def test_bad_tagger_configs_are_named(tmp_path, corpus, tiny_bert_dir, capsys):
+    with pytest.raises(ConfigError) as info:
+        load_finetune_config(None, {"mode": "tagger", "output_dir": "x", "distill.teacher": "t", "distill.k": "0",
+                                    "model.layers": "-1"})
+    problems = "\n".join(info.value.problems)
+    assert "distill.k must be >= 1; got 0" in problems and "model.layers must be >= 0" in problems
+    assert "distillation trains a CRF student; set model.crf: true" in problems
+    run(corpus, tiny_bert_dir, tmp_path / "plain", capsys, **{"train.max_steps": "2"})
+    argv = ["finetune", "--no-progress", "--mode=tagger", f"--output_dir={tmp_path / 'student'}",
+            f"--data.dataset={corpus}", f"--model.encoder={tiny_bert_dir}", "--model.crf=true",
+            f"--distill.teacher={tmp_path / 'plain'}"]
+    assert main(argv) == 2
+    assert "not a CRF tagger (train it with model.crf: true)" in capsys.readouterr().err
