@@ -214,23 +214,6 @@ class Tagger(nn.Module):
 
 
 @torch.no_grad()
-def tag_examples(model: Tagger, tokenizer, examples: list[Example], exit_config: TokenExitConfig = TokenExitConfig(),
-                 batch_size: int = 32) -> tuple[list[list[Entity]], list[float], int]:
-    """Entities of each example, the mean exit layer of its words, and the token-layers computed in all."""
-    entities, mean_exits, token_layers = [], [], 0
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        batch = encode(chunk, tokenizer, model.config, with_tags=False)
-        tags, exits, computed = model.predict(batch, exit_config)
-        token_layers += computed
-        for row, (example, tag_ids) in enumerate(zip(chunk, tags)):
-            entities.append(to_entities(tag_ids, model.config.tags, example))
-            words = batch.word_mask[row]
-            mean_exits.append(float(exits[row][words].float().mean()) if words.any() else 0.0)
-    return entities, mean_exits, token_layers
-
-
-@torch.no_grad()
 def layer_entities(model: Tagger, tokenizer, examples: list[Example], batch_size: int = 32) -> list[list[list[Entity]]]:
     """Entities of each example by each off-ramp without early exit (the CRF tagger: its one decoder), shallowest
     first: ``[layer][example]``."""

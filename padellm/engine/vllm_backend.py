@@ -139,6 +139,9 @@ def library_path(name: str) -> str:
 
 
 def import_vllm():
+    from padellm.terminal.stdio import logs_to_stderr
+
+    logs_to_stderr()  # vLLM logs to stdout by default, in every process it spawns: a user's stdout is theirs
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines drown a command's output
     try:
         import vllm
