@@ -12,13 +12,14 @@ from pathlib import Path
 
 from padellm.data.datasets import available_splits, load_dataset
 from padellm.errors import ConfigError
-from padellm.evaluation.config import EvalConfig
+from padellm.baselines.token_exit import TokenExitConfig
+from padellm.evaluation.config import TAGGERS, EvalConfig
 from padellm.evaluation.environment import environment
 from padellm.evaluation.report import write_report
 from padellm.evaluation.runner import SystemRun, run_systems
 from padellm.evaluation.summary import summarize
 from padellm.evaluation.systems import (adapter_labels, check_labels, close_engines, fastner_labels, fastner_systems,
-                                       llm_systems)
+                                        llm_systems, tagger_labels, tagger_systems)
 from padellm.ner import entity_record
 from padellm.types import Example
 
@@ -60,7 +61,7 @@ def artifacts(config: EvalConfig, dataset_name: str) -> dict[str, Path]:
     chosen = {}
     for system in config.system_names:
         given = getattr(config, system)
-        if given:
+        if given or system in TAGGERS:
             chosen[system] = Path(given)
             continue
         try:
@@ -76,6 +77,8 @@ def check_artifacts(config: EvalConfig, chosen: dict[str, Path], data: str, data
     for system, folder in chosen.items():
         if system == "fastner":
             labels = fastner_labels(folder)
+        elif system in TAGGERS:
+            labels = tagger_labels(system, folder)
         else:
             kind, labels = adapter_labels(folder)
             if kind != system:
@@ -141,12 +144,18 @@ def evaluate(config: EvalConfig, out_dir: str | Path, decode_config=None, vllm_c
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    llm = {system: folder for system, folder in chosen.items() if system != "fastner"}
+    llm = {system: folder for system, folder in chosen.items() if system not in ("fastner", *TAGGERS)}
     texts = [example.text for example in examples + warmup]  # checked before any engine starts
     systems = llm_systems(llm, config.backend, decode_config, vllm_config, config.oracle_counts, texts) if llm else []
     try:
         if "fastner" in chosen:
             systems += fastner_systems(chosen["fastner"], config.exit_configs, config.fastner_batch_size, examples, data)
+        if "earlyexit" in chosen:
+            systems += tagger_systems("earlyexit", chosen["earlyexit"], config.token_exit_configs,
+                                      config.fastner_batch_size, examples, data)
+        if "distilled" in chosen:
+            systems += tagger_systems("distilled", chosen["distilled"], (TokenExitConfig(),),
+                                      config.fastner_batch_size, examples, data)
         runs = run_systems(systems, examples, warmup, config.batch_mode, progress, config.settle_ms / 1000)
     finally:
         close_engines(systems)

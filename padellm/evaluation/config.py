@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from padellm.baselines.exit_criteria import CRITERIA, POOLINGS, ExitConfig
+from padellm.baselines.token_exit import TokenExitConfig
 from padellm.errors import ConfigError
 
-SYSTEMS = ("parallel", "autoregressive", "structured", "fastner")
+SYSTEMS = ("parallel", "autoregressive", "structured", "fastner", "earlyexit", "distilled")
+TAGGERS = ("earlyexit", "distilled")
 LLM_BACKENDS = ("vllm", "transformers")
 
 
@@ -42,6 +44,26 @@ def parse_exit(spec: str, min_layer: int = 1) -> ExitConfig:
         raise ConfigError(f"fastner_exits: {spec!r}: {err}") from err
 
 
+def parse_token_exit(spec: str) -> TokenExitConfig:
+    """One early-exit tagger operating point: ``none`` (every layer), ``sentence:T[:max|mean]`` (SENTEE) or
+    ``token:T[:WINDOW]`` (TOKEE; window default 1)."""
+    parts = spec.split(":")
+    mode = parts[0]
+    forms = {"none": 1, "sentence": 3, "token": 3}
+    if mode not in forms or len(parts) > forms[mode] or (mode != "none" and len(parts) < 2):
+        raise ConfigError(f"earlyexit_exits: {spec!r}: expected none, sentence:THRESHOLD[:max|mean] or "
+                          f"token:THRESHOLD[:WINDOW]")
+    if mode == "none":
+        return TokenExitConfig()
+    try:
+        threshold = float(parts[1])
+        if mode == "sentence":
+            return TokenExitConfig("sentence", threshold, pooling=parts[2] if len(parts) == 3 else "max")
+        return TokenExitConfig("token", threshold, window=int(parts[2]) if len(parts) == 3 else 1)
+    except ValueError as err:
+        raise ConfigError(f"earlyexit_exits: {spec!r}: {err}") from None
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     dataset: str = "conll2003"
@@ -66,7 +88,15 @@ class EvalConfig:
     fastner_min_layer: int = 1
     """No FastNER sentence leaves before this exit."""
     fastner_batch_size: int = 32
-    """FastNER sentences per forward pass in batch mode."""
+    """FastNER (and BIO tagger) sentences per forward pass in batch mode."""
+    earlyexit: str = ""
+    """Early-exit BIO tagger folder (padellm finetune mode tagger, model.crf false); needed for earlyexit."""
+    earlyexit_exits: str = "none,sentence:0.1,token:0.1:1"
+    """Comma-separated operating points of the early-exit tagger: none (every layer), sentence:T[:max|mean]
+    (SENTEE), token:T[:WINDOW] (TOKEE)."""
+    distilled: str = ""
+    """A CRF tagger folder (padellm finetune mode tagger, model.crf true: a distilled student, or its teacher);
+    needed for distilled."""
     backend: str = "vllm"
     """LLM systems decode on vllm or transformers (the reference backend, slow)."""
     sample: int = 0
@@ -103,6 +133,17 @@ class EvalConfig:
             problems.append("oracle_counts needs the parallel system in --systems")
         if self.backend not in LLM_BACKENDS:
             problems.append(f"backend must be one of {', '.join(LLM_BACKENDS)}; got {self.backend!r}")
+        for tagger in TAGGERS:
+            if tagger in systems and not getattr(self, tagger):
+                problems.append(f"{tagger}: a tagger model folder is needed to evaluate {tagger} (padellm finetune "
+                                f"--config finetune/configs/conll2003-tagger-"
+                                f"{'earlyexit' if tagger == 'earlyexit' else 'student'}.yaml writes one)")
+        if "earlyexit" in systems:
+            for spec in split_list(self.earlyexit_exits) or ["?"]:
+                try:
+                    parse_token_exit(spec)
+                except ConfigError as err:
+                    problems.append(str(err))
         if "fastner" in systems and not self.fastner:
             problems.append("fastner: a FastNER model folder is needed to evaluate fastner (padellm finetune "
                             "--config finetune/configs/conll2003-fastner.yaml writes runs/conll2003-fastner/model)")
@@ -127,6 +168,10 @@ class EvalConfig:
     @property
     def system_names(self) -> tuple[str, ...]:
         return split_list(self.systems)
+
+    @property
+    def token_exit_configs(self) -> tuple[TokenExitConfig, ...]:
+        return tuple(parse_token_exit(spec) for spec in split_list(self.earlyexit_exits))
 
     @property
     def exit_configs(self) -> tuple[ExitConfig, ...]:

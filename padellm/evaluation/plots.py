@@ -108,7 +108,7 @@ def plot_f1_latency(summary: dict, path: str | Path, title: str = "") -> Path:
     horizontal bar spans its p50 to p95 latency."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    markers = {"llm": "o", "fastner": "^"}
+    markers = {"llm": "o", "fastner": "^", "tagger": "s"}
     for name, entry in summary["systems"].items():
         latency, f1 = entry["latency_ms"], 100 * entry["span"]["micro"]["f1"]
         axis.plot([latency["p50"], latency["p95"]], [f1, f1], color="grey", linewidth=1, alpha=0.6)

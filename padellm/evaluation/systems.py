@@ -99,6 +99,77 @@ class FastNERSystem:
                 "nested": self.model.config.nested, "bypass": self.model.config.bypass}
 
 
+class TaggerSystem:
+    """A BIO tagger at one exit setting (early exit: SENTEE / TOKEE / none; a CRF tagger: none); ``run``
+    tokenises, tags in batches of ``batch_size`` and maps words back to character offsets, inside the measured
+    time. Its exit per sentence is the mean layer its words left at."""
+
+    kind = "tagger"
+
+    def __init__(self, name: str, model, tokenizer, exit_config, batch_size: int, artifact: str | Path):
+        self.name, self.model, self.tokenizer = name, model, tokenizer
+        self.exit_config, self.batch_size, self.artifact = exit_config, batch_size, str(artifact)
+        self.labels = tuple(model.config.labels)
+
+    def run(self, examples: list[Example]) -> Output:
+        import torch
+
+        from padellm.baselines.tagger import encode, to_entities
+
+        entities, exits = [], []
+        with torch.inference_mode():
+            for start in range(0, len(examples), self.batch_size):
+                chunk = examples[start : start + self.batch_size]
+                batch = encode(chunk, self.tokenizer, self.model.config, with_tags=False)
+                tags, exit_layers, _ = self.model.predict(batch, self.exit_config)
+                for row, (example, tag_ids) in enumerate(zip(chunk, tags)):
+                    entities.append(to_entities(tag_ids, self.model.config.tags, example))
+                    words = batch.word_mask[row]
+                    exits.append(float(exit_layers[row][words].float().mean()) if words.any() else 0.0)
+        return Output(entities, exits=exits)
+
+    def settings(self) -> dict:
+        return {"exit": vars(self.exit_config), "layers": self.model.num_layers, "crf": self.model.crf is not None,
+                "batch_size": self.batch_size}
+
+
+def tagger_systems(system: str, folder: str | Path, exit_configs: tuple, batch_size: int,
+                   examples: list[Example] = (), data: str = "the data") -> list[TaggerSystem]:
+    """One system per operating point, sharing one loaded tagger; ``examples`` must be text its encoder sees."""
+    from transformers import AutoTokenizer
+
+    from padellm.baselines.fastner_data import check_vocabulary
+    from padellm.baselines.tagger import Tagger
+    from padellm.training.tagger import model_folder
+
+    folder = model_folder(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
+    check_vocabulary(tokenizer, list(examples), f"{system} {folder}", data)
+    model = Tagger.load(folder)
+    names = {"none": "full model", "sentence": "SENTEE", "token": "TOKEE"}
+    return [TaggerSystem(f"{system} ({names[c.mode]}" + (f" {c.threshold:g}" if c.mode != "none" else "")
+                         + (f" w{c.window}" if c.mode == "token" else "") + ")", model, tokenizer, c, batch_size,
+                         folder) for c in exit_configs]
+
+
+def tagger_labels(system: str, folder: str | Path) -> tuple[str, ...]:
+    """The labels of a tagger folder, read without loading weights; ``system`` says which kind it must be
+    (earlyexit: off-ramps, distilled: a CRF)."""
+    import json
+
+    from padellm.baselines.tagger import CONFIG_FILE
+    from padellm.training.tagger import model_folder
+
+    path = model_folder(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{system}: {folder} is not a tagger model folder (no {CONFIG_FILE})")
+    raw = json.loads(path.read_text())
+    if raw["crf"] != (system == "distilled"):
+        raise ConfigError(f"{system}: {folder} is {'a CRF' if raw['crf'] else 'an off-ramp'} tagger; "
+                          f"{'distilled needs a CRF tagger' if system == 'distilled' else 'earlyexit needs off-ramps'}")
+    return tuple(raw["labels"])
+
+
 def check_labels(artifact: str, artifact_labels: tuple[str, ...], data: str, data_labels: list[str],
                  allow_subset: bool = False) -> None:
     """Refuse a dataset whose labels differ from what an artifact was trained on (naming both sides); with

@@ -153,3 +153,36 @@ def test_oracle_counts_give_the_branches_the_gold_counts(tiny_adapters, tmp_path
     assert main(["eval", "--dataset", str(tiny_adapters["corpus"]), "--systems", "autoregressive",
                  "--oracle-counts", "--out", str(tmp_path / "x")]) == 2
     assert "oracle_counts needs the parallel system" in capsys.readouterr().err
+
+
+def test_bio_taggers_as_systems_with_their_operating_points(tiny_adapters, tiny_bert_dir, tmp_path, capsys):
+    """The early-exit tagger at three operating points (full model, SENTEE, TOKEE) and a distilled CRF student,
+    side by side in one padellm eval run."""
+    from padellm.cli import load_finetune_config
+    from padellm.training.tagger import train_tagger
+
+    common = {"mode": "tagger", "data.dataset": str(tiny_adapters["corpus"]), "data.dev_split": "",
+              "model.encoder": str(tiny_bert_dir), "train.max_steps": "4", "train.batch_size": "2"}
+    train_tagger(load_finetune_config(None, {**common, "output_dir": str(tmp_path / "exit")}), progress=False)
+    train_tagger(load_finetune_config(None, {**common, "output_dir": str(tmp_path / "teacher"), "model.crf": "true"}),
+                 progress=False)
+    train_tagger(load_finetune_config(None, {**common, "output_dir": str(tmp_path / "student"), "model.crf": "true",
+                                             "model.layers": "1", "distill.teacher": str(tmp_path / "teacher"),
+                                             "distill.k": "2"}), progress=False)
+    out = tmp_path / "eval"
+    assert main(["eval", "--dataset", str(tiny_adapters["corpus"]), "--split", "test", "--systems",
+                 "earlyexit,distilled", "--earlyexit", str(tmp_path / "exit"), "--earlyexit-exits",
+                 "none,sentence:1.0,token:1.0:0", "--distilled", str(tmp_path / "student"), "--warmup", "1",
+                 "--no-progress", "--allow-label-subset", "--out", str(out)]) == 0
+    systems = json.loads((out / "results.json").read_text())["summary"]["systems"]
+    assert set(systems) == {"earlyexit (full model)", "earlyexit (SENTEE 1)", "earlyexit (TOKEE 1 w0)",
+                            "distilled (full model)"}
+    assert systems["earlyexit (full model)"]["mean_exit_layer"] == 2  # the tiny BERT's 2 layers
+    assert systems["earlyexit (SENTEE 1)"]["mean_exit_layer"] == 1 == systems["earlyexit (TOKEE 1 w0)"]["mean_exit_layer"]
+    assert "earlyexit (TOKEE 1 w0)" in capsys.readouterr().out  # the table on stdout
+    assert main(["eval", "--dataset", str(tiny_adapters["corpus"]), "--systems", "distilled", "--distilled",
+                 str(tmp_path / "exit"), "--out", str(tmp_path / "bad")]) == 2
+    assert "is an off-ramp tagger; distilled needs a CRF tagger" in capsys.readouterr().err
+    assert main(["eval", "--systems", "earlyexit", "--earlyexit", str(tmp_path / "exit"), "--earlyexit-exits",
+                 "token:x", "--out", str(tmp_path / "bad2")]) == 2
+    assert "earlyexit_exits: 'token:x'" in capsys.readouterr().err
