@@ -42,6 +42,12 @@ def test_systems_and_exits_parse():
     assert config.system_names == ("parallel", "fastner")
     assert [c.name for c in config.exit_configs] == ["full model", "patience 1"]
     assert split_list(",a,,b ,") == ("a", "b")
-    with pytest.raises(ConfigError, match="subset of parallel, autoregressive, structured, fastner; got ''"):
+    with pytest.raises(ConfigError, match="subset of parallel, autoregressive, structured, fastner, earlyexit, "
+                                          "distilled; got ''"):
         EvalConfig(systems="")
     EvalConfig(systems="parallel", fastner_exits="nonsense")  # exits only matter when fastner is evaluated
+    tagger = EvalConfig(systems="earlyexit", earlyexit="m", earlyexit_exits="none, sentence:0.2:mean, token:0.1:2")
+    assert [(c.mode, c.threshold, c.window, c.pooling) for c in tagger.token_exit_configs] == [
+        ("none", 0.0, 1, "max"), ("sentence", 0.2, 1, "mean"), ("token", 0.1, 2, "max")]
+    with pytest.raises(ConfigError, match="earlyexit: a tagger model folder is needed"):
+        EvalConfig(systems="earlyexit")
