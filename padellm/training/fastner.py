@@ -58,14 +58,11 @@ def load_examples(config: FastNERTrainingConfig) -> tuple[list[Example], list[Ex
     return train, dev, labels
 
 
-def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train, write ``output_dir`` (model/, config.yaml, train_log.jsonl, metrics.json) and return the metrics."""
+def prepare_encoder_run(config) -> tuple[list[Example], list[Example], tuple[str, ...], Path, object]:
+    """What every encoder trainer (FastNER, the BIO taggers) starts from: seeds set, the examples and labels, the
+    encoder's folder and its tokenizer, checked to see the training text."""
     from transformers import AutoTokenizer
 
-    from padellm.training.dev_scoring import exit_f1
-
-    output_dir = Path(config.output_dir)
-    checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / MODEL_DIR, "model")
     t = config.train
     random.seed(t.seed), np.random.seed(t.seed), torch.manual_seed(t.seed)
     train_examples, dev_examples, labels = load_examples(config)
@@ -73,6 +70,17 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     check_vocabulary(tokenizer, train_examples, f"model.encoder {config.model.encoder}",
                      f"{config.data.dataset} {config.data.train_split}")
+    return train_examples, dev_examples, labels, folder, tokenizer
+
+
+def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train, write ``output_dir`` (model/, config.yaml, train_log.jsonl, metrics.json) and return the metrics."""
+    from padellm.training.dev_scoring import exit_f1
+
+    output_dir = Path(config.output_dir)
+    checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / MODEL_DIR, "model")
+    t = config.train
+    train_examples, dev_examples, labels, folder, tokenizer = prepare_encoder_run(config)
     model = FastNER.from_encoder(folder, config.model_config(labels))
     encoded = [encode_example(ex, tokenizer, model.config) for ex in train_examples]
     lost = sum(e.lost_entities for e in encoded)

@@ -12,22 +12,18 @@ import functools
 import json
 import logging
 import math
-import random
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from padellm.baselines.distillation import multi_grained_loss, teacher_targets
-from padellm.baselines.fastner_data import check_vocabulary, word_positions
 from padellm.baselines.tagger import CONFIG_FILE, Tagger, encode, layer_entities
 from padellm.errors import ConfigError
 from padellm.metrics import score
-from padellm.models import resolve_model
 from padellm.training.batching import epoch_batches
 from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
 from padellm.training.config_files import save_config
-from padellm.training.fastner import exit_weights, load_examples
+from padellm.training.fastner import exit_weights, prepare_encoder_run
 from padellm.training.loop import Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
 from padellm.training.tagger_config import TaggerTrainingConfig
 from padellm.types import Example
@@ -69,21 +65,14 @@ def layer_f1(model: Tagger, tokenizer, examples: list[Example]) -> list[float]:
 
 def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train, write ``output_dir`` (model/, config.yaml, train_log.jsonl, metrics.json) and return the metrics."""
-    from transformers import AutoTokenizer
-
     output_dir = Path(config.output_dir)
     checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / MODEL_DIR, "model")
     t = config.train
-    random.seed(t.seed), np.random.seed(t.seed), torch.manual_seed(t.seed)
-    train_examples, dev_examples, labels = load_examples(config)
-    folder = resolve_model(config.model.encoder, "model.encoder")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    check_vocabulary(tokenizer, train_examples, f"model.encoder {config.model.encoder}",
-                     f"{config.data.dataset} {config.data.train_split}")
+    train_examples, dev_examples, labels, folder, tokenizer = prepare_encoder_run(config)
     model = Tagger.from_encoder(folder, config.model_config(labels))
     teacher = load_teacher(config, labels, model.encoder.config.vocab_size) if config.distill.teacher else None
-    encode(train_examples, tokenizer, model.config)  # refuses nested or misaligned entities before training
-    lengths = [len(word_positions(ex, tokenizer, model.config.max_subwords)[0]) for ex in train_examples]
+    # One pass over the training set: refuses nested or misaligned entities before training, and gives the lengths.
+    lengths = encode(train_examples, tokenizer, model.config).attention_mask.sum(1).tolist()
     steps_per_epoch = math.ceil(len(train_examples) / t.batch_size)
     total_steps = t.max_steps or t.epochs * steps_per_epoch
     heads = list(model.heads.parameters()) + (list(model.crf.parameters()) if model.crf is not None else [])
