@@ -163,6 +163,33 @@ class Tagger(nn.Module):
         total = sum(w * loss for w, loss in zip(weights, per_exit)) / sum(weights)
         return total, [loss.item() for loss in per_exit]
 
+    def self_sampling_loss(self, batch: TaggerBatch, max_threshold: float, window: int,
+                           exit_weights: list[float] | None = None, generator: torch.Generator | None = None
+                           ) -> tuple[torch.Tensor, dict]:
+        """Self-sampling fine-tuning (Li et al. 2021, the stage that closes TOKEE's train/inference gap): the
+        batch runs as TOKEE runs it, each sentence at a threshold drawn uniformly from ``[0, max_threshold]``, so
+        that its tokens leave where the model's own uncertainty lets them; a token that left is frozen and still
+        a key and value for the others, exactly as at inference. Each off-ramp is trained on the words it
+        classifies there (those still running), weighted by ``exit_weights``: the upper layers learn to work
+        with copied states. Returns the loss and what to log (mean exit layer, share of token-layers
+        computed)."""
+        if self.crf is not None:
+            raise ConfigError("self-sampling fine-tunes the off-ramp tagger; a CRF tagger has no early exit")
+        thresholds = torch.rand(len(batch.input_ids), generator=generator) * max_threshold
+        config = TokenExitConfig(mode="token", threshold=max_threshold, window=window)
+        result = run_with_exits(self.layers, self.heads, batch.input_ids, batch.attention_mask, config,
+                                batch.word_index, batch.word_mask, thresholds=thresholds, keep_layers=True)
+        weights = exit_weights or [1.0] * len(self.heads)
+        total, weight = 0.0, 0.0
+        for (logits, active), w in zip(result.layers, weights):
+            if active.any():
+                total = total + w * nn.functional.cross_entropy(logits[active], batch.tags[active])
+                weight += w
+        words = batch.word_mask
+        log = {"mean_exit": round(float(result.exit_layer[words].float().mean()), 3),
+               "computed": round(result.token_layers / (self.num_layers * int(batch.attention_mask.sum())), 3)}
+        return total / weight, log
+
     @torch.no_grad()
     def predict(self, batch: TaggerBatch, exit_config: TokenExitConfig = TokenExitConfig()
                 ) -> tuple[list[list[int]], torch.Tensor, int]:

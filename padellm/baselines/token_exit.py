@@ -15,7 +15,7 @@ here work on any BERT-like encoder through ``LayerwiseEncoder``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -96,6 +96,9 @@ class ExitResult:
     """``[batch, len]`` 1-based layer at which each token left (0 on padding)."""
     token_layers: int
     """Sum over real tokens of the layers each went through: what the model computed, in token-layers."""
+    layers: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    """With ``keep_layers``: per layer, the off-ramp's word logits ``[batch, words, tags]`` and the words it
+    classifies there (those still running at that layer, ``[batch, words]``): what self-sampling trains on."""
 
 
 def word_owners(word_index: torch.Tensor, word_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -115,12 +118,17 @@ def word_owners(word_index: torch.Tensor, word_mask: torch.Tensor, mask: torch.T
 
 def run_with_exits(encoder: LayerwiseEncoder, heads, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    config: TokenExitConfig, word_index: torch.Tensor | None = None,
-                   word_mask: torch.Tensor | None = None) -> ExitResult:
+                   word_mask: torch.Tensor | None = None, thresholds: torch.Tensor | None = None,
+                   keep_layers: bool = False) -> ExitResult:
     """Run the encoder layer by layer with an off-ramp (``heads[i]``: hidden -> tag logits) after each layer,
     letting sentences (SENTEE) or tokens (TOKEE) leave as ``config`` says. The off-ramps classify the words whose
     first subwords are ``word_index`` ``[batch, words]`` (default: every subword is a word); in TOKEE a word's
     subwords leave with it, and positions of no word ([CLS], [SEP]) go on while their sentence has a word
-    running."""
+    running.
+
+    ``thresholds`` ``[batch]`` replaces ``config.threshold`` with one threshold per sentence (self-sampling draws
+    them); ``keep_layers`` records every off-ramp's logits and the words it classifies (``ExitResult.layers``).
+    Nothing here stops gradients: under autograd the same pass trains the model as it will run."""
     mask = attention_mask.bool()
     batch, length = input_ids.shape
     if word_index is None:
@@ -133,6 +141,8 @@ def run_with_exits(encoder: LayerwiseEncoder, heads, input_ids: torch.Tensor, at
     exit_layer = torch.zeros(word_index.shape, dtype=torch.long)
     active = word_mask.clone()  # words not yet left
     token_layers = 0
+    limit = (torch.full((batch,), config.threshold) if thresholds is None else thresholds.float()).unsqueeze(1)
+    kept = []
     for index in range(len(heads)):
         if config.mode == "token":
             running = active.any(1, keepdim=True)
@@ -150,20 +160,22 @@ def run_with_exits(encoder: LayerwiseEncoder, heads, input_ids: torch.Tensor, at
         layer_logits = heads[index](hidden.gather(1, gather))
         # Words still running take this layer's logits; words that left keep theirs.
         logits = layer_logits if logits is None else torch.where(active.unsqueeze(-1), layer_logits, logits)
+        if keep_layers:
+            kept.append((layer_logits, active))
         if index == len(heads) - 1:
             leaving = active
         elif config.mode == "none" or index + 1 < config.min_layer:
             leaving = torch.zeros_like(active)
         else:
-            certain = uncertainty(layer_logits)
+            certain = uncertainty(layer_logits.detach())
             if config.mode == "sentence":
                 pooled = (certain.masked_fill(~word_mask, 0.0).amax(1) if config.pooling == "max"
                           else (certain * word_mask).sum(1) / word_mask.sum(1).clamp(min=1))
-                leaving = active & (pooled <= config.threshold).unsqueeze(1)
+                leaving = active & (pooled.unsqueeze(1) <= limit)
             else:
-                leaving = active & (window_max(certain, word_mask, config.window) <= config.threshold)
+                leaving = active & (window_max(certain, word_mask, config.window) <= limit)
         exit_layer = torch.where(leaving, index + 1, exit_layer)
         active = active & ~leaving
         if not active.any():
             break
-    return ExitResult(logits, exit_layer * word_mask, token_layers)
+    return ExitResult(logits, exit_layer * word_mask, token_layers, kept)

@@ -13,13 +13,13 @@ from pathlib import Path
 from padellm.data.datasets import available_splits, load_dataset
 from padellm.errors import ConfigError
 from padellm.baselines.token_exit import TokenExitConfig
-from padellm.evaluation.config import TAGGERS, EvalConfig
+from padellm.evaluation.config import TAGGERS, EvalConfig, split_list
 from padellm.evaluation.environment import environment
 from padellm.evaluation.report import write_report
 from padellm.evaluation.runner import SystemRun, run_systems
 from padellm.evaluation.summary import summarize
 from padellm.evaluation.systems import (adapter_labels, check_labels, close_engines, fastner_labels, fastner_systems,
-                                        llm_systems, tagger_labels, tagger_systems)
+                                        llm_systems, run_name, tagger_labels, tagger_systems)
 from padellm.ner import entity_record
 from padellm.types import Example
 
@@ -54,14 +54,18 @@ def warmup_examples(config: EvalConfig, splits: dict[str, list[Example]], measur
     return random.Random(config.seed).sample(pool, min(config.warmup, len(pool))), source
 
 
-def artifacts(config: EvalConfig, dataset_name: str) -> dict[str, Path]:
-    """The trained artifact of every chosen system (default adapters: the shipped ones for the dataset)."""
+def artifacts(config: EvalConfig, dataset_name: str) -> dict[str, Path | tuple[Path, ...]]:
+    """The trained artifact of every chosen system (default adapters: the shipped ones for the dataset); a tagger
+    system may name several folders (a tuple)."""
     from padellm.adapters import shipped_adapter
 
     chosen = {}
     for system in config.system_names:
         given = getattr(config, system)
-        if given or system in TAGGERS:
+        if system in TAGGERS:
+            chosen[system] = tuple(Path(folder) for folder in split_list(given))
+            continue
+        if given:
             chosen[system] = Path(given)
             continue
         try:
@@ -75,10 +79,13 @@ def artifacts(config: EvalConfig, dataset_name: str) -> dict[str, Path]:
 def check_artifacts(config: EvalConfig, chosen: dict[str, Path], data: str, data_labels: list[str]) -> None:
     """Modes and label sets of every artifact against the data, before any model is loaded."""
     for system, folder in chosen.items():
+        if system in TAGGERS:
+            for one in folder:
+                check_labels(f"{system} ({one})", tagger_labels(system, one), data, data_labels,
+                             config.allow_label_subset)
+            continue
         if system == "fastner":
             labels = fastner_labels(folder)
-        elif system in TAGGERS:
-            labels = tagger_labels(system, folder)
         else:
             kind, labels = adapter_labels(folder)
             if kind != system:
@@ -150,12 +157,12 @@ def evaluate(config: EvalConfig, out_dir: str | Path, decode_config=None, vllm_c
     try:
         if "fastner" in chosen:
             systems += fastner_systems(chosen["fastner"], config.exit_configs, config.fastner_batch_size, examples, data)
-        if "earlyexit" in chosen:
-            systems += tagger_systems("earlyexit", chosen["earlyexit"], config.token_exit_configs,
-                                      config.fastner_batch_size, examples, data)
-        if "distilled" in chosen:
-            systems += tagger_systems("distilled", chosen["distilled"], (TokenExitConfig(),),
-                                      config.fastner_batch_size, examples, data)
+        for tagger in TAGGERS:
+            folders = chosen.get(tagger, ())
+            points = config.token_exit_configs if tagger == "earlyexit" else (TokenExitConfig(),)
+            for folder in folders:
+                systems += tagger_systems(tagger, folder, points, config.fastner_batch_size, examples, data,
+                                          run_name(folder) if len(folders) > 1 else "")
         runs = run_systems(systems, examples, warmup, config.batch_mode, progress, config.settle_ms / 1000)
     finally:
         close_engines(systems)

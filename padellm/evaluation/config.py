@@ -90,13 +90,14 @@ class EvalConfig:
     fastner_batch_size: int = 32
     """FastNER (and BIO tagger) sentences per forward pass in batch mode."""
     earlyexit: str = ""
-    """Early-exit BIO tagger folder (padellm finetune mode tagger, model.crf false); needed for earlyexit."""
+    """Early-exit BIO tagger folder (padellm finetune mode tagger, model.crf false), or several, comma-separated
+    (e.g. before and after self-sampling fine-tuning: each at every operating point); needed for earlyexit."""
     earlyexit_exits: str = "none,sentence:0.1,token:0.1:1"
     """Comma-separated operating points of the early-exit tagger: none (every layer), sentence:T[:max|mean]
     (SENTEE), token:T[:WINDOW] (TOKEE)."""
     distilled: str = ""
-    """A CRF tagger folder (padellm finetune mode tagger, model.crf true: a distilled student, or its teacher);
-    needed for distilled."""
+    """A CRF tagger folder (padellm finetune mode tagger, model.crf true: a distilled student, or its teacher), or
+    several, comma-separated (teacher, gold-only student, distilled students in one table); needed for distilled."""
     backend: str = "vllm"
     """LLM systems decode on vllm or transformers (the reference backend, slow)."""
     sample: int = 0

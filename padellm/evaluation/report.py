@@ -44,6 +44,31 @@ def main_table(results: dict) -> list[str]:
     return lines
 
 
+def compute_table(results: dict) -> list[str]:
+    """Encoder compute of the BIO taggers, as the early-exit papers count it (token-layers, i.e. FLOPs up to the
+    heads and attention's quadratic part), next to the wall-clock speed-up over the same model run in full."""
+    systems = results["summary"]["systems"]
+    rows = [(name, entry) for name, entry in systems.items() if "compute" in entry]
+    if not rows:
+        return []
+    lines = ["## Encoder compute (BIO taggers)", "",
+             "FLOPs speed-up: the token-layers the full model computes over those computed (the papers' measure); "
+             "wall-clock: the same model's full-model system's mean latency (and batch throughput) against this "
+             "one's, when both ran.", "",
+             "| system | F1 | share of full-model token-layers | FLOPs speed-up | wall-clock speed-up mean | batch |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, entry in rows:
+        full = systems.get(name.split(" (")[0] + " (full model)")
+        wall = batch = "–"
+        if full is not None and full is not entry:
+            wall = f"{full['latency_ms']['mean'] / entry['latency_ms']['mean']:.2f}x"
+            if "batch" in full and "batch" in entry:
+                batch = f"{entry['batch']['sentences_per_s'] / full['batch']['sentences_per_s']:.2f}x"
+        lines.append(f"| {name} | {_pct(entry['span']['micro']['f1'])} | {100 * entry['compute']['share']:.1f} % | "
+                     f"{entry['compute']['flops_speedup']:.2f}x | {wall} | {batch} |")
+    return lines + [""]
+
+
 def structured_speedups(results: dict) -> list[str]:
     """Speed-ups over the paper's structured baseline, when it was measured (the paper's comparison)."""
     ratios = results["summary"].get("speedup_vs_structured")
@@ -159,11 +184,11 @@ def render_report(results: dict, plots: list[str]) -> str:
         "## Results", "",
         "F1, P, R: exact spans (micro, %); string F1: the PaDeLLM-NER paper's per-sentence set of (label, string). "
         "Latency: per sentence in single-request mode. Tokens/seq: tokens generated per sequence (LLM systems). "
-        "Mean exit: average FastNER exit layer. "
+        "Mean exit: average exit layer (FastNER: per sentence; BIO taggers: per word). "
         + (f"Speed-ups: {summary['reference']}'s latency over the system's, and the system's batch throughput "
            f"over {summary['reference']}'s." if summary["reference"] else
            "No autoregressive system was measured, so there are no speed-ups."), "",
-        *main_table(results), "", *structured_speedups(results), *caveats(results),
+        *main_table(results), "", *structured_speedups(results), *compute_table(results), *caveats(results),
         "## Per label: exact spans", "", *label_table(results, "span"), "",
         "## Per label: string sets (paper)", "", *label_table(results, "string"), "",
     ]

@@ -26,6 +26,8 @@ class SystemRun:
     stats: Counter = field(default_factory=Counter)
     exits: list[int] = field(default_factory=list)
     counts: list[dict[str, int]] = field(default_factory=list)
+    token_layers: list[int] = field(default_factory=lambda: [0, 0])
+    """Encoder token-layers computed and the full model's, summed over single requests (BIO taggers)."""
     batch_s: float | None = None
     batch_predictions: list[list[Entity]] | None = None
 
@@ -62,6 +64,7 @@ def run_systems(systems: list[System], examples: list[Example], warmup: list[Exa
             run.stats.update(output.stats)
             run.exits += output.exits
             run.counts += output.counts
+            run.token_layers = [a + b for a, b in zip(run.token_layers, output.token_layers)]
     if batch_mode:
         for name in tqdm(names, desc="batch mode", unit="system", disable=not progress):
             started = time.perf_counter()

@@ -72,6 +72,10 @@ def system_summary(kind: str, run: SystemRun, examples: list[Example]) -> dict:
     if run.counts:
         labels = tuple(run.counts[0])
         entry["counts"] = count_accuracy(run.counts, gold_counts(examples, labels))
+    computed, full = run.token_layers
+    if full:
+        entry["compute"] = {"token_layers": computed, "full_model_token_layers": full, "share": computed / full,
+                            "flops_speedup": full / max(1, computed)}
     if run.exits:
         entry["mean_exit_layer"] = sum(run.exits) / len(run.exits)
         # A tagger's exit per sentence is the mean over its words: counted by the layer it rounds to.

@@ -30,6 +30,9 @@ class Output:
     """Exit layer of each sentence (FastNER)."""
     counts: list[dict[str, int]] = field(default_factory=list)
     """The count stage's ``{label: count}`` per sentence (parallel systems)."""
+    token_layers: tuple[int, int] = (0, 0)
+    """Encoder token-layers computed, and what the full model computes for the same sentences (BIO taggers): the
+    FLOPs measure of the early-exit papers."""
 
 
 class System(Protocol):
@@ -116,17 +119,19 @@ class TaggerSystem:
 
         from padellm.baselines.tagger import encode, to_entities
 
-        entities, exits = [], []
+        entities, exits, computed, full = [], [], 0, 0
         with torch.inference_mode():
             for start in range(0, len(examples), self.batch_size):
                 chunk = examples[start : start + self.batch_size]
                 batch = encode(chunk, self.tokenizer, self.model.config, with_tags=False)
-                tags, exit_layers, _ = self.model.predict(batch, self.exit_config)
+                tags, exit_layers, token_layers = self.model.predict(batch, self.exit_config)
+                computed += token_layers
+                full += self.model.num_layers * int(batch.attention_mask.sum())
                 for row, (example, tag_ids) in enumerate(zip(chunk, tags)):
                     entities.append(to_entities(tag_ids, self.model.config.tags, example))
                     words = batch.word_mask[row]
                     exits.append(float(exit_layers[row][words].float().mean()) if words.any() else 0.0)
-        return Output(entities, exits=exits)
+        return Output(entities, exits=exits, token_layers=(computed, full))
 
     def settings(self) -> dict:
         return {"exit": vars(self.exit_config), "layers": self.model.num_layers, "crf": self.model.crf is not None,
@@ -134,8 +139,9 @@ class TaggerSystem:
 
 
 def tagger_systems(system: str, folder: str | Path, exit_configs: tuple, batch_size: int,
-                   examples: list[Example] = (), data: str = "the data") -> list[TaggerSystem]:
-    """One system per operating point, sharing one loaded tagger; ``examples`` must be text its encoder sees."""
+                   examples: list[Example] = (), data: str = "the data", tag: str = "") -> list[TaggerSystem]:
+    """One system per operating point, sharing one loaded tagger; ``examples`` must be text its encoder sees.
+    ``tag`` goes into the names (several folders of one system kind in one run)."""
     from transformers import AutoTokenizer
 
     from padellm.baselines.fastner_data import check_vocabulary
@@ -147,9 +153,15 @@ def tagger_systems(system: str, folder: str | Path, exit_configs: tuple, batch_s
     check_vocabulary(tokenizer, list(examples), f"{system} {folder}", data)
     model = Tagger.load(folder)
     names = {"none": "full model", "sentence": "SENTEE", "token": "TOKEE"}
-    return [TaggerSystem(f"{system} ({names[c.mode]}" + (f" {c.threshold:g}" if c.mode != "none" else "")
+    return [TaggerSystem(f"{system}{f' {tag}' if tag else ''} ({names[c.mode]}" + (f" {c.threshold:g}" if c.mode != "none" else "")
                          + (f" w{c.window}" if c.mode == "token" else "") + ")", model, tokenizer, c, batch_size,
                          folder) for c in exit_configs]
+
+
+def run_name(folder: str | Path) -> str:
+    """What a trained artifact is called in a table: its run folder's name (``runs/x/model`` -> ``x``)."""
+    folder = Path(folder)
+    return folder.parent.name if folder.name == "model" else folder.name
 
 
 def tagger_labels(system: str, folder: str | Path) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ CRF) at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -56,6 +57,27 @@ def load_teacher(config: TaggerTrainingConfig, labels: tuple[str, ...], vocabula
     return teacher.eval()
 
 
+def initial_model(config: TaggerTrainingConfig, labels: tuple[str, ...], folder: Path, tokenizer
+                  ) -> tuple[Tagger, object]:
+    """The model training starts from, and its tokenizer: the bare encoder with new heads, or (``model.init``) a
+    trained tagger of the same kind and labels."""
+    if not config.model.init:
+        return Tagger.from_encoder(folder, config.model_config(labels)), tokenizer
+    from transformers import AutoTokenizer
+
+    init = model_folder(config.model.init)
+    model = Tagger.load(init)
+    problems = []
+    if model.config.labels != labels:
+        problems.append(f"model.init {init}: labels {list(model.config.labels)} differ from the data's {list(labels)}")
+    if (model.crf is not None) != config.model.crf:
+        problems.append(f"model.init {init}: {'a CRF' if model.crf is not None else 'an off-ramp'} tagger, but "
+                        f"model.crf is {str(config.model.crf).lower()}")
+    if problems:
+        raise ConfigError(problems)
+    return model, AutoTokenizer.from_pretrained(init / "encoder")
+
+
 def layer_f1(model: Tagger, tokenizer, examples: list[Example]) -> list[float]:
     """Micro span F1 (%) of every off-ramp without early exit (a CRF tagger: one figure)."""
     texts, gold = [ex.text for ex in examples], [list(ex.entities) for ex in examples]
@@ -69,7 +91,7 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
     checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / MODEL_DIR, "model")
     t = config.train
     train_examples, dev_examples, labels, folder, tokenizer = prepare_encoder_run(config)
-    model = Tagger.from_encoder(folder, config.model_config(labels))
+    model, tokenizer = initial_model(config, labels, folder, tokenizer)
     teacher = load_teacher(config, labels, model.encoder.config.vocab_size) if config.distill.teacher else None
     # One pass over the training set: refuses nested or misaligned entities before training, and gives the lengths.
     lengths = encode(train_examples, tokenizer, model.config).attention_mask.sum(1).tolist()
@@ -80,7 +102,7 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
                                    {"params": heads, "lr": t.head_lr}], weight_decay=t.weight_decay)
     scheduler = cosine_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
     weights = exit_weights(t.exit_weights, model.num_layers)
-    d = config.distill
+    d, sampling = config.distill, config.self_sampling
 
     state = {"step": 0, "elapsed_s": 0.0, "sentences": 0}
     if checkpoint is not None:
@@ -95,7 +117,11 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
     def step(state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
         indices = batches_of(epoch)[step_in_epoch]
         batch = encode([train_examples[i] for i in indices], tokenizer, model.config)
-        if teacher is None:
+        if sampling.max_threshold:
+            # Seeded by step: a resumed run draws the thresholds the uninterrupted run would have drawn.
+            generator = torch.Generator().manual_seed(t.seed * 1_000_003 + state["step"])
+            loss, log = model.self_sampling_loss(batch, sampling.max_threshold, sampling.window, weights, generator)
+        elif teacher is None:
             loss, per_exit = model.loss(batch, weights)
             log = {"exit_losses": per_exit}
         else:
@@ -123,7 +149,8 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
     model.save(output_dir / MODEL_DIR)
     tokenizer.save_pretrained(output_dir / MODEL_DIR / "encoder")
     metrics = {"mode": "tagger", "kind": "distilled" if teacher else "crf" if model.crf is not None else "earlyexit",
-               "encoder": config.model.encoder, "layers": model.num_layers, "labels": list(labels),
+               "encoder": config.model.encoder, "init": config.model.init or None,
+               "self_sampling": dataclasses.asdict(sampling) if sampling.max_threshold else None, "layers": model.num_layers, "labels": list(labels),
                "teacher": config.distill.teacher or None, "steps": state["step"], "total_steps": total_steps,
                "completed": not stopped_early, "train_sentences": len(train_examples),
                "epochs_seen": state["step"] / steps_per_epoch,

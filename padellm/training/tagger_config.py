@@ -21,6 +21,10 @@ class TaggerModel:
     """A CRF over the last layer (teacher and student) instead of off-ramps after every layer (early exit)."""
     dropout: float = 0.1
     max_subwords: int = 256
+    init: str = ""
+    """A trained tagger's folder (padellm finetune mode tagger) to start from instead of the bare encoder: its
+    encoder, heads, tokenizer and saved settings (layers, dropout, max_subwords) are kept. Self-sampling
+    fine-tuning starts from the early-exit tagger this way."""
 
     def problems(self) -> list[str]:
         out = []
@@ -61,6 +65,23 @@ class Distillation:
 
 
 @dataclass(frozen=True)
+class SelfSampling:
+    max_threshold: float = 0.0
+    """Self-sampling fine-tuning (Li et al. 2021) when > 0: every training sentence runs TOKEE at a threshold
+    drawn uniformly from [0, max_threshold] and each off-ramp learns from the words still running there."""
+    window: int = 1
+    """TOKEE's window during self-sampling (use the one you will decode with)."""
+
+    def problems(self) -> list[str]:
+        out = []
+        if not 0 <= self.max_threshold <= 1:
+            out.append(f"self_sampling.max_threshold must be in [0, 1] (0: off); got {self.max_threshold}")
+        if self.window < 0:
+            out.append(f"self_sampling.window must be >= 0; got {self.window}")
+        return out
+
+
+@dataclass(frozen=True)
 class TaggerTrainingConfig:
     mode: str = "tagger"
     """Always tagger: this is how padellm finetune tells this config from the others."""
@@ -70,6 +91,7 @@ class TaggerTrainingConfig:
     model: TaggerModel = field(default_factory=TaggerModel)
     train: FastNERTrain = field(default_factory=FastNERTrain)
     distill: Distillation = field(default_factory=Distillation)
+    self_sampling: SelfSampling = field(default_factory=SelfSampling)
 
     def __post_init__(self) -> None:
         problems = []
@@ -77,9 +99,13 @@ class TaggerTrainingConfig:
             problems.append(f"mode must be tagger for this config; got {self.mode!r}")
         if not self.output_dir:
             problems.append("output_dir must be set")
-        problems += self.data.problems() + self.model.problems() + self.train.problems() + self.distill.problems()
+        problems += (self.data.problems() + self.model.problems() + self.train.problems() + self.distill.problems()
+                     + self.self_sampling.problems())
         if self.distill.teacher and not self.model.crf:
             problems.append("distill.teacher: distillation trains a CRF student; set model.crf: true")
+        if self.self_sampling.max_threshold and (self.model.crf or self.distill.teacher):
+            problems.append("self_sampling.max_threshold: self-sampling fine-tunes the early-exit (off-ramp) tagger; "
+                            "set model.crf: false and no distill.teacher")
         if problems:
             raise ConfigError(problems)
 

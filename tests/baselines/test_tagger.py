@@ -87,3 +87,37 @@ def test_the_crf_tagger_and_a_student_with_fewer_layers(tiny_bert_dir, tokenizer
     assert torch.allclose(loaded.crf.transitions, student.crf.transitions)
     with pytest.raises(ConfigError, match="layers: the encoder has 2 layers; got 5"):
         Tagger.from_encoder(tiny_bert_dir, TaggerConfig(labels=LABELS, layers=5))
+
+
+def test_self_sampling_trains_each_off_ramp_on_the_words_still_running_there(tiny_bert_dir, tokenizer):
+    torch.manual_seed(0)
+    config = TaggerConfig(labels=LABELS, dropout=0.0)
+    batch = encode(EXAMPLES, tokenizer, config)
+    tagger = Tagger.from_encoder(tiny_bert_dir, config)
+    # At threshold 0 no word leaves early: every off-ramp sees every word, which is the joint training loss.
+    loss, log = tagger.self_sampling_loss(batch, max_threshold=0.0, window=1, exit_weights=[1.0, 2.0])
+    joint, _ = tagger.loss(batch, [1.0, 2.0])
+    assert torch.allclose(loss, joint, atol=1e-6) and log == {"mean_exit": 2.0, "computed": 1.0}
+
+    # Per-sentence thresholds: sentence 0 leaves at layer 1 (1 is the largest uncertainty), the others run on.
+    from padellm.baselines.token_exit import run_with_exits
+
+    result = run_with_exits(tagger.layers, tagger.heads, batch.input_ids, batch.attention_mask,
+                            TokenExitConfig(mode="token", threshold=0.0), batch.word_index, batch.word_mask,
+                            thresholds=torch.tensor([1.0, 0.0, 0.0]), keep_layers=True)
+    words = batch.word_mask
+    assert (result.exit_layer[0][words[0]] == 1).all() and (result.exit_layer[1:][words[1:]] == 2).all()
+    (first_logits, first_active), (_, second_active) = result.layers
+    assert torch.equal(first_active, words) and torch.equal(second_active, words & torch.tensor([[0], [1], [1]]).bool())
+    assert torch.allclose(result.logits[0][words[0]], first_logits[0][words[0]])
+
+    # Under autograd the sampled pass trains every layer (the upper one through the words that stayed).
+    tagger.zero_grad()
+    generator = torch.Generator().manual_seed(0)
+    loss, log = tagger.self_sampling_loss(batch, max_threshold=1.0, window=0, generator=generator)
+    loss.backward()
+    assert torch.isfinite(loss) and 1.0 <= log["mean_exit"] <= 2.0 and 0 < log["computed"] <= 1.0
+    top = tagger.encoder.encoder.layer[-1].output.dense.weight.grad
+    assert top is not None and top.abs().sum() > 0
+    with pytest.raises(ConfigError, match="a CRF tagger has no early exit"):
+        Tagger.from_encoder(tiny_bert_dir, TaggerConfig(labels=LABELS, crf=True)).self_sampling_loss(batch, 0.5, 1)

@@ -172,13 +172,22 @@ def test_bio_taggers_as_systems_with_their_operating_points(tiny_adapters, tiny_
     out = tmp_path / "eval"
     assert main(["eval", "--dataset", str(tiny_adapters["corpus"]), "--split", "test", "--systems",
                  "earlyexit,distilled", "--earlyexit", str(tmp_path / "exit"), "--earlyexit-exits",
-                 "none,sentence:1.0,token:1.0:0", "--distilled", str(tmp_path / "student"), "--warmup", "1",
-                 "--no-progress", "--allow-label-subset", "--out", str(out)]) == 0
+                 "none,sentence:1.0,token:1.0:0", "--distilled", f"{tmp_path / 'student'},{tmp_path / 'teacher'}",
+                 "--warmup", "1", "--no-progress", "--allow-label-subset", "--out", str(out)]) == 0
     systems = json.loads((out / "results.json").read_text())["summary"]["systems"]
+    # Several folders of one kind: each named by its run.
     assert set(systems) == {"earlyexit (full model)", "earlyexit (SENTEE 1)", "earlyexit (TOKEE 1 w0)",
-                            "distilled (full model)"}
+                            "distilled student (full model)", "distilled teacher (full model)"}
     assert systems["earlyexit (full model)"]["mean_exit_layer"] == 2  # the tiny BERT's 2 layers
     assert systems["earlyexit (SENTEE 1)"]["mean_exit_layer"] == 1 == systems["earlyexit (TOKEE 1 w0)"]["mean_exit_layer"]
+    # FLOPs as the papers count them: every word leaves after layer 1 of 2, so about half the token-layers
+    # ([CLS] and [SEP] run on while a word of their sentence runs; here none does).
+    assert systems["earlyexit (full model)"]["compute"]["share"] == 1.0
+    assert systems["earlyexit (TOKEE 1 w0)"]["compute"]["flops_speedup"] == pytest.approx(2.0)
+    assert systems["distilled student (full model)"]["compute"]["full_model_token_layers"] * 2 == \
+        systems["distilled teacher (full model)"]["compute"]["full_model_token_layers"]
+    report = (out / "report.md").read_text()
+    assert "## Encoder compute (BIO taggers)" in report and "| earlyexit (TOKEE 1 w0) |" in report
     assert "earlyexit (TOKEE 1 w0)" in capsys.readouterr().out  # the table on stdout
     assert main(["eval", "--dataset", str(tiny_adapters["corpus"]), "--systems", "distilled", "--distilled",
                  str(tmp_path / "exit"), "--out", str(tmp_path / "bad")]) == 2

@@ -48,6 +48,21 @@ def test_early_exit_tagger_crf_teacher_and_distilled_student(corpus, tiny_bert_d
     assert student["losses"][-1] < 0.6 * student["losses"][0]  # the distillation loss falls
 
 
+def test_self_sampling_fine_tunes_a_trained_early_exit_tagger(corpus, tiny_bert_dir, tmp_path, capsys):
+    run(corpus, tiny_bert_dir, tmp_path / "earlyexit", capsys, **{"train.max_steps": "10"})
+    sampling = {"model.init": str(tmp_path / "earlyexit"), "self_sampling.max_threshold": "0.6",
+                "self_sampling.window": "0", "train.max_steps": "6", "train.log_every": "2"}
+    summary, metrics = run(corpus, tiny_bert_dir, tmp_path / "ss", capsys, **sampling)
+    assert summary["kind"] == "earlyexit" and metrics["self_sampling"] == {"max_threshold": 0.6, "window": 0}
+    assert metrics["init"] == str(tmp_path / "earlyexit")
+    log = [json.loads(line) for line in (tmp_path / "ss" / "train_log.jsonl").read_text().splitlines()]
+    assert all(1.0 <= row["mean_exit"] <= 2.0 and 0 < row["computed"] <= 1.0 for row in log)
+    # It starts from the trained tagger (its loss is already low), and the sampled thresholds are seeded.
+    assert metrics["losses"][0] < 0.5 * json.loads((tmp_path / "earlyexit" / "metrics.json").read_text())["losses"][0]
+    _, again = run(corpus, tiny_bert_dir, tmp_path / "ss-again", capsys, **sampling)
+    assert again["losses"] == metrics["losses"]
+
+
 def test_bad_tagger_configs_are_named(tmp_path, corpus, tiny_bert_dir, capsys):
     with pytest.raises(ConfigError) as info:
         load_finetune_config(None, {"mode": "tagger", "output_dir": "x", "distill.teacher": "t", "distill.k": "0",
@@ -55,9 +70,17 @@ def test_bad_tagger_configs_are_named(tmp_path, corpus, tiny_bert_dir, capsys):
     problems = "\n".join(info.value.problems)
     assert "distill.k must be >= 1; got 0" in problems and "model.layers must be >= 0" in problems
     assert "distillation trains a CRF student; set model.crf: true" in problems
+    with pytest.raises(ConfigError, match="self-sampling fine-tunes the early-exit"):
+        load_finetune_config(None, {"mode": "tagger", "output_dir": "x", "model.crf": "true",
+                                    "self_sampling.max_threshold": "0.5"})
     run(corpus, tiny_bert_dir, tmp_path / "plain", capsys, **{"train.max_steps": "2"})
     argv = ["finetune", "--no-progress", "--mode=tagger", f"--output_dir={tmp_path / 'student'}",
             f"--data.dataset={corpus}", f"--model.encoder={tiny_bert_dir}", "--model.crf=true",
             f"--distill.teacher={tmp_path / 'plain'}"]
     assert main(argv) == 2
     assert "not a CRF tagger (train it with model.crf: true)" in capsys.readouterr().err
+    argv = ["finetune", "--no-progress", "--mode=tagger", f"--output_dir={tmp_path / 'init'}",
+            f"--data.dataset={corpus}", f"--model.encoder={tiny_bert_dir}", "--model.crf=true",
+            f"--model.init={tmp_path / 'plain'}"]
+    assert main(argv) == 2
+    assert "an off-ramp tagger, but model.crf is true" in capsys.readouterr().err
