@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from padellm.baselines.distillation import multi_grained_loss, teacher_targets
+from padellm.baselines.distillation import TeacherTargets, multi_grained_loss, teacher_targets
 from padellm.baselines.tagger import CONFIG_FILE, Tagger, encode, layer_entities
 from padellm.errors import ConfigError
 from padellm.metrics import score
@@ -57,6 +57,33 @@ def load_teacher(config: TaggerTrainingConfig, labels: tuple[str, ...], vocabula
     return teacher.eval()
 
 
+class TeacherCache:
+    """The teacher's targets per training sentence, computed the first time a batch holds it and reused in later
+    epochs (the teacher is frozen and runs without dropout, so they never change): after the first epoch a
+    distillation step costs the student's forward and backward only."""
+
+    def __init__(self, teacher: Tagger, k: int):
+        self.teacher, self.k = teacher, k
+        self.per_sentence: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def targets(self, indices: list[int], batch) -> TeacherTargets:
+        if any(i not in self.per_sentence for i in indices):
+            with torch.no_grad():
+                fresh = teacher_targets(self.teacher.crf, self.teacher(batch)[-1], batch.word_mask, self.k)
+            for row, i in enumerate(indices):
+                words = int(batch.word_mask[row].sum())
+                self.per_sentence[i] = (fresh.paths[row, :, :words].clone(), fresh.weights[row].clone(),
+                                        fresh.marginals[row, :words].clone())
+        batch_size, length = batch.word_mask.shape
+        paths = torch.zeros(batch_size, self.k, length, dtype=torch.long)
+        weights = torch.zeros(batch_size, self.k)
+        marginals = torch.zeros(batch_size, length, len(self.teacher.config.tags))
+        for row, i in enumerate(indices):
+            p, w, m = self.per_sentence[i]
+            paths[row, :, : p.shape[1]], weights[row], marginals[row, : m.shape[0]] = p, w, m
+        return TeacherTargets(paths, weights, marginals)
+
+
 def initial_model(config: TaggerTrainingConfig, labels: tuple[str, ...], folder: Path, tokenizer
                   ) -> tuple[Tagger, object]:
     """The model training starts from, and its tokenizer: the bare encoder with new heads, or (``model.init``) a
@@ -93,6 +120,7 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
     train_examples, dev_examples, labels, folder, tokenizer = prepare_encoder_run(config)
     model, tokenizer = initial_model(config, labels, folder, tokenizer)
     teacher = load_teacher(config, labels, model.encoder.config.vocab_size) if config.distill.teacher else None
+    cache = TeacherCache(teacher, config.distill.k) if teacher is not None else None
     # One pass over the training set: refuses nested or misaligned entities before training, and gives the lengths.
     lengths = encode(train_examples, tokenizer, model.config).attention_mask.sum(1).tolist()
     steps_per_epoch = math.ceil(len(train_examples) / t.batch_size)
@@ -125,10 +153,8 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
             loss, per_exit = model.loss(batch, weights)
             log = {"exit_losses": per_exit}
         else:
-            with torch.no_grad():
-                targets = teacher_targets(teacher.crf, teacher(batch)[-1], batch.word_mask, d.k)
-            loss = multi_grained_loss(model.crf, model(batch)[-1], batch.word_mask, targets, batch.tags,
-                                      d.gold_weight, d.sequence_weight, d.token_weight)
+            loss = multi_grained_loss(model.crf, model(batch)[-1], batch.word_mask, cache.targets(indices, batch),
+                                      batch.tags, d.gold_weight, d.sequence_weight, d.token_weight)
             log = {}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -84,3 +84,28 @@ def test_bad_tagger_configs_are_named(tmp_path, corpus, tiny_bert_dir, capsys):
             f"--model.init={tmp_path / 'plain'}"]
     assert main(argv) == 2
     assert "an off-ramp tagger, but model.crf is true" in capsys.readouterr().err
+
+
+def test_cached_teacher_targets_equal_fresh_ones_in_any_batch(corpus, tiny_bert_dir):
+    import torch
+    from transformers import AutoTokenizer
+
+    from padellm.baselines.distillation import teacher_targets
+    from padellm.baselines.tagger import TaggerConfig, encode
+    from padellm.data.corpus import read_conll
+    from padellm.training.tagger import TeacherCache
+
+    examples, _ = read_conll(corpus / "train.txt")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    torch.manual_seed(0)
+    teacher = Tagger.from_encoder(tiny_bert_dir, TaggerConfig(labels=("LOC", "MISC", "ORG", "PER"), crf=True)).eval()
+    cache = TeacherCache(teacher, k=3)
+    cache.targets([0, 1, 2], encode(examples[:3], tokenizer, teacher.config))  # one padding
+    order = [4, 2, 0]  # another batch, another padding: sentence 4 is computed now, 2 and 0 come from the cache
+    batch = encode([examples[i] for i in order], tokenizer, teacher.config)
+    cached = cache.targets(order, batch)
+    fresh = teacher_targets(teacher.crf, teacher(batch)[-1], batch.word_mask, 3)
+    assert torch.equal(cached.paths, fresh.paths) and len(cache.per_sentence) == 4
+    assert torch.allclose(cached.weights, fresh.weights, atol=1e-5)
+    mask = batch.word_mask.unsqueeze(-1)
+    assert torch.allclose(cached.marginals * mask, fresh.marginals * mask, atol=1e-5)
