@@ -139,19 +139,14 @@ def _finetune(args: argparse.Namespace) -> int:
         raise SystemExit(0)
     parsed = parser.parse_args([*args.finetune_argv])
     config = load_finetune_config(args.config, overrides_from_args(parsed, finetune_config_class(mode)))
-    if isinstance(config, TaggerTrainingConfig):
-        metrics = train_tagger(config, resume=args.resume, progress=not args.no_progress)
-        summary = {k: metrics[k] for k in ("kind", "steps", "final_loss", "sentences_per_s", "wall_time_s")}
+    if isinstance(config, (TaggerTrainingConfig, FastNERTrainingConfig)):  # the encoder models
+        tagger = isinstance(config, TaggerTrainingConfig)
+        metrics = (train_tagger if tagger else train_fastner)(config, resume=args.resume, progress=not args.no_progress)
+        keys = ("kind",) * tagger + ("steps", "final_loss", "sentences_per_s", "wall_time_s")
+        summary = {k: metrics[k] for k in keys}
         if "dev" in metrics:
-            summary["dev_f1_per_layer"] = metrics["dev"]["f1_per_layer"]
-        print(json.dumps(summary), file=args.stdout)
-        print(f"model and metrics.json in {config.output_dir}", file=sys.stderr)
-        return 0
-    if isinstance(config, FastNERTrainingConfig):
-        metrics = train_fastner(config, resume=args.resume, progress=not args.no_progress)
-        summary = {k: metrics[k] for k in ("steps", "final_loss", "sentences_per_s", "wall_time_s")}
-        if "dev" in metrics:
-            summary["dev_f1_per_exit"] = metrics["dev"]["f1_per_exit"]
+            per = "f1_per_layer" if tagger else "f1_per_exit"
+            summary[f"dev_{per}"] = metrics["dev"][per]
         print(json.dumps(summary), file=args.stdout)
         print(f"model and metrics.json in {config.output_dir}", file=sys.stderr)
         return 0

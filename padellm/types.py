@@ -69,3 +69,12 @@ class Example:
     def mentions(self) -> list[tuple[str, str]]:
         """``(label, mention string)`` for every entity, in text order."""
         return [(e.label, e.mention(self.text)) for e in self.entities]
+
+
+def surrogate_problem(text: str) -> str | None:
+    """What makes ``text`` not text, if anything: an unpaired UTF-16 surrogate (what undecodable bytes become in
+    command-line arguments, or a JSON string can carry), named with its position. Every input path checks it."""
+    at = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+    if at is None:
+        return None
+    return f"an unpaired UTF-16 surrogate (\\u{ord(text[at]):04x}) at character {at} is not text"

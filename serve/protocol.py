@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from padellm.engine.decoding import DecodeConfig
 from padellm.engine.dedup import STRATEGIES
 from padellm.ner import entity_record
-from padellm.types import Entity
+from padellm.types import Entity, surrogate_problem
 
 Mode = Literal["parallel", "autoregressive"]
 Text = Annotated[StrictStr, Field(min_length=1)]
@@ -247,9 +247,7 @@ def body_problem(body: bytes) -> Problem | None:
             return Problem(field=path or "body", message=f"an integer of {item.digits} digits is too long to read",
                            limit=sys.get_int_max_str_digits())
         if isinstance(item, str):
-            surrogate = next((i for i, c in enumerate(item) if "\ud800" <= c <= "\udfff"), None)
-            if surrogate is not None:
-                return Problem(field=path or "body",
-                               message=f"an unpaired UTF-16 surrogate (\\u{ord(item[surrogate]):04x}) at character "
-                                       f"{surrogate} is not text")
+            problem = surrogate_problem(item)
+            if problem:
+                return Problem(field=path or "body", message=problem)
     return None

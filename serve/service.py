@@ -14,6 +14,7 @@ from padellm.engine.decoding import DecodeConfig, DecodeResult
 from padellm.engine.vllm_backend import VLLMConfig, close_engines
 from padellm.errors import ConfigError
 from padellm.ner import NER, engines_of
+from padellm.types import surrogate_problem
 from padellm_serve.config import ServerConfig
 from padellm_serve.protocol import MAX_PROBLEMS, EntityOut, NERRequest, NERResponse, Problem, TextResult, Usage, brief
 
@@ -175,10 +176,9 @@ class NERService:
             return Problem(field=field, message="empty or whitespace only")
         if len(text) > self.config.max_text_chars:
             return Problem(field=field, message=f"{len(text)} characters", limit=self.config.max_text_chars)
-        surrogate = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
-        if surrogate is not None:
-            return Problem(field=field, message=f"an unpaired UTF-16 surrogate (\\u{ord(text[surrogate]):04x}) at "
-                                                f"character {surrogate} is not text")
+        problem = surrogate_problem(text)
+        if problem:
+            return Problem(field=field, message=problem)
         if ner is not None and ner.max_model_len is not None:
             needed = ner.tokens_needed(text, decode_config)
             if needed > ner.max_model_len:

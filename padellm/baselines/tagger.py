@@ -31,6 +31,18 @@ CONFIG_FILE = "tagger.json"
 WEIGHTS_FILE = "tagger.safetensors"
 
 
+def settings_problems(layers: int, dropout: float, max_subwords: int) -> list[str]:
+    """What is wrong with a tagger's size settings (shared by the model config and the training config)."""
+    problems = []
+    if layers < 0:
+        problems.append(f"layers must be >= 0 (0: all); got {layers}")
+    if not 0 <= dropout < 1:
+        problems.append(f"dropout must be in [0, 1); got {dropout}")
+    if max_subwords < 3:
+        problems.append(f"max_subwords must be >= 3; got {max_subwords}")
+    return problems
+
+
 @dataclass(frozen=True)
 class TaggerConfig:
     labels: tuple[str, ...] = ()
@@ -48,12 +60,7 @@ class TaggerConfig:
         problems = []
         if not self.labels or len(set(self.labels)) != len(self.labels):
             problems.append(f"labels must be a non-empty list without repeats; got {list(self.labels)}")
-        if self.layers < 0:
-            problems.append(f"layers must be >= 0 (0: all); got {self.layers}")
-        if not 0 <= self.dropout < 1:
-            problems.append(f"dropout must be in [0, 1); got {self.dropout}")
-        if self.max_subwords < 3:
-            problems.append(f"max_subwords must be >= 3; got {self.max_subwords}")
+        problems += settings_problems(self.layers, self.dropout, self.max_subwords)
         if problems:
             raise ConfigError(problems)
 

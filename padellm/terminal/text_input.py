@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from padellm.errors import CorpusError, PadellmError
+from padellm.types import surrogate_problem
 
 STDIN = "<stdin>"
 
@@ -39,11 +40,10 @@ def from_arguments(texts: list[str]) -> list[InputLine]:
 
 
 def _line(source: str, number: int, text: str) -> InputLine:
-    surrogate = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
-    if surrogate is not None:
-        raise CorpusError(source, number, f"an unpaired UTF-16 surrogate (\\u{ord(text[surrogate]):04x}) at "
-                                          f"character {surrogate} is not text (bytes that are not UTF-8 arrive so); "
-                                          f"remove it or re-encode the input as UTF-8")
+    problem = surrogate_problem(text)
+    if problem:
+        raise CorpusError(source, number, f"{problem} (bytes that are not UTF-8 arrive so); remove it or re-encode "
+                                          f"the input as UTF-8")
     return InputLine(source, number, text)
 
 

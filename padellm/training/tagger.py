@@ -176,7 +176,8 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
     tokenizer.save_pretrained(output_dir / MODEL_DIR / "encoder")
     metrics = {"mode": "tagger", "kind": "distilled" if teacher else "crf" if model.crf is not None else "earlyexit",
                "encoder": config.model.encoder, "init": config.model.init or None,
-               "self_sampling": dataclasses.asdict(sampling) if sampling.max_threshold else None, "layers": model.num_layers, "labels": list(labels),
+               "self_sampling": dataclasses.asdict(sampling) if sampling.max_threshold else None,
+               "layers": model.num_layers, "labels": list(labels),
                "teacher": config.distill.teacher or None, "steps": state["step"], "total_steps": total_steps,
                "completed": not stopped_early, "train_sentences": len(train_examples),
                "epochs_seen": state["step"] / steps_per_epoch,

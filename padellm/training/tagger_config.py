@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from padellm.baselines.tagger import TaggerConfig
+from padellm.baselines.tagger import TaggerConfig, settings_problems
 from padellm.errors import ConfigError
 from padellm.training.fastner_config import FastNERData, FastNERTrain
 
@@ -27,16 +27,8 @@ class TaggerModel:
     fine-tuning starts from the early-exit tagger this way."""
 
     def problems(self) -> list[str]:
-        out = []
-        if not self.encoder:
-            out.append("model.encoder must name an encoder; got ''")
-        if self.layers < 0:
-            out.append(f"model.layers must be >= 0 (0: all); got {self.layers}")
-        if not 0 <= self.dropout < 1:
-            out.append(f"model.dropout must be in [0, 1); got {self.dropout}")
-        if self.max_subwords < 3:
-            out.append(f"model.max_subwords must be >= 3; got {self.max_subwords}")
-        return out
+        out = ["model.encoder must name an encoder; got ''"] if not self.encoder else []
+        return out + [f"model.{p}" for p in settings_problems(self.layers, self.dropout, self.max_subwords)]
 
 
 @dataclass(frozen=True)
