@@ -299,7 +299,7 @@ def _tune(args: argparse.Namespace) -> int:
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.evaluation.command import sample_indices
-    from padellm.evaluation.tuning import best_trial, tune_count_rule
+    from padellm.evaluation.tuning import best_trial, tune_count_rule, tune_none_bias
     from padellm.ner import load
 
     adapter = Path(args.adapter)
@@ -307,8 +307,14 @@ def _tune(args: argparse.Namespace) -> int:
         quantiles = tuple(float(q) for q in args.quantiles.split(",") if q.strip())
     except ValueError as err:
         raise PadellmError(f"--quantiles: comma-separated numbers in (0, 1); got {args.quantiles!r}") from err
+    try:
+        biases = tuple(float(b) for b in args.none_biases.split(",") if b.strip())
+    except ValueError as err:
+        raise PadellmError(f"--none-biases: comma-separated logit offsets; got {args.none_biases!r}") from err
     for q in quantiles:
         DecodeConfig(count_quantile=q)  # names a quantile out of (0, 1)
+    for b in biases:
+        DecodeConfig(none_bias=b)  # names a bias out of range
     if args.split not in available_splits(args.dataset):
         raise PadellmError(f"--split: {args.dataset} has no {args.split!r} split "
                            f"(it has: {', '.join(available_splits(args.dataset))})")
@@ -316,18 +322,19 @@ def _tune(args: argparse.Namespace) -> int:
 
     template = load_prompt(adapter)[0]
     if template.mode != "parallel":
-        raise PadellmError(f"--adapter {adapter}: tuning chooses the count rule of parallel decoding; this adapter "
-                           f"decodes {template.mode}")
-    if not template.has_count_stage:
-        raise PadellmError(f"--adapter {adapter}: template {template.name!r} is count-free; it has no count rule to "
-                           "tune")
+        raise PadellmError(f"--adapter {adapter}: tuning chooses how parallel decoding trades precision for recall; "
+                           f"this adapter decodes {template.mode}")
+    tuned = ("count_rule", "count_quantile") if template.has_count_stage else ("none_bias",)
     split = load_dataset(args.dataset, [args.split]).split(args.split)
     examples = [split[i] for i in sample_indices(len(split), min(args.sample, len(split)), args.seed)]
-    kept = {k: v for k, v in read_decode_settings(adapter).items() if k not in ("count_rule", "count_quantile")}
+    kept = {k: v for k, v in read_decode_settings(adapter).items() if k not in tuned}
     ner = load(adapter, args.backend, decode_config=DecodeConfig(**kept),
                vllm_config=dataclass_from_args(VLLMConfig, args))
     try:
-        trials = tune_count_rule(ner, examples, quantiles, progress=not args.no_progress)
+        if template.has_count_stage:
+            trials = tune_count_rule(ner, examples, quantiles, progress=not args.no_progress)
+        else:
+            trials = tune_none_bias(ner, examples, biases, progress=not args.no_progress)
     finally:
         ner.close()
     best = best_trial(trials)
@@ -340,7 +347,7 @@ def _tune(args: argparse.Namespace) -> int:
         return 0
     command = " ".join(["padellm", *(args.argv if args.argv is not None else sys.argv[1:])])
     lines = [f"Chosen by `{command}`:", f"dev F1 (exact spans) on {len(examples)} {args.dataset} {args.split} "
-             f"sentences (seed {args.seed}) per count rule:"]
+             f"sentences (seed {args.seed}) per {'count rule' if template.has_count_stage else 'none bias'}:"]
     lines += [f"  {', '.join(f'{k}={v}' for k, v in t.settings.items())}: F1 {100 * t.f1:.2f} "
               f"(P {100 * t.precision:.2f} / R {100 * t.recall:.2f}, {t.mentions_stated} mentions stated)"
               for t in trials]
@@ -434,13 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(evaluation, VLLMConfig)
     evaluation.set_defaults(run=_eval)
 
-    from padellm.evaluation.tuning import QUANTILES
+    from padellm.evaluation.tuning import NONE_BIASES, QUANTILES
 
     tune = commands.add_parser(
-        "tune", help="choose a parallel adapter's count rule on dev data and save it with the adapter (decode.yaml)",
-        description="Run the count stage once on a dev sample, decode the counts every candidate rule gives (argmax "
-                    "and each --quantiles value), print their dev F1 as one JSON object, and write the best rule "
-                    "to ADAPTER/decode.yaml, which padellm load, extract, serve and eval then decode with.")
+        "tune", help="choose a parallel adapter's count rule (or a count-free adapter's none bias) on dev data and "
+                     "save it with the adapter (decode.yaml)",
+        description="A count-stage adapter: run the count stage once on a dev sample and decode the counts every "
+                    "candidate rule gives (argmax and each --quantiles value). A count-free adapter: decode the "
+                    "sample at every --none-biases value. Print their dev F1 as one JSON object and write the best "
+                    "setting to ADAPTER/decode.yaml, which padellm load, extract, serve and eval then decode with.")
     tune.add_argument("--adapter", required=True, help="a parallel adapter folder")
     tune.add_argument("--dataset", default="conll2003", help="a shared dataset name, a folder or a file")
     tune.add_argument("--split", default="dev", help="the split to tune on (never the test split you report)")
@@ -448,7 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a seeded sample of this many sentences (0 or more than the split has: all)")
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--quantiles", default=",".join(map(str, QUANTILES)),
-                      help="comma-separated count quantiles to try next to argmax")
+                      help="comma-separated count quantiles to try next to argmax (count-stage adapters)")
+    tune.add_argument("--none-biases", default=",".join(map(str, NONE_BIASES)),
+                      help="comma-separated offsets to the none answer's logit to try (count-free adapters; "
+                           "negative: fewer none answers, more recall; write --none-biases=-1,-2 since they start "
+                           "with '-')")
     tune.add_argument("--backend", choices=("vllm", "transformers"), default="vllm")
     tune.add_argument("--dry-run", action="store_true", help="print the trials, write nothing")
     tune.add_argument("--no-progress", action="store_true", help="no progress bar")

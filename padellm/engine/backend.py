@@ -1,7 +1,7 @@
 """Generation backends: greedy continuations of token-id prompts, with per-token log-probabilities.
 
-A backend is anything with ``generate(prompts, max_new_tokens, stop_ids, score_ids) -> list[Generation]``; the decoding stages
-depend only on that, so they run the same on the transformers reference backend here, on vLLM, or on a
+A backend is anything with ``generate(prompts, max_new_tokens, stop_ids, score_ids, logit_bias) ->
+list[Generation]``; the decoding stages depend only on that, so they run the same on the transformers reference backend here, on vLLM, or on a
 scripted fake in tests.
 """
 
@@ -39,9 +39,11 @@ class Generation:
 
 class GenerationBackend(Protocol):
     def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = (),
-                 score_ids: tuple[int, ...] = ()) -> list[Generation]:
+                 score_ids: tuple[int, ...] = (), logit_bias: dict[int, float] | None = None) -> list[Generation]:
         """Greedy continuation of each prompt until EOS, a token in ``stop_ids`` (neither is returned), or
-        ``max_new_tokens``; with ``score_ids``, also their log-probabilities at the first generated position."""
+        ``max_new_tokens``; with ``score_ids``, also their log-probabilities at the first generated position.
+        ``logit_bias`` ``{token id: bias}`` is added to those tokens' logits before each greedy choice; the
+        log-probabilities reported stay the model's own (unbiased), as vLLM reports them."""
         ...
 
 
@@ -56,18 +58,20 @@ class TransformersBackend:
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = (),
-                 score_ids: tuple[int, ...] = ()) -> list[Generation]:
+                 score_ids: tuple[int, ...] = (), logit_bias: dict[int, float] | None = None) -> list[Generation]:
         results: list[Generation | None] = [None] * len(prompts)
         # Similar lengths together: less left padding.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            for i, generation in zip(chunk, self._generate_batch([prompts[i] for i in chunk], max_new_tokens, {self.eos_id, *stop_ids}, score_ids)):
+            generations = self._generate_batch([prompts[i] for i in chunk], max_new_tokens, {self.eos_id, *stop_ids},
+                                               score_ids, logit_bias or {})
+            for i, generation in zip(chunk, generations):
                 results[i] = generation
         return results  # type: ignore[return-value]
 
     def _generate_batch(self, prompts: list[list[int]], max_new_tokens: int, stops: set[int],
-                        score_ids: tuple[int, ...]) -> list[Generation]:
+                        score_ids: tuple[int, ...], logit_bias: dict[int, float]) -> list[Generation]:
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
@@ -86,12 +90,16 @@ class TransformersBackend:
         past = None
         first_scores: list[tuple[float, ...] | None] = [None] * len(prompts)
         step_ids, step_positions = input_ids, position_ids
+        bias = None
+        if logit_bias:
+            bias = torch.zeros(self.model.config.vocab_size, device=device)
+            bias[list(logit_bias)] = torch.tensor(list(logit_bias.values()), device=device)
         for step in range(max_new_tokens):
             out = self.model(input_ids=step_ids, attention_mask=attention_mask, position_ids=step_positions,
                              past_key_values=past, use_cache=True)
             past = out.past_key_values
             log_softmax = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-            best = log_softmax.argmax(-1)
+            best = (log_softmax if bias is None else log_softmax + bias[: log_softmax.shape[-1]]).argmax(-1)
             best_logprob = log_softmax.gather(-1, best[:, None])[:, 0]
             if score_ids and step == 0:
                 scores = log_softmax[:, list(score_ids)].tolist()

@@ -47,6 +47,11 @@ class DecodeConfig:
     count_quantile: float = 0.5
     """With count_rule quantile: the smallest count whose cumulative probability reaches this. Above 0.5
     trades precision for recall when a model under-counts."""
+    none_bias: float = 0.0
+    """Count-free templates: added to the logit of the none answer before each branch's greedy choice. Below 0
+    a branch answers none only when the model is surer of it, which trades precision for recall when the
+    branches say none too often (padellm tune chooses it on dev data). Decoders without a none answer ignore it,
+    as those without a count stage ignore count_rule."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -57,6 +62,8 @@ class DecodeConfig:
         for name in ("max_count", "max_mention_tokens", "max_autoregressive_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not -100 <= self.none_bias <= 100:
+            problems.append(f"none_bias must be in [-100, 100] (a logit offset); got {self.none_bias}")
         if self.dedup not in STRATEGIES:
             problems.append(f"dedup must be one of {', '.join(STRATEGIES)}; got {self.dedup!r}")
         if problems:
@@ -318,11 +325,14 @@ def branch_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig 
     prompts = count_prompts(texts, encoder, labels)
     mentions: list[list[Mention]] = [[] for _ in prompts]
     following = {index: 1 for index in range(len(prompts))}
+    arguments = {"max_new_tokens": config.max_mention_tokens}
+    if config.none_bias:
+        arguments["logit_bias"] = {encoder.none_target()[0]: config.none_bias}
     while following:
         requests = [(index, k) for index, start in following.items()
                     for k in range(start, min(start + window, config.max_count + 1))]
         branch_prompts = [encoder.branch_prompt(prompts[index], k) for index, k in requests]
-        generations = yield GenerateCall(branch_prompts, {"max_new_tokens": config.max_mention_tokens})
+        generations = yield GenerateCall(branch_prompts, arguments)
         found, following, round_stats = read_branch_rounds(requests, generations, encoder, labels, config.max_count)
         for index, new in found.items():
             mentions[index] += new

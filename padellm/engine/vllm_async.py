@@ -68,11 +68,12 @@ class AsyncVLLMBackend:
         self.request_prefix = adapter.name if adapter else engine.model_dir.name
 
     async def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = (),
-                       score_ids: tuple[int, ...] = ()) -> list[Generation]:
+                       score_ids: tuple[int, ...] = (), logit_bias: dict[int, float] | None = None
+                       ) -> list[Generation]:
         from vllm.inputs import TokensPrompt
 
         refuse_scoring_with_speculation(self.engine.config, score_ids)
-        params = sampling_params(max_new_tokens, stop_ids, score_ids)
+        params = sampling_params(max_new_tokens, stop_ids, score_ids, logit_bias)
         stops = {self.eos_id, *stop_ids}
 
         async def one(prompt: list[int]) -> Generation:

@@ -349,15 +349,18 @@ def vllm_backends(adapters: list[str | Path], config: VLLMConfig = VLLMConfig())
     return [backends[Path(a).resolve()] for a in adapters]
 
 
-def sampling_params(max_new_tokens: int, stop_ids: tuple[int, ...], score_ids: tuple[int, ...]):
+def sampling_params(max_new_tokens: int, stop_ids: tuple[int, ...], score_ids: tuple[int, ...],
+                    logit_bias: dict[int, float] | None = None):
     """Greedy decoding returning each generated token's log-probability (and, with ``score_ids``, those tokens'
-    log-probabilities at the first step); token ids only, no detokenisation."""
+    log-probabilities at the first step); token ids only, no detokenisation. ``logit_bias`` moves the greedy
+    choice; vLLM's log-probabilities stay the model's own (its default logprobs_mode, raw_logprobs)."""
     from vllm import SamplingParams
 
     return SamplingParams(
         temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=list(stop_ids) or None,
         logprobs=len(score_ids),  # vLLM wants them equal when logprob_token_ids is set
         logprob_token_ids=list(score_ids) or None, detokenize=False,
+        logit_bias=dict(logit_bias) if logit_bias else None,
     )
 
 
@@ -388,14 +391,14 @@ class VLLMBackend:
         self.max_model_len = engine.config.max_model_len
 
     def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: tuple[int, ...] = (),
-                 score_ids: tuple[int, ...] = ()) -> list[Generation]:
+                 score_ids: tuple[int, ...] = (), logit_bias: dict[int, float] | None = None) -> list[Generation]:
         from vllm.inputs import TokensPrompt
 
         if not prompts:
             return []
         refuse_scoring_with_speculation(self.engine.config, score_ids)
         outputs = self.engine.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
-                                           sampling_params(max_new_tokens, stop_ids, score_ids),
+                                           sampling_params(max_new_tokens, stop_ids, score_ids, logit_bias),
                                            use_tqdm=False, lora_request=self.lora_request)
         stops = {self.eos_id, *stop_ids}
         return [to_generation(output.outputs[0], stops, score_ids, getattr(output, "num_cached_tokens", 0))

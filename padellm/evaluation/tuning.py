@@ -1,9 +1,14 @@
-"""``padellm tune``: choose a parallel adapter's count rule on dev data and save it with the adapter.
+"""``padellm tune``: choose how a parallel adapter trades precision for recall, on dev data, and save it with the
+adapter.
 
-The count stage states, per (text, label), how many mentions to decode; an under-trained count stage says "none"
-too often, and a quantile of the digit distribution above 0.5 trades precision for recall. The stage is run once
-with the digits' log-probabilities; every candidate rule turns them into counts, the branches decode those counts
-(candidates that give the same counts share one decode), and the dev F1 picks the rule.
+- **Count stage** (the paper's templates): the stage states, per (text, label), how many mentions to decode; an
+  under-trained count stage says "none" too often, and a quantile of the digit distribution above 0.5 trades
+  precision for recall. The stage is run once with the digits' log-probabilities; every candidate rule turns them
+  into counts, the branches decode those counts (candidates that give the same counts share one decode), and the
+  dev F1 picks the rule.
+- **Count-free** templates: each branch answers its mention or ``none``; a negative ``none_bias`` on the none
+  answer's logit makes the branches say none only when surer of it. Every candidate bias decodes the dev sample,
+  and the dev F1 picks it.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from padellm.types import Example
 
 QUANTILES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 """The quantiles ``padellm tune`` tries by default, next to argmax."""
+NONE_BIASES = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0)
+"""The none biases ``padellm tune`` tries by default on a count-free adapter."""
 
 
 @dataclass(frozen=True)
 class Trial:
     settings: dict
-    """The DecodeConfig fields this candidate sets (count_rule, count_quantile)."""
+    """The DecodeConfig fields this candidate sets (count_rule and count_quantile, or none_bias)."""
     f1: float
     precision: float
     recall: float
@@ -40,19 +47,35 @@ def counts_under(scores: list[tuple[float, ...]], config: DecodeConfig) -> list[
     return [min(count_from_scores(s, config.count_rule, config.count_quantile), config.max_count) for s in scores]
 
 
+def _tunable(ner, examples: list[Example], count_stage: bool) -> list[str]:
+    """The texts to tune on, once ``ner`` is known to be a parallel extractor of the right kind."""
+    if ner.mode != "parallel":
+        raise ConfigError(f"adapter {ner.name}: tuning chooses how parallel decoding trades precision for recall; "
+                          f"this adapter decodes {ner.mode}")
+    if ner.encoder.parallel.has_count_stage != count_stage:
+        raise ConfigError(f"adapter {ner.name}: its template {ner.encoder.template.name!r} "
+                          + ("is count-free; tune its none_bias" if count_stage else "has a count stage; tune its "
+                                                                                     "count rule"))
+    if not examples:
+        raise ConfigError("tune: no dev sentences to tune on")
+    texts = [example.text for example in examples]
+    ner.check(texts)
+    return texts
+
+
+def _dev_scores(examples: list[Example], labels: tuple[str, ...], predicted: list) -> tuple[float, float, float]:
+    gold = [[e for e in example.entities if e.label in labels] for example in examples]
+    micro = score([example.text for example in examples], gold, predicted).micro
+    return micro.f1, micro.precision, micro.recall
+
+
 def tune_count_rule(ner, examples: list[Example], quantiles: tuple[float, ...] = QUANTILES, batch_size: int = 64,
                     progress: bool = True) -> list[Trial]:
     """Every candidate rule's dev scores (exact spans, micro) for the parallel extractor ``ner``, in
     ``candidates`` order."""
     from tqdm.auto import tqdm
 
-    if ner.mode != "parallel":
-        raise ConfigError(f"adapter {ner.name}: tuning chooses the count rule of parallel decoding; this adapter "
-                          f"decodes {ner.mode}")
-    if not examples:
-        raise ConfigError("tune: no dev sentences to tune on")
-    texts = [example.text for example in examples]
-    ner.check(texts)
+    texts = _tunable(ner, examples, count_stage=True)
     encoder, labels = ner.encoder, ner.labels
     scores: list[tuple[float, ...]] = []
     for start in range(0, len(texts), batch_size):
@@ -74,11 +97,28 @@ def tune_count_rule(ner, examples: list[Example], quantiles: tuple[float, ...] =
                 given = [dict(zip(labels, counts[(start + i) * len(labels) : (start + i + 1) * len(labels)]))
                          for i in range(len(chunk))]
                 predicted += ner.run(chunk, decode_config=config, counts=given).entities
-            gold = [[e for e in example.entities if e.label in labels] for example in examples]
-            micro = score(texts, gold, predicted).micro
-            decoded[counts] = (micro.f1, micro.precision, micro.recall)
+            decoded[counts] = _dev_scores(examples, labels, predicted)
         f1, precision, recall = decoded[counts]
         trials.append(Trial(settings, f1, precision, recall, sum(counts)))
+    return trials
+
+
+def tune_none_bias(ner, examples: list[Example], biases: tuple[float, ...] = NONE_BIASES, batch_size: int = 64,
+                   progress: bool = True) -> list[Trial]:
+    """Every candidate none bias's dev scores (exact spans, micro) for the count-free parallel extractor ``ner``,
+    the smallest change first (ties go to the bias nearest 0)."""
+    from tqdm.auto import tqdm
+
+    texts = _tunable(ner, examples, count_stage=False)
+    trials = []
+    for bias in tqdm(sorted(dict.fromkeys(biases), key=abs), desc="none biases", disable=not progress):
+        config = dataclasses.replace(ner.decode_config, none_bias=bias)
+        predicted, stated = [], 0
+        for start in range(0, len(texts), batch_size):
+            result = ner.run(texts[start : start + batch_size], decode_config=config)
+            predicted += result.entities
+            stated += sum(sum(counts.values()) for counts in result.counts)
+        trials.append(Trial({"none_bias": bias}, *_dev_scores(examples, ner.labels, predicted), stated))
     return trials
 
 

@@ -221,3 +221,35 @@ def test_count_free_rounds_open_branches_while_they_find_mentions(tokenizer):
     assert result.counts == [{"LOC": 1, "PER": 2}]
     with pytest.raises(ConfigError, match="count-free; it has no count stage"):
         run_steps(decode_steps([text], encoder, counts=[{"PER": 1}]), backend)
+
+
+def test_none_bias_reaches_every_branch_call_as_a_logit_bias_on_the_none_answer(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-branches-v1"), LABELS)
+    answers = {"location\n<mention 1>": ("none", -0.5), "person\n<mention 1>": ("none", -0.1),
+               "location\n<mention 2>": ("none", -0.5), "person\n<mention 2>": ("none", -0.1)}
+    seen = []
+
+    class Recording(ScriptedBackend):
+        def generate(self, prompts, max_new_tokens, stop_ids=(), score_ids=(), logit_bias=None):
+            seen.append(logit_bias)
+            return super().generate(prompts, max_new_tokens, stop_ids, score_ids)
+
+    decode(["Anna met Peter"], encoder, Recording(encoder, answers), DecodeConfig(none_bias=-1.5))
+    assert seen == [{encoder.none_target()[0]: -1.5}]
+    decode(["Anna met Peter"], encoder, ScriptedBackend(encoder, answers))  # no bias: the argument is not sent
+    with pytest.raises(ConfigError, match=r"none_bias must be in \[-100, 100\]"):
+        DecodeConfig(none_bias=-1000)
+
+
+def test_the_reference_backend_applies_a_logit_bias_and_reports_the_models_own_logprobs(tiny_llama_dir):
+    import torch
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    backend = TransformersBackend(model, eos_id=0)
+    prompt = [[5, 6, 7, 8]]
+    plain = backend.generate(prompt, 3)[0]
+    forced = backend.generate(prompt, 3, logit_bias={42: 100.0})[0]
+    assert forced.token_ids == (42, 42, 42) and plain.token_ids != forced.token_ids
+    with torch.no_grad():  # the reported log-probability of the first forced token is the model's, not biased
+        logits = model(torch.tensor(prompt)).logits[0, -1].float()
+    assert forced.logprobs[0] == pytest.approx(float(torch.log_softmax(logits, -1)[42]), abs=1e-4)

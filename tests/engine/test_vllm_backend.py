@@ -54,6 +54,18 @@ def test_greedy_generations_and_logprobs_match_transformers(engine, adapters):
     _assert_same(backend.generate(prompts, 8, stop_ids=stop), reference.generate(prompts, 8, stop_ids=stop))
 
 
+def test_a_logit_bias_moves_vllm_as_it_moves_the_reference(engine, adapters):
+    loaded, reference = _reference(adapters["parallel"])
+    prompts = [loaded.encoder.count_prompt(text, "PER") for text in TEXTS]
+    backend = engine.backend(adapters["parallel"])
+    plain = backend.generate(prompts, 4)
+    token = next(t for t in (42, 43, 44) if all(t not in g.token_ids for g in plain))
+    for bias in ({token: 100.0}, {plain[0].token_ids[0]: -5.0}):
+        ours, theirs = backend.generate(prompts, 4, logit_bias=bias), reference.generate(prompts, 4, logit_bias=bias)
+        _assert_same(ours, theirs)  # the same choices, and both report the model's own log-probabilities
+    assert all(g.token_ids == (token,) * 4 for g in backend.generate(prompts, 4, logit_bias={token: 100.0}))
+
+
 def test_first_step_scores_match_transformers(engine, adapters):
     loaded, reference = _reference(adapters["parallel"])
     digits = loaded.encoder.count_digit_ids()

@@ -61,10 +61,37 @@ def test_tune_writes_the_best_rule_and_load_uses_it(tiny_adapters, tmp_path, cap
 def test_tune_refuses_bad_input_before_decoding(tiny_adapters, capsys):
     base = ["tune", "--dataset", str(tiny_adapters["corpus"]), "--backend", "transformers", "--no-progress"]
     assert main([*base, "--adapter", str(tiny_adapters["autoregressive"]), "--split", "test"]) == 2
-    assert "tuning chooses the count rule of parallel decoding" in capsys.readouterr().err
+    assert "tuning chooses how parallel decoding trades precision for recall" in capsys.readouterr().err
     assert main([*base, "--adapter", str(tiny_adapters["parallel"]), "--split", "validation"]) == 2
     assert "has no 'validation' split (it has: " in capsys.readouterr().err
     assert main([*base, "--adapter", str(tiny_adapters["parallel"]), "--split", "test", "--quantiles", "0.5,x"]) == 2
     assert "--quantiles: comma-separated numbers" in capsys.readouterr().err
     assert main([*base, "--adapter", str(tiny_adapters["parallel"]), "--split", "test", "--quantiles", "1.5"]) == 2
     assert "count_quantile must be in (0, 1); got 1.5" in capsys.readouterr().err
+
+
+def test_tune_chooses_a_count_free_adapters_none_bias(tiny_adapters, tiny_llama_dir, tmp_path, capsys):
+    from padellm.cli import load_finetune_config
+    from padellm.ner import load
+    from padellm.training.lora import train
+
+    adapter = tmp_path / "branches"
+    train(load_finetune_config(None, {"output_dir": str(adapter), "mode": "parallel",
+                                      "prompt": "padellm-en-branches-v1", "base_model": str(tiny_llama_dir),
+                                      "data.dataset": str(tiny_adapters["corpus"]), "data.dev_split": "",
+                                      "train.max_steps": "4", "train.lr": "0.05", "train.precision": "fp32",
+                                      "lora.rank": "4"}), progress=False)
+    argv = ["tune", "--adapter", str(adapter), "--dataset", str(tiny_adapters["corpus"]), "--split", "test",
+            "--sample", "0", "--none-biases=-100,0,-2", "--backend", "transformers", "--no-progress"]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [t["none_bias"] for t in record["trials"]] == [0.0, -2.0, -100.0]  # nearest 0 first
+    # A bias of -100 forbids the none answer: every branch writes a mention, up to max_count per label.
+    stated = [t["mentions_stated"] for t in record["trials"]]
+    assert stated == sorted(stated) and stated[-1] == 3 * 4 * DecodeConfig().max_count
+    best = max(record["trials"], key=lambda t: t["f1"])
+    assert record["chosen"] == {"none_bias": best["none_bias"]}
+    assert load(adapter, "transformers").decode_config.none_bias == best["none_bias"]
+    assert "per none bias" in (adapter / "decode.yaml").read_text()
+    assert main([*argv[:-3], "--none-biases=-1,x", "--backend", "transformers"]) == 2
+    assert "--none-biases: comma-separated logit offsets" in capsys.readouterr().err
