@@ -1,8 +1,8 @@
 """Generation backends: greedy continuations of token-id prompts, with per-token log-probabilities.
 
 A backend is anything with ``generate(prompts, max_new_tokens, stop_ids, score_ids, logit_bias) ->
-list[Generation]``; the decoding stages depend only on that, so they run the same on the transformers reference backend here, on vLLM, or on a
-scripted fake in tests.
+list[Generation]``; the decoding stages depend only on that, so they run the same on the transformers reference
+backend here, on vLLM, or on a scripted fake in tests.
 """
 
 from __future__ import annotations
