@@ -17,7 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-GRID = {"entropy": [0.2, 0.1, 0.05, 0.02], "confidence": [0.95, 0.99, 0.995, 0.999], "patience": [1, 2, 3]}
+GRID = {"entropy": [0.2, 0.1, 0.05, 0.02], "confidence": [0.95, 0.99, 0.995, 0.999], "patience": [1, 2, 3],
+        "stable": [1, 2]}
 
 
 def exit_configs(poolings: list[str], min_layer: int = 1):
@@ -27,7 +28,7 @@ def exit_configs(poolings: list[str], min_layer: int = 1):
     for pooling in poolings:
         configs += [ExitConfig("entropy", t, pooling, min_layer=min_layer) for t in GRID["entropy"]]
         configs += [ExitConfig("confidence", t, pooling, min_layer=min_layer) for t in GRID["confidence"]]
-    configs += [ExitConfig("patience", patience=p, min_layer=min_layer) for p in GRID["patience"]]
+    configs += [ExitConfig(c, patience=p, min_layer=min_layer) for c in ("patience", "stable") for p in GRID[c]]
     return configs
 
 

@@ -9,6 +9,9 @@ Each criterion reads the span label distributions an exit produced for a batch, 
 - ``confidence``: each span's highest probability, pooled by ``max`` (here: the least confident span, i.e.
   the minimum) or ``mean``; leave when it is at least ``threshold``.
 - ``patience``: leave once the decoded entity set has stayed the same for ``patience`` consecutive exits.
+- ``stable``: leave once every candidate span's most probable label has stayed the same for ``patience``
+  consecutive exits: patience on the span labels, one tensor comparison per exit instead of decoding every
+  sentence's entities at every exit (the decoding runs only where a sentence leaves).
 - ``none``: never leave early (the full model).
 """
 
@@ -21,20 +24,23 @@ import torch
 
 from padellm.errors import ConfigError
 
-CRITERIA = ("none", "entropy", "confidence", "patience")
+CRITERIA = ("none", "entropy", "confidence", "patience", "stable")
+STREAKS = ("patience", "stable")
+"""The criteria that count consecutive exits that agree (their ``patience`` is that count)."""
 POOLINGS = ("max", "mean")
 
 
 @dataclass(frozen=True)
 class ExitConfig:
     criterion: str = "none"
-    """none (the full model), entropy, confidence or patience."""
+    """none (the full model), entropy, confidence, patience or stable."""
     threshold: float = 0.0
     """entropy: leave at or below this normalised entropy; confidence: at or above this probability."""
     pooling: str = "max"
     """How span scores pool into one per sentence: max (the least certain span decides) or mean."""
     patience: int = 2
-    """patience: leave when the entities stayed unchanged for this many consecutive exits."""
+    """patience, stable: leave when the entities (stable: the span labels) stayed unchanged for this many
+    consecutive exits."""
     min_layer: int = 1
     """No sentence leaves before this exit (1-based)."""
 
@@ -57,7 +63,7 @@ class ExitConfig:
     def name(self) -> str:
         if self.criterion == "none":
             return "full model"
-        name = (f"patience {self.patience}" if self.criterion == "patience"
+        name = (f"{self.criterion} {self.patience}" if self.criterion in STREAKS
                 else f"{self.criterion} ({self.pooling}) {self.threshold:g}")
         return name + (f" from exit {self.min_layer}" if self.min_layer > 1 else "")
 
@@ -94,6 +100,34 @@ def leave_now(config: ExitConfig, probabilities: torch.Tensor, mask: torch.Tenso
     if config.criterion == "confidence":
         return sentence_confidence(probabilities, mask, config.pooling) >= config.threshold
     return torch.zeros(probabilities.shape[0], dtype=torch.bool)
+
+
+class StableLabels:
+    """Per-sentence streaks of unchanged span labels (the most probable label of every candidate span) across
+    consecutive exits, kept as tensors: ``update`` says who may leave, ``keep`` follows the batch as it shrinks."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.last: torch.Tensor | None = None
+        self.streak: torch.Tensor | None = None
+
+    def update(self, probabilities: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Booleans ``[batch]``: whose labels at this exit (``[batch, width, width, 1 + labels]``, candidate spans
+        ``mask``) equal the last exit's for the ``patience``-th time in a row."""
+        labels = torch.where(mask, probabilities.argmax(-1), 0)
+        if self.last is None:
+            self.streak = torch.zeros(labels.shape[0], dtype=torch.long)
+        else:
+            width = labels.shape[1]  # the batch may have shrunk to shorter sentences: compare the common part
+            same = (self.last[:, :width, :width] == labels).flatten(1).all(1)
+            self.streak = torch.where(same, self.streak + 1, 0)
+        self.last = labels
+        return self.streak >= self.patience
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """The sentences ``rows`` (booleans) stay in the batch."""
+        if self.last is not None:
+            self.last, self.streak = self.last[rows], self.streak[rows]
 
 
 class Patience:

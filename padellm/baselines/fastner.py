@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from padellm.baselines.encoder import LayerwiseEncoder
-from padellm.baselines.exit_criteria import ExitConfig, Patience, leave_now
+from padellm.baselines.exit_criteria import ExitConfig, Patience, StableLabels, leave_now
 from padellm.baselines.spans import decode_spans, span_mask
 from padellm.errors import ConfigError
 
@@ -193,6 +193,7 @@ class FastNER(nn.Module):
         hidden = self.layers.embed(batch.input_ids)
         attention = self.layers.attention(hidden, attention_mask)
         patience = Patience(len(results), exit_config.patience) if exit_config.criterion == "patience" else None
+        stable = StableLabels(exit_config.patience) if exit_config.criterion == "stable" else None
         for index in range(last + 1):
             hidden = self.layers.layer(index, hidden, attention)
             # Without a criterion (the full model) only the last exit's head runs: the baseline speed-ups are
@@ -202,8 +203,12 @@ class FastNER(nn.Module):
             width = int(num_words.max())
             probabilities = self.heads[index](hidden, attention_mask, word_index[:, :width]).softmax(-1).float()
             mask = span_mask(num_words, width, self.config.max_width)
-            leaving = (leave_now(exit_config, probabilities, mask) if index < last
-                       else torch.ones(len(active), dtype=torch.bool)).tolist()
+            if index == last:
+                leaving = torch.ones(len(active), dtype=torch.bool).tolist()
+            elif stable is not None:
+                leaving = stable.update(probabilities, mask).tolist()
+            else:
+                leaving = leave_now(exit_config, probabilities, mask).tolist()
             words, ids = num_words.tolist(), active.tolist()
             for row in range(len(ids)):
                 if patience is None and not leaving[row]:
@@ -220,6 +225,8 @@ class FastNER(nn.Module):
                 continue
             active, hidden = active[keep], hidden[keep]
             attention_mask, word_index, num_words = attention_mask[keep], word_index[keep], num_words[keep]
+            if stable is not None:
+                stable.keep(keep)
             length = int(attention_mask.sum(1).max())
             hidden, attention_mask = hidden[:, :length], attention_mask[:, :length]
             attention = self.layers.attention(hidden, attention_mask)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from padellm.baselines.exit_criteria import CRITERIA, POOLINGS, ExitConfig
+from padellm.baselines.exit_criteria import CRITERIA, POOLINGS, STREAKS, ExitConfig
 from padellm.baselines.token_exit import TokenExitConfig
 from padellm.errors import ConfigError
 
@@ -19,8 +19,8 @@ def split_list(value: str) -> tuple[str, ...]:
 
 
 def parse_exit(spec: str, min_layer: int = 1) -> ExitConfig:
-    """One FastNER operating point: ``none`` (the full model), ``patience:N``, ``entropy:T[:POOLING]`` or
-    ``confidence:T[:POOLING]`` (POOLING: max or mean; default max)."""
+    """One FastNER operating point: ``none`` (the full model), ``patience:N``, ``stable:N``, ``entropy:T[:POOLING]``
+    or ``confidence:T[:POOLING]`` (POOLING: max or mean; default max)."""
     parts = spec.split(":")
     criterion = parts[0]
     if criterion not in CRITERIA:
@@ -29,16 +29,17 @@ def parse_exit(spec: str, min_layer: int = 1) -> ExitConfig:
         if len(parts) > 1:
             raise ConfigError(f"fastner_exits: {spec!r}: 'none' takes no value")
         return ExitConfig()
-    if len(parts) < 2 or len(parts) > (2 if criterion == "patience" else 3):
-        form = "patience:N" if criterion == "patience" else f"{criterion}:THRESHOLD[:{'|'.join(POOLINGS)}]"
+    streak = criterion in STREAKS
+    if len(parts) < 2 or len(parts) > (2 if streak else 3):
+        form = f"{criterion}:N" if streak else f"{criterion}:THRESHOLD[:{'|'.join(POOLINGS)}]"
         raise ConfigError(f"fastner_exits: {spec!r}: expected {form}")
     try:
-        value = int(parts[1]) if criterion == "patience" else float(parts[1])
+        value = int(parts[1]) if streak else float(parts[1])
     except ValueError as err:
-        raise ConfigError(f"fastner_exits: {spec!r}: {parts[1]!r} is not a number") from err
+        raise ConfigError(f"fastner_exits: {spec!r}: {parts[1]!r} is not {'a whole' if streak else 'a'} number") from err
     try:
-        if criterion == "patience":
-            return ExitConfig("patience", patience=value, min_layer=min_layer)
+        if streak:
+            return ExitConfig(criterion, patience=value, min_layer=min_layer)
         return ExitConfig(criterion, value, parts[2] if len(parts) == 3 else "max", min_layer=min_layer)
     except ConfigError as err:
         raise ConfigError(f"fastner_exits: {spec!r}: {err}") from err
@@ -83,7 +84,7 @@ class EvalConfig:
     fastner: str = ""
     """FastNER model folder (written by padellm finetune with mode fastner); needed when fastner is evaluated."""
     fastner_exits: str = "none,patience:1"
-    """Comma-separated FastNER operating points: none (the full model), patience:N, entropy:T[:max|mean],
+    """Comma-separated FastNER operating points: none (the full model), patience:N, stable:N, entropy:T[:max|mean],
     confidence:T[:max|mean]."""
     fastner_min_layer: int = 1
     """No FastNER sentence leaves before this exit."""

@@ -127,3 +127,26 @@ def test_training_reduces_the_loss_and_the_model_round_trips(tiny_bert_dir, toke
     assert loaded.config == model.config
     assert [p.spans for p in loaded.predict(batch)] == [p.spans for p in model.predict(batch)]
     assert sum(len(p.spans) for p in model.predict(batch)) > 0  # it learned to predict entities
+
+
+def test_stable_labels_leave_with_the_entities_of_the_exit_they_leave_at(tiny_bert_dir, tokenizer):
+    from padellm.baselines.exit_criteria import StableLabels
+
+    model, batch = model_and_batch(tiny_bert_dir, tokenizer)
+    # Like patience 1, stable 1 needs two exits that agree: on two layers everyone leaves at the last.
+    predictions = model.predict(batch, ExitConfig("stable", patience=1))
+    assert [p.exit_layer for p in predictions] == [2] * 4
+    assert [p.spans for p in predictions] == [p.spans for p in model.predict(batch, layers=2)]
+    assert ExitConfig("stable", patience=2).name == "stable 2"
+    # The streaks: labels of the candidate spans only; the batch shrinks to the sentences that stay.
+    streaks = StableLabels(patience=1)
+    mask = torch.tensor([[[True, False], [False, False]], [[True, True], [False, True]]])
+    first = torch.tensor([[[[0.9, 0.1], [0.2, 0.8]], [[0.3, 0.7], [0.5, 0.5]]],
+                          [[[0.9, 0.1], [0.2, 0.8]], [[0.3, 0.7], [0.1, 0.9]]]])
+    assert streaks.update(first, mask).tolist() == [False, False]  # nothing to compare with yet
+    second = first.clone()
+    second[0, 0, 1] = torch.tensor([0.9, 0.1])  # not a candidate span of sentence 0: ignored
+    second[1, 1, 1] = torch.tensor([0.9, 0.1])  # a candidate of sentence 1 changes its label
+    assert streaks.update(second, mask).tolist() == [True, False]
+    streaks.keep(torch.tensor([False, True]))
+    assert streaks.update(second[1:, :2, :2], mask[1:]).tolist() == [True]

@@ -8,6 +8,7 @@ from padellm.evaluation.config import EvalConfig, parse_exit, split_list
 def test_exit_specs():
     assert parse_exit("none") == ExitConfig()
     assert parse_exit("patience:2", min_layer=2) == ExitConfig("patience", patience=2, min_layer=2)
+    assert parse_exit("stable:1") == ExitConfig("stable", patience=1)
     assert parse_exit("entropy:0.2") == ExitConfig("entropy", 0.2, "max")
     assert parse_exit("confidence:0.9:mean") == ExitConfig("confidence", 0.9, "mean")
 
@@ -15,7 +16,7 @@ def test_exit_specs():
 @pytest.mark.parametrize("spec, message", [
     ("bert", "the criterion must be one of none, entropy, confidence, patience"),
     ("none:1", "'none' takes no value"), ("patience", "expected patience:N"),
-    ("patience:1:max", "expected patience:N"), ("entropy:x", "'x' is not a number"),
+    ("patience:1:max", "expected patience:N"), ("stable:0.5", "'0.5' is not a whole number"), ("entropy:x", "'x' is not a number"),
     ("entropy:1.5", "threshold must be in [0, 1]"), ("confidence:0.9:median", "pooling must be one of max, mean"),
     ("patience:0", "patience must be >= 1"),
 ])
