@@ -168,7 +168,8 @@ def test_load_benchmark_script(server, tiny_adapters, tmp_path):
     out, plot = tmp_path / "load.json", tmp_path / "load.png"
     argv = ["--url", server.url, "--parallel", str(tiny_adapters["parallel"]), "--autoregressive",
             str(tiny_adapters["autoregressive"]), "--dataset", str(tiny_adapters["corpus"]), "--clients", "3",
-            "--duration", "2", "--warmup", "1", "--spot-check", "0", "--no-progress", "--out", str(out),
+            # One sentence for the clients to cycle over: any two requests repeat it, however slow the machine.
+            "--sample", "1", "--duration", "2", "--warmup", "1", "--spot-check", "0", "--no-progress", "--out", str(out),
             "--plot", str(plot)]
     assert module.main(argv) == 0
     result = json.loads(out.read_text())

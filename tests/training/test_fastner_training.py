@@ -104,9 +104,10 @@ def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
     assert len(model["f1_per_exit"]) == 2 and model["bypass"] is True
     for size in ("1", "2"):
         runs = model["batch_sizes"][size]
-        assert len(runs) == 1 + 4 + 4 + 3
+        assert len(runs) == 1 + 4 + 4 + 3 + 2  # full, entropy, confidence, patience, stable
         assert runs["full model"]["mean_exit"] == 2 and runs["full model"]["f1"] == model["f1_per_exit"][-1]
         assert all(1 <= r["mean_exit"] <= 2 for r in runs.values())
+        assert runs["stable 1"]["mean_exit"] == 2  # two exits must agree first: on 2 layers, the last
     assert runs["entropy (max) 0.2"]["f1"] >= 0 and plot_path.stat().st_size > 10_000
     assert module.main([*argv, "--batch-sizes", "0"]) == 2
 
