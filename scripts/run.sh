@@ -9,6 +9,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 padellm models prepare all
-# The parallel adapter decodes with the count rule `padellm tune` chose for it on CoNLL-2003 dev
+# The parallel adapter decodes with the settings `padellm tune` chose for it on CoNLL-2003 dev
 # (adapters/conll2003-parallel/decode.yaml).
 python eval/demo.py "$@"
