@@ -123,7 +123,8 @@ def tune_none_bias(ner, examples: list[Example], biases: tuple[float, ...] = NON
 
 
 def best_trial(trials: list[Trial]) -> Trial:
-    """The highest dev F1; on a tie, the earliest candidate (argmax, then the lowest quantile)."""
+    """The highest dev F1; on a tie, the earliest candidate (argmax, then the lowest quantile; for none biases, the
+    one nearest 0)."""
     if not trials:
         raise ConfigError("tune: no candidate was tried")
     return max(trials, key=lambda t: t.f1)  # max keeps the first of equal keys

@@ -58,15 +58,17 @@ def load_examples(config: FastNERTrainingConfig) -> tuple[list[Example], list[Ex
     return train, dev, labels
 
 
-def prepare_encoder_run(config) -> tuple[list[Example], list[Example], tuple[str, ...], Path, object]:
+def prepare_encoder_run(config, encoder_dir: Path | None = None
+                        ) -> tuple[list[Example], list[Example], tuple[str, ...], Path, object]:
     """What every encoder trainer (FastNER, the BIO taggers) starts from: seeds set, the examples and labels, the
-    encoder's folder and its tokenizer, checked to see the training text."""
+    encoder's folder (``encoder_dir``, else ``model.encoder``) and its tokenizer, checked to see the training
+    text."""
     from transformers import AutoTokenizer
 
     t = config.train
     random.seed(t.seed), np.random.seed(t.seed), torch.manual_seed(t.seed)
     train_examples, dev_examples, labels = load_examples(config)
-    folder = resolve_model(config.model.encoder, "model.encoder")
+    folder = encoder_dir or resolve_model(config.model.encoder, "model.encoder")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     check_vocabulary(tokenizer, train_examples, f"model.encoder {config.model.encoder}",
                      f"{config.data.dataset} {config.data.train_split}")

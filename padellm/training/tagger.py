@@ -84,15 +84,12 @@ class TeacherCache:
         return TeacherTargets(paths, weights, marginals)
 
 
-def initial_model(config: TaggerTrainingConfig, labels: tuple[str, ...], folder: Path, tokenizer
-                  ) -> tuple[Tagger, object]:
-    """The model training starts from, and its tokenizer: the bare encoder with new heads, or (``model.init``) a
-    trained tagger of the same kind and labels."""
+def initial_model(config: TaggerTrainingConfig, labels: tuple[str, ...], folder: Path) -> Tagger:
+    """The model training starts from: the bare encoder in ``folder`` with new heads, or (``model.init``) the trained
+    tagger whose encoder ``folder`` is, of the same kind and labels."""
     if not config.model.init:
-        return Tagger.from_encoder(folder, config.model_config(labels)), tokenizer
-    from transformers import AutoTokenizer
-
-    init = model_folder(config.model.init)
+        return Tagger.from_encoder(folder, config.model_config(labels))
+    init = folder.parent
     model = Tagger.load(init)
     problems = []
     if model.config.labels != labels:
@@ -102,7 +99,7 @@ def initial_model(config: TaggerTrainingConfig, labels: tuple[str, ...], folder:
                         f"model.crf is {str(config.model.crf).lower()}")
     if problems:
         raise ConfigError(problems)
-    return model, AutoTokenizer.from_pretrained(init / "encoder")
+    return model
 
 
 def layer_f1(model: Tagger, tokenizer, examples: list[Example]) -> list[float]:
@@ -117,8 +114,13 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
     output_dir = Path(config.output_dir)
     checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / MODEL_DIR, "model")
     t = config.train
-    train_examples, dev_examples, labels, folder, tokenizer = prepare_encoder_run(config)
-    model, tokenizer = initial_model(config, labels, folder, tokenizer)
+    # A run from model.init reads (and checks the text against) that tagger's own encoder and tokenizer.
+    init = model_folder(config.model.init) / "encoder" if config.model.init else None
+    if init is not None and not (init.parent / CONFIG_FILE).is_file():
+        raise ConfigError(f"model.init {config.model.init}: not a tagger model folder (no {CONFIG_FILE}; padellm "
+                          f"finetune mode tagger writes one)")
+    train_examples, dev_examples, labels, folder, tokenizer = prepare_encoder_run(config, init)
+    model = initial_model(config, labels, folder)
     teacher = load_teacher(config, labels, model.encoder.config.vocab_size) if config.distill.teacher else None
     cache = TeacherCache(teacher, config.distill.k) if teacher is not None else None
     # One pass over the training set: refuses nested or misaligned entities before training, and gives the lengths.
