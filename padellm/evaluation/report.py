@@ -47,10 +47,13 @@ def main_table(results: dict) -> list[str]:
 def compute_table(results: dict) -> list[str]:
     """Encoder compute of the BIO taggers, as the early-exit papers count it (token-layers, i.e. FLOPs up to the
     heads and attention's quadratic part), next to the wall-clock speed-up over the same model run in full."""
-    systems = results["summary"]["systems"]
+    systems, measured = results["summary"]["systems"], results["systems"]
     rows = [(name, entry) for name, entry in systems.items() if "compute" in entry]
     if not rows:
         return []
+    # The full-model system of each artifact: the same folder run with exit mode none.
+    full_of = {measured[name]["artifact"]: systems[name] for name, _ in rows
+               if measured[name]["settings"]["exit"]["mode"] == "none"}
     lines = ["## Encoder compute (BIO taggers)", "",
              "FLOPs speed-up: the token-layers the full model computes over those computed (the papers' measure); "
              "wall-clock: the same model's full-model system's mean latency (and batch throughput) against this "
@@ -58,7 +61,7 @@ def compute_table(results: dict) -> list[str]:
              "| system | F1 | share of full-model token-layers | FLOPs speed-up | wall-clock speed-up mean | batch |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, entry in rows:
-        full = systems.get(name.split(" (")[0] + " (full model)")
+        full = full_of.get(measured[name]["artifact"])
         wall = batch = "–"
         if full is not None and full is not entry:
             wall = f"{full['latency_ms']['mean'] / entry['latency_ms']['mean']:.2f}x"

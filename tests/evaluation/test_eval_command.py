@@ -188,6 +188,9 @@ def test_bio_taggers_as_systems_with_their_operating_points(tiny_adapters, tiny_
         systems["distilled teacher (full model)"]["compute"]["full_model_token_layers"]
     report = (out / "report.md").read_text()
     assert "## Encoder compute (BIO taggers)" in report and "| earlyexit (TOKEE 1 w0) |" in report
+    compute = report[report.index("## Encoder compute (BIO taggers)"):]
+    tokee = next(line for line in compute.splitlines() if line.startswith("| earlyexit (TOKEE 1 w0) |")).split(" | ")
+    assert tokee[3] == "2.00x" and tokee[4].endswith("x")  # FLOPs, and wall-clock against its full-model system
     assert "earlyexit (TOKEE 1 w0)" in capsys.readouterr().out  # the table on stdout
     assert main(["eval", "--dataset", str(tiny_adapters["corpus"]), "--systems", "distilled", "--distilled",
                  str(tmp_path / "exit"), "--out", str(tmp_path / "bad")]) == 2
