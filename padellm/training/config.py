@@ -4,6 +4,7 @@ construction with errors that name the parameter and the value; ``config_files``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from padellm.errors import ConfigError
 from padellm.training.sequences import SUPERVISIONS
@@ -155,6 +156,10 @@ class FinetuneConfig:
     """Template name under prompts/ or a file; empty: padellm-en-v1 / autoregressive-en-v1 by mode."""
     base_model: str = "smollm2-135m-instruct"
     """A packaged model name (padellm models prepare) or a Hugging Face model folder."""
+    init_adapter: str = ""
+    """An adapter folder written by ``padellm finetune`` whose LoRA weights start this run instead of fresh ones
+    (continued training: another epoch under a new warm-up and cosine schedule). It must have been trained with
+    the same base model, mode, prompt, labels and LoRA shape; empty: fresh LoRA weights."""
     data: DataConfig = field(default_factory=DataConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -163,6 +168,9 @@ class FinetuneConfig:
         problems = []
         if not self.output_dir:
             problems.append("output_dir must be set")
+        if self.init_adapter and self.output_dir and Path(self.init_adapter).resolve() == Path(self.output_dir).resolve():
+            problems.append(f"init_adapter must not be output_dir (the run would overwrite the adapter it starts "
+                            f"from); got {self.init_adapter!r} for both")
         if self.mode not in MODES:
             problems.append(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         if not self.base_model:

@@ -22,7 +22,8 @@ from padellm.data.datasets import load_dataset, read_file
 from padellm.errors import ConfigError, PadellmError
 from padellm.models import cpu_has_native_bf16, resolve_model
 from padellm.prompts.encoding import PromptEncoder
-from padellm.prompts.templates import LabelSet, Template, load_label_names, load_template, prompts_dir, save_prompt
+from padellm.prompts.templates import (LabelSet, Template, load_label_names, load_prompt, load_template, prompts_dir,
+                                      save_prompt)
 from padellm.training.batching import collate, epoch_batches
 from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
 from padellm.training.config import FinetuneConfig
@@ -125,12 +126,44 @@ def prepare_run(config: FinetuneConfig) -> Run:
         base = resolve_model(config.base_model, "base_model")
     except PadellmError as err:
         problems.append(f"base_model: {err}")
+    if config.init_adapter:
+        problems += init_adapter_problems(config, labels)
     if problems:
         raise ConfigError(problems)
 
     train_examples = _sample(train_examples, data.max_train_examples, config.train.seed)
     dev_examples = _sample(dev_examples, data.dev_sample, config.train.seed)
     return Run(config, template, label_set, train_examples, dev_examples, base)
+
+
+def init_adapter_problems(config: FinetuneConfig, labels: list[str]) -> list[str]:
+    """Why ``config.init_adapter`` cannot start this run: not an adapter folder, or trained with another base
+    model, mode, prompt, label set or LoRA shape (its weights would not fit, or would answer another prompt)."""
+    from padellm.training.config_files import read_raw_config
+
+    folder = Path(config.init_adapter)
+    name = f"init_adapter {config.init_adapter!r}"
+    if not (folder / "config.yaml").is_file() or not (folder / "adapter_model.safetensors").is_file():
+        return [f"{name} is not an adapter folder written by `padellm finetune` (config.yaml and "
+                f"adapter_model.safetensors expected)"]
+    try:
+        saved, _ = read_raw_config(folder / "config.yaml")
+        _, saved_labels = load_prompt(folder)
+    except PadellmError as err:
+        return [f"{name}: {err}"]
+    mine = {"base_model": config.base_model, "mode": config.mode, "prompt": config.prompt_name,
+            "lora.rank": config.lora.rank, "lora.alpha": config.lora.alpha,
+            "lora.target_modules": config.lora.target_modules}
+    theirs = {"base_model": saved.get("base_model"), "mode": saved.get("mode"),
+              "prompt": saved.get("prompt") or {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}
+              .get(saved.get("mode"), ""),
+              **{f"lora.{key}": saved.get("lora", {}).get(key) for key in ("rank", "alpha", "target_modules")}}
+    problems = [f"{name} was trained with {key} {theirs[key]!r}; this run has {value!r}"
+                for key, value in mine.items() if str(theirs[key]) != str(value) and not
+                (key == "lora.alpha" and theirs[key] is not None and float(theirs[key]) == float(value))]
+    if labels and sorted(saved_labels.labels) != sorted(labels):
+        problems.append(f"{name} was trained on labels {list(saved_labels.labels)}; this run has {list(labels)}")
+    return problems
 
 
 # ------------------------------------------------------------------------------------------ the model
@@ -145,8 +178,8 @@ def _precision(choice: str) -> str:
 
 
 def load_lora_model(run: Run):
-    """The base model in fp32 with fresh LoRA weights (seeded), and its tokenizer."""
-    from peft import LoraConfig, get_peft_model
+    """The base model in fp32 with LoRA weights, fresh (seeded) or ``init_adapter``'s, and its tokenizer."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(run.base_model_dir)
@@ -159,6 +192,17 @@ def load_lora_model(run: Run):
         model,
         LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type="CAUSAL_LM"),
     )
+    if run.config.init_adapter:
+        from safetensors.torch import load_file
+
+        weights = load_file(Path(run.config.init_adapter) / "adapter_model.safetensors")
+        result = set_peft_model_state_dict(model, {name: tensor.float() for name, tensor in weights.items()})
+        missing = [key for key in result.missing_keys if "lora_" in key]
+        if missing or result.unexpected_keys:
+            raise ConfigError(f"init_adapter {run.config.init_adapter!r}: its LoRA weights do not fit this model "
+                              f"({len(missing)} missing, {len(result.unexpected_keys)} unexpected, e.g. "
+                              f"{(missing or result.unexpected_keys)[0]})")
+        logger.info("LoRA weights from %s", run.config.init_adapter)
     return model, tokenizer
 
 
@@ -322,6 +366,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
     metrics = {
         "mode": config.mode,
         "base_model": config.base_model,
+        "init_adapter": config.init_adapter,
         "steps": state["step"],
         "total_steps": total_steps,
         "completed": not stopped_early,

@@ -87,6 +87,29 @@ def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_llama_dir, tmp_path
     assert [loss for _, loss in log("b")] == pytest.approx([loss for _, loss in log("a")], rel=1e-6)
 
 
+def test_a_run_from_init_adapter_continues_where_that_adapter_stopped(corpus, tiny_llama_dir, tmp_path):
+    extra = {"data.dev_split": "", "train.batch_size": "12"}
+    first = train(config(corpus, tiny_llama_dir, tmp_path / "a", **extra, **{"train.max_steps": "12"}),
+                  progress=False)["losses"]
+    fresh = train(config(corpus, tiny_llama_dir, tmp_path / "fresh", **extra, **{"train.max_steps": "1"}),
+                  progress=False)["losses"]
+    # One batch holds every sequence, so the first step's loss is the loss of the weights the run starts from: the
+    # first run's final weights (a little below its last logged loss, taken before its last update), not fresh ones.
+    continued = train(config(corpus, tiny_llama_dir, tmp_path / "b", init_adapter=str(tmp_path / "a"),
+                             **extra, **{"train.max_steps": "1", "train.lr": "1e-9"}), progress=False)
+    assert continued["init_adapter"] == str(tmp_path / "a")
+    assert continued["losses"][0] < first[-1] < 0.9 * fresh[0]
+    with pytest.raises(ConfigError) as refused:
+        train(config(corpus, tiny_llama_dir, tmp_path / "c", init_adapter=str(tmp_path / "a"), mode="autoregressive",
+                     **{"lora.rank": "8"}), progress=False)
+    assert "was trained with mode 'parallel'; this run has 'autoregressive'" in str(refused.value)
+    assert "was trained with lora.rank 4; this run has 8" in str(refused.value)
+    with pytest.raises(ConfigError, match="is not an adapter folder"):
+        train(config(corpus, tiny_llama_dir, tmp_path / "d", init_adapter=str(corpus)), progress=False)
+    with pytest.raises(ConfigError, match="init_adapter must not be output_dir"):
+        config(corpus, tiny_llama_dir, tmp_path / "a", init_adapter=str(tmp_path / "a"))
+
+
 def test_resume_without_checkpoint(corpus, tiny_llama_dir, tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint"):
         train(config(corpus, tiny_llama_dir, tmp_path / "none"), resume=True, progress=False)
