@@ -52,6 +52,15 @@ class DecodeConfig:
     a branch answers none only when the model is surer of it, which trades precision for recall when the
     branches say none too often (padellm tune chooses it on dev data). Decoders without a none answer ignore it,
     as those without a count stage ignore count_rule."""
+    branch_window: int = 0
+    """Count-free templates: branches per label and round (k .. k+window-1 of every open label); 0: the
+    template's window, the one training wrote none answers for. A label with n mentions takes
+    ceil((n + 1) / window) rounds, each a prefill and a decode, so a wider window saves the rounds that only learn
+    that the last mention was the last, for more branches per round."""
+    stop_at_repeat: bool = False
+    """Count-free templates: a branch that writes a string absent from the text, or one its label has already
+    found as often as it occurs in the text, closes its label as a none answer would (the mention is dropped
+    at alignment either way). A model that loops on one mention then stops instead of running to max_count."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -62,6 +71,8 @@ class DecodeConfig:
         for name in ("max_count", "max_mention_tokens", "max_autoregressive_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.branch_window < 0:
+            problems.append(f"branch_window must be >= 0 (0: the template's window); got {self.branch_window}")
         if not -100 <= self.none_bias <= 100:
             problems.append(f"none_bias must be in [-100, 100] (a logit offset); got {self.none_bias}")
         if self.dedup not in STRATEGIES:
@@ -281,10 +292,13 @@ def parallel_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfi
 
 
 def read_branch_rounds(requests: list[tuple[int, int]], generations: list[Generation], encoder: PromptEncoder,
-                       labels: tuple[str, ...], max_count: int) -> tuple[dict[int, list[Mention]], dict[int, int], Counter]:
+                       labels: tuple[str, ...], max_count: int, known: list[list[Mention]] | None = None,
+                       texts: list[str] | None = None) -> tuple[dict[int, list[Mention]], dict[int, int], Counter]:
     """Count-free format, one round: ``requests`` are ``(label prompt index, k)`` in increasing k per prompt. Per
     prompt, the mentions found before its first none answer, and the next k to ask where every branch of the round
-    found one (below ``max_count``); mentions after a none answer are dropped and counted."""
+    found one (below ``max_count``); mentions after a none answer are dropped and counted. With ``texts``
+    (``stop_at_repeat``), a mention that ``texts`` does not hold once more for its label, beyond ``known`` (the
+    mentions of earlier rounds) and this round's, closes the label as a none answer does."""
     found: dict[int, list[Mention]] = {}
     closed: set[int] = set()
     last: dict[int, int] = {}
@@ -299,6 +313,13 @@ def read_branch_rounds(requests: list[tuple[int, int]], generations: list[Genera
             stats["mentions_after_none"] += 1
             continue
         mention = encoder.parallel.parse_mention(text)
+        if texts is not None:
+            source = texts[index // len(labels)]
+            before = [m.text for m in (known[index] if known else []) + found.get(index, [])].count(mention)
+            if not mention or source.count(mention) <= before:
+                stats["closed_at_repeat" if before else "closed_at_absent"] += 1
+                closed.add(index)
+                continue
         found.setdefault(index, []).append(Mention(labels[index % len(labels)], mention, k, generation.logprob))
     following = {}
     for index, k in last.items():
@@ -319,7 +340,7 @@ def branch_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig 
     labels = check_labels(labels, encoder)
     result = DecodeResult([])
     stats = result.stats
-    window = encoder.parallel.window
+    window = config.branch_window or encoder.parallel.window
 
     started = time.perf_counter()
     prompts = count_prompts(texts, encoder, labels)
@@ -333,7 +354,8 @@ def branch_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig 
                     for k in range(start, min(start + window, config.max_count + 1))]
         branch_prompts = [encoder.branch_prompt(prompts[index], k) for index, k in requests]
         generations = yield GenerateCall(branch_prompts, arguments)
-        found, following, round_stats = read_branch_rounds(requests, generations, encoder, labels, config.max_count)
+        found, following, round_stats = read_branch_rounds(requests, generations, encoder, labels, config.max_count,
+                                                           mentions, texts if config.stop_at_repeat else None)
         for index, new in found.items():
             mentions[index] += new
         stats.update(round_stats)
