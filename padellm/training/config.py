@@ -10,6 +10,8 @@ from padellm.errors import ConfigError
 from padellm.training.sequences import SUPERVISIONS
 
 MODES = ("parallel", "autoregressive")
+DEFAULT_PROMPTS = {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}
+"""The template a mode trains with when ``prompt`` is empty."""
 ADAPTER_DTYPES = ("bfloat16", "float32")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -181,4 +183,4 @@ class FinetuneConfig:
 
     @property
     def prompt_name(self) -> str:
-        return self.prompt or {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}[self.mode]
+        return self.prompt or DEFAULT_PROMPTS[self.mode]

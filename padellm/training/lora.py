@@ -26,7 +26,7 @@ from padellm.prompts.templates import (LabelSet, Template, load_label_names, loa
                                       save_prompt)
 from padellm.training.batching import collate, epoch_batches
 from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
-from padellm.training.config import FinetuneConfig
+from padellm.training.config import DEFAULT_PROMPTS, FinetuneConfig
 from padellm.training.config_files import save_config
 from padellm.training.loop import LOG_FILE, Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
 from padellm.training.sequences import build_sequences, longest_target
@@ -155,8 +155,7 @@ def init_adapter_problems(config: FinetuneConfig, labels: list[str]) -> list[str
             "lora.rank": config.lora.rank, "lora.alpha": config.lora.alpha,
             "lora.target_modules": config.lora.target_modules}
     theirs = {"base_model": saved.get("base_model"), "mode": saved.get("mode"),
-              "prompt": saved.get("prompt") or {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}
-              .get(saved.get("mode"), ""),
+              "prompt": saved.get("prompt") or DEFAULT_PROMPTS.get(saved.get("mode"), ""),
               **{f"lora.{key}": saved.get("lora", {}).get(key) for key in ("rank", "alpha", "target_modules")}}
     problems = [f"{name} was trained with {key} {theirs[key]!r}; this run has {value!r}"
                 for key, value in mine.items() if str(theirs[key]) != str(value) and not
