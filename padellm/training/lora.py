@@ -27,7 +27,7 @@ from padellm.prompts.templates import (LabelSet, Template, load_label_names, loa
 from padellm.training.batching import collate, epoch_batches
 from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
 from padellm.training.config import DEFAULT_PROMPTS, FinetuneConfig
-from padellm.training.config_files import save_config
+from padellm.training.config_files import read_raw_config, save_config
 from padellm.training.loop import LOG_FILE, Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
 from padellm.training.sequences import build_sequences, longest_target
 from padellm.types import Example
@@ -139,8 +139,6 @@ def prepare_run(config: FinetuneConfig) -> Run:
 def init_adapter_problems(config: FinetuneConfig, labels: list[str]) -> list[str]:
     """Why ``config.init_adapter`` cannot start this run: not an adapter folder, or trained with another base
     model, mode, prompt, label set or LoRA shape (its weights would not fit, or would answer another prompt)."""
-    from padellm.training.config_files import read_raw_config
-
     folder = Path(config.init_adapter)
     name = f"init_adapter {config.init_adapter!r}"
     if not (folder / "config.yaml").is_file() or not (folder / "adapter_model.safetensors").is_file():
