@@ -18,7 +18,8 @@ class Mention:
     """Sum of the branch's token log-probabilities (None when the decoder has none per mention)."""
 
 
-def _occurrences(text: str, mention: str) -> list[int]:
+def occurrences(text: str, mention: str) -> list[int]:
+    """Every start of ``mention`` in ``text``, overlapping ones too ("aa" is twice in "aaa")."""
     starts, position = [], text.find(mention)
     while position >= 0:
         starts.append(position)
@@ -44,7 +45,7 @@ def align(text: str, mentions: list[Mention]) -> tuple[list[Entity], int]:
         if not mention.text:
             dropped += 1
             continue
-        spans = [(start, start + len(mention.text)) for start in _occurrences(text, mention.text)]
+        spans = [(start, start + len(mention.text)) for start in occurrences(text, mention.text)]
         free = [span for span in spans if (*span, mention.label) not in taken]
         after = [span for span in free if span > previous.get(mention.label, (-1, -1))]
         if not free:

@@ -18,7 +18,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from padellm.prompts.encoding import PromptEncoder
-from padellm.engine.align import Mention, align
+from padellm.engine.align import Mention, align, occurrences
 from padellm.engine.backend import Generation, GenerationBackend
 from padellm.engine.dedup import STRATEGIES, dedup
 from padellm.errors import ConfigError, InvalidRequestError
@@ -316,7 +316,7 @@ def read_branch_rounds(requests: list[tuple[int, int]], generations: list[Genera
         if texts is not None:
             source = texts[index // len(labels)]
             before = [m.text for m in (known[index] if known else []) + found.get(index, [])].count(mention)
-            if not mention or source.count(mention) <= before:
+            if not mention or len(occurrences(source, mention)) <= before:
                 stats["closed_at_repeat" if before else "closed_at_absent"] += 1
                 closed.add(index)
                 continue

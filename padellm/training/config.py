@@ -10,8 +10,6 @@ from padellm.errors import ConfigError
 from padellm.training.sequences import SUPERVISIONS
 
 MODES = ("parallel", "autoregressive")
-DEFAULT_PROMPTS = {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}
-"""The template a mode trains with when ``prompt`` is empty."""
 ADAPTER_DTYPES = ("bfloat16", "float32")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -183,4 +181,4 @@ class FinetuneConfig:
 
     @property
     def prompt_name(self) -> str:
-        return self.prompt or DEFAULT_PROMPTS[self.mode]
+        return self.prompt or {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}[self.mode]

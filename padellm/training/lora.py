@@ -26,8 +26,8 @@ from padellm.prompts.templates import (LabelSet, Template, load_label_names, loa
                                       save_prompt)
 from padellm.training.batching import collate, epoch_batches
 from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
-from padellm.training.config import DEFAULT_PROMPTS, FinetuneConfig
-from padellm.training.config_files import read_raw_config, save_config
+from padellm.training.config import FinetuneConfig
+from padellm.training.config_files import config_from_dict, read_raw_config, save_config
 from padellm.training.loop import LOG_FILE, Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
 from padellm.training.sequences import build_sequences, longest_target
 from padellm.types import Example
@@ -145,19 +145,18 @@ def init_adapter_problems(config: FinetuneConfig, labels: list[str]) -> list[str
         return [f"{name} is not an adapter folder written by `padellm finetune` (config.yaml and "
                 f"adapter_model.safetensors expected)"]
     try:
-        saved, _ = read_raw_config(folder / "config.yaml")
+        saved = config_from_dict(read_raw_config(folder / "config.yaml")[0], str(folder / "config.yaml"), FinetuneConfig)
         _, saved_labels = load_prompt(folder)
     except PadellmError as err:
         return [f"{name}: {err}"]
-    mine = {"base_model": config.base_model, "mode": config.mode, "prompt": config.prompt_name,
-            "lora.rank": config.lora.rank, "lora.alpha": config.lora.alpha,
-            "lora.target_modules": config.lora.target_modules}
-    theirs = {"base_model": saved.get("base_model"), "mode": saved.get("mode"),
-              "prompt": saved.get("prompt") or DEFAULT_PROMPTS.get(saved.get("mode"), ""),
-              **{f"lora.{key}": saved.get("lora", {}).get(key) for key in ("rank", "alpha", "target_modules")}}
+
+    def shape(c: FinetuneConfig) -> dict:
+        return {"base_model": c.base_model, "mode": c.mode, "prompt": c.prompt_name, "lora.rank": c.lora.rank,
+                "lora.alpha": c.lora.alpha, "lora.target_modules": c.lora.target_modules}
+
+    mine, theirs = shape(config), shape(saved)
     problems = [f"{name} was trained with {key} {theirs[key]!r}; this run has {value!r}"
-                for key, value in mine.items() if str(theirs[key]) != str(value) and not
-                (key == "lora.alpha" and theirs[key] is not None and float(theirs[key]) == float(value))]
+                for key, value in mine.items() if theirs[key] != value]
     if labels and sorted(saved_labels.labels) != sorted(labels):
         problems.append(f"{name} was trained on labels {list(saved_labels.labels)}; this run has {list(labels)}")
     return problems
@@ -174,9 +173,18 @@ def _precision(choice: str) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
+def set_lora_weights(model, path: Path):
+    """Load saved LoRA weights (bf16 or fp32 on disk) into ``model``'s fp32 LoRA parameters; peft's load result
+    (its missing and unexpected keys)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    return set_peft_model_state_dict(model, {name: tensor.float() for name, tensor in load_file(path).items()})
+
+
 def load_lora_model(run: Run):
     """The base model in fp32 with LoRA weights, fresh (seeded) or ``init_adapter``'s, and its tokenizer."""
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(run.base_model_dir)
@@ -190,10 +198,7 @@ def load_lora_model(run: Run):
         LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type="CAUSAL_LM"),
     )
     if run.config.init_adapter:
-        from safetensors.torch import load_file
-
-        weights = load_file(Path(run.config.init_adapter) / "adapter_model.safetensors")
-        result = set_peft_model_state_dict(model, {name: tensor.float() for name, tensor in weights.items()})
+        result = set_lora_weights(model, Path(run.config.init_adapter) / "adapter_model.safetensors")
         missing = [key for key in result.missing_keys if "lora_" in key]
         if missing or result.unexpected_keys:
             raise ConfigError(f"init_adapter {run.config.init_adapter!r}: its LoRA weights do not fit this model "
@@ -351,10 +356,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
 
     unwrapped.save_pretrained(output_dir)
     if t.adapter_dtype != "float32":  # and the dev scores below decode with the weights as saved
-        from safetensors.torch import load_file
-
-        saved = load_file(store_weights_as(output_dir, t.adapter_dtype))
-        set_peft_model_state_dict(unwrapped, {name: tensor.float() for name, tensor in saved.items()})
+        set_lora_weights(unwrapped, store_weights_as(output_dir, t.adapter_dtype))
     card = output_dir / "README.md"
     if card.is_file() and "[More Information Needed]" in card.read_text():
         card.unlink()  # peft's empty model-card template: config.yaml and metrics.json describe the adapter
