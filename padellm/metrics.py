@@ -7,7 +7,8 @@ Two ways of deciding that a predicted entity is correct, selectable by name:
 * ``string``: the PaDeLLM-NER paper's variant, per-sentence **sets** of ``(label, mention string)``: a string
   found twice counts once, and any occurrence of the right string with the right label is correct.
 
-And how well PaDeLLM's count stage counts (``count_accuracy`` against ``gold_counts``).
+And how well PaDeLLM's count stage counts (``count_accuracy`` against ``gold_counts``), and where the recall
+goes by a mention's rank among its label's mentions in the sentence (``recall_by_rank``).
 """
 
 from __future__ import annotations
@@ -152,3 +153,36 @@ def count_accuracy(stated: list[dict[str, int]], gold: list[dict[str, int]]) -> 
     everything = sum(per_label.values(), Counter())
     return {"all": _accuracy(everything, sum(t[0] for t in totals.values()), sum(t[1] for t in totals.values())),
             "per_label": {label: _accuracy(per_label[label], *totals[label]) for label in sorted(per_label)}}
+
+
+RANKS = ("only", "first of several", "second", "third or later")
+"""A gold mention's place among the gold mentions of its label in its sentence, in text order."""
+
+
+def mention_rank(position: int, of: int) -> str:
+    """The ``RANKS`` bucket of the ``position``-th (1-based) of ``of`` mentions of a label in a sentence."""
+    if of == 1:
+        return RANKS[0]
+    return RANKS[min(position, 3)]
+
+
+def recall_by_rank(gold: Sequence[Iterable[Entity]], predicted: Sequence[Iterable[Entity]]) -> dict[str, dict]:
+    """Exact-span recall of the gold mentions in each ``RANKS`` bucket: ``{rank: {"gold": n, "found": n,
+    "recall": r}}``. A parallel decoder decodes the k-th mention of a label in its own branch, without seeing the
+    others, so its misses can gather at the later ranks where an autoregressive decoder's do not."""
+    if len(gold) != len(predicted):
+        raise ConfigError(f"gold and predicted must have one entry per sentence; got {len(gold)} and {len(predicted)}")
+    found: Counter = Counter()
+    total: Counter = Counter()
+    for gold_entities, predicted_entities in zip(gold, predicted):
+        keys = {_span_key("", e) for e in predicted_entities}
+        by_label: dict[str, list[Entity]] = {}
+        for entity in sorted(gold_entities, key=lambda e: (e.start, e.end)):
+            by_label.setdefault(entity.label, []).append(entity)
+        for mentions in by_label.values():
+            for position, entity in enumerate(mentions, 1):
+                rank = mention_rank(position, len(mentions))
+                total[rank] += 1
+                found[rank] += _span_key("", entity) in keys
+    return {rank: {"gold": total[rank], "found": found[rank], "recall": found[rank] / total[rank]}
+            for rank in RANKS if total[rank]}

@@ -7,7 +7,7 @@ from seqeval.scheme import IOB2
 from padellm.data.bio import entities_to_token_spans, spans_to_tags
 from padellm.data.datasets import load_dataset
 from padellm.errors import ConfigError
-from padellm.metrics import PRF, score
+from padellm.metrics import PRF, mention_rank, recall_by_rank, score
 from padellm.types import Entity
 
 E = Entity
@@ -41,6 +41,27 @@ def test_scores_per_label_and_micro():
     assert result.macro_f1 == pytest.approx((2 / 3 + 1 + 0) / 3)
     assert result.to_dict()["micro"]["support"] == 3
     assert "| micro | 66.67 | 66.67 | 66.67 | 3 |" in result.table()
+
+
+def test_mention_ranks():
+    assert [mention_rank(1, 1), mention_rank(1, 3), mention_rank(2, 3), mention_rank(3, 3), mention_rank(7, 9)] == [
+        "only", "first of several", "second", "third or later", "third or later"]
+
+
+def test_recall_by_rank_buckets_each_labels_mentions_in_text_order():
+    # "Rome and Paris and Oslo , Bob": LOC x3 (listed out of order), PER x1
+    gold = [[E(19, 23, "LOC"), E(0, 4, "LOC"), E(9, 14, "LOC"), E(26, 29, "PER")], [E(0, 2, "ORG"), E(3, 5, "ORG")]]
+    pred = [[E(0, 4, "LOC"), E(26, 29, "PER"), E(19, 23, "LOC"), E(9, 13, "LOC")],  # the second LOC's span is wrong
+            [E(3, 5, "ORG"), E(0, 2, "LOC")]]  # the first ORG under another label
+    ranks = recall_by_rank(gold, pred)
+    assert list(ranks) == ["only", "first of several", "second", "third or later"]
+    assert ranks["only"] == {"gold": 1, "found": 1, "recall": 1.0}
+    assert ranks["first of several"] == {"gold": 2, "found": 1, "recall": 0.5}
+    assert ranks["second"] == {"gold": 2, "found": 1, "recall": 0.5}
+    assert ranks["third or later"] == {"gold": 1, "found": 1, "recall": 1.0}
+    assert recall_by_rank([[E(0, 2, "ORG")]], [[]]) == {"only": {"gold": 1, "found": 0, "recall": 0.0}}
+    with pytest.raises(ConfigError, match="one entry per sentence; got 1 and 0"):
+        recall_by_rank([[]], [])
 
 
 def test_empty_scores_are_zero_not_nan():

@@ -7,9 +7,8 @@ from collections import Counter
 
 import numpy as np
 
-from padellm.metrics import count_accuracy, gold_counts
 from padellm.evaluation.runner import SystemRun
-from padellm.metrics import score
+from padellm.metrics import count_accuracy, gold_counts, recall_by_rank, score
 from padellm.types import Example
 
 REFERENCE = "autoregressive"
@@ -55,6 +54,7 @@ def system_summary(kind: str, run: SystemRun, examples: list[Example]) -> dict:
         "kind": kind,
         "span": score(texts, gold, run.predictions, "span").to_dict(),
         "string": score(texts, gold, run.predictions, "string").to_dict(),
+        "recall_by_rank": recall_by_rank(gold, run.predictions),
         "latency_ms": latency_summary(run.latencies_s),
     }
     if run.batch_s is not None:

@@ -1,4 +1,4 @@
-from padellm.evaluation.report import caveats, format_table, label_table, main_table
+from padellm.evaluation.report import caveats, format_table, label_table, main_table, rank_table
 
 PRF = {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "tp": 1, "fp": 1, "fn": 0, "support": 1}
 
@@ -37,3 +37,13 @@ def test_fastner_beside_vllm_engines_without_a_pause_carries_a_caveat():
     assert caveats({**results, "config": {"backend": "vllm", "settle_ms": 1100}}) == []
     assert caveats({**results, "config": {"backend": "transformers", "settle_ms": 0}}) == []
     assert caveats({**results, "systems": {"parallel": {"kind": "llm"}}}) == []
+
+
+def test_rank_table_gives_each_systems_recall_per_rank_and_marks_a_missing_rank():
+    ranks = {"only": {"gold": 4, "found": 3, "recall": 0.75}, "second": {"gold": 2, "found": 1, "recall": 0.5}}
+    systems = {"parallel": entry("llm", 200.0, recall_by_rank=ranks),
+               "autoregressive": entry("llm", 300.0, recall_by_rank={"only": {"gold": 4, "found": 4, "recall": 1.0}})}
+    lines = rank_table({"summary": {"systems": systems}})
+    assert lines[0] == "| system | only: recall % (found / gold) | second: recall % (found / gold) |"
+    assert lines[2:] == ["| parallel | 75.00 (3 / 4) | 50.00 (1 / 2) |", "| autoregressive | 100.00 (4 / 4) | – |"]
+    assert rank_table({"summary": SUMMARY}) == []

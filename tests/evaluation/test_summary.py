@@ -4,7 +4,7 @@ import pytest
 
 from padellm.evaluation.runner import SystemRun
 from padellm.evaluation.summary import generated_tokens, latency_summary, summarize
-from padellm.metrics import score
+from padellm.metrics import recall_by_rank, score
 from padellm.types import Entity, Example
 
 EXAMPLES = [Example("Anna in Paris", ("Anna", "in", "Paris"), ((0, 4), (5, 7), (8, 13)),
@@ -45,6 +45,7 @@ def test_summary_scores_latencies_tokens_exits_and_speedups():
     texts, gold = [ex.text for ex in EXAMPLES], [list(ex.entities) for ex in EXAMPLES]
     assert parallel["span"] == score(texts, gold, PREDICTED, "span").to_dict()
     assert parallel["string"] == score(texts, gold, PREDICTED, "string").to_dict()
+    assert parallel["recall_by_rank"] == recall_by_rank(gold, PREDICTED)
     assert parallel["latency_ms"]["mean"] == pytest.approx(200)
     assert parallel["batch"] == pytest.approx({"seconds": 0.5, "sentences_per_s": 4.0, "agrees_with_single": 1.0})
     assert parallel["stage_mean_ms"] == pytest.approx({"count": 100, "branches": 100})
