@@ -99,6 +99,9 @@ class NER:
         config = decode_config or self.decode_config
         if self.mode == "parallel":
             longest = max(len(self.encoder.label_part(label)) for label in self.labels)
+            if self.encoder.parallel.labelwise:
+                return (len(self.encoder.text_prefix(text)) + longest + len(self.encoder.mention_marker(1))
+                        + config.max_autoregressive_tokens)
             branch = (len(self.encoder.count_target(config.max_count)) + len(self.encoder.mention_marker(config.max_count))
                       + config.max_mention_tokens)
             return len(self.encoder.text_prefix(text)) + longest + branch

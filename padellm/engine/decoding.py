@@ -37,7 +37,8 @@ class DecodeConfig:
     max_mention_tokens: int = 32
     """Longest mention a branch may generate, in tokens."""
     max_autoregressive_tokens: int = 192
-    """Longest output of the autoregressive decoder, in tokens."""
+    """Longest output of a sequence that writes several mentions, in tokens: the autoregressive decoder's, and a
+    label-wise template's branch (all of one label's mentions)."""
     dedup: str = "paper"
     """De-duplication strategy: paper (a string keeps its most probable label) or none."""
     count_rule: str = "argmax"
@@ -332,6 +333,23 @@ def read_branch_rounds(requests: list[tuple[int, int]], generations: list[Genera
     return found, following, stats
 
 
+def finish_count_free(result: DecodeResult, texts: list[str], mentions: list[list[Mention]],
+                      labels: tuple[str, ...], config: DecodeConfig) -> DecodeResult:
+    """The count-free decoders' last stage: ``mentions`` per (text, label) prompt, texts outer, become the counts
+    (mentions found per label) and, de-duplicated and aligned, the entities of each text."""
+    stated = [len(found) for found in mentions]
+    result.counts = [dict(zip(labels, stated[i * len(labels) : (i + 1) * len(labels)])) for i in range(len(texts))]
+    started = time.perf_counter()
+    per_text: list[list[Mention]] = [[] for _ in texts]
+    for index, found in enumerate(mentions):
+        per_text[index // len(labels)] += found
+    result.entities, merge_stats = merge(texts, per_text, config.dedup)
+    result.stats.update(merge_stats)
+    result.timings["dedup_align_s"] = time.perf_counter() - started
+    result.timings["total_s"] = sum(result.timings.values())
+    return result
+
+
 def branch_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
                  labels: tuple[str, ...] | None = None) -> DecodeSteps:
     """PaDeLLM without a count stage (a count-free template): round 1 decodes branches 1..window of every
@@ -364,19 +382,68 @@ def branch_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig 
         stats["branch_tokens"] += sum(g.num_tokens for g in generations)
         stats["unfinished_branches"] += sum(1 for g in generations if not g.finished)
         stats.update(prompt_stats("branch", branch_prompts, generations))
-    stated = [len(found) for found in mentions]
-    result.counts = [dict(zip(labels, stated[i * len(labels) : (i + 1) * len(labels)])) for i in range(len(texts))]
     result.timings["branches_s"] = time.perf_counter() - started
+    return finish_count_free(result, texts, mentions, labels, config)
+
+
+def read_label_sequences(generations: list[Generation], encoder: PromptEncoder, labels: tuple[str, ...],
+                         max_count: int) -> tuple[list[list[Mention]], Counter]:
+    """Label-wise format: each label branch's mentions (its output split at the separator token, each piece's
+    log-probability the sum over its tokens), the first ``max_count`` of them. A branch that ran out of tokens
+    loses its last piece, which may be cut short."""
+    separator = encoder.separator_id()
+    found: list[list[Mention]] = []
+    stats: Counter = Counter()
+    for index, generation in enumerate(generations):
+        pieces: list[tuple[list[int], float]] = [([], 0.0)]
+        for token, logprob in zip(generation.token_ids, generation.logprobs):
+            if token == separator:
+                pieces.append(([], 0.0))
+            else:
+                pieces[-1][0].append(token)
+                pieces[-1] = (pieces[-1][0], pieces[-1][1] + logprob)
+        if not generation.finished:
+            pieces.pop()
+        mentions = []
+        for ids, logprob in pieces:
+            text = encoder.decode(ids)
+            if encoder.parallel.is_none(text):
+                if text.strip():
+                    break  # the none marker: no (further) mention
+                continue
+            mentions.append(Mention(labels[index % len(labels)], encoder.parallel.parse_mention(text),
+                                    len(mentions) + 1, logprob))
+        if len(mentions) > max_count:
+            stats["clamped_counts"] += 1
+            mentions = mentions[:max_count]
+        found.append(mentions)
+    return found, stats
+
+
+def label_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
+                labels: tuple[str, ...] | None = None) -> DecodeSteps:
+    """PaDeLLM over labels (a label-wise template): one batched call with one branch per (text, label), each
+    writing all its label's mentions in text order, or none. A label's count is the number of mentions its branch
+    wrote. ``branch_window`` and ``stop_at_repeat`` do not apply (there are no rounds)."""
+    labels = check_labels(labels, encoder)
+    result = DecodeResult([])
+    stats = result.stats
 
     started = time.perf_counter()
-    per_text: list[list[Mention]] = [[] for _ in texts]
-    for index, found in enumerate(mentions):
-        per_text[index // len(labels)] += found
-    result.entities, merge_stats = merge(texts, per_text, config.dedup)
-    stats.update(merge_stats)
-    result.timings["dedup_align_s"] = time.perf_counter() - started
-    result.timings["total_s"] = sum(result.timings.values())
-    return result
+    prompts = [encoder.branch_prompt(prompt, 1) for prompt in count_prompts(texts, encoder, labels)]
+    arguments = {"max_new_tokens": config.max_autoregressive_tokens}
+    if config.none_bias:
+        arguments["logit_bias"] = {encoder.none_target()[0]: config.none_bias}
+    generations = (yield GenerateCall(prompts, arguments)) if prompts else []
+    mentions, read_stats = read_label_sequences(generations, encoder, labels, config.max_count)
+    stats.update(read_stats)
+    stats["rounds"] += 1 if prompts else 0
+    stats["branches"] += len(prompts)
+    stats["branch_tokens"] += sum(g.num_tokens for g in generations)
+    stats["unfinished_branches"] += sum(1 for g in generations if not g.finished)
+    stats.update(prompt_stats("branch", prompts, generations))
+    result.timings["branches_s"] = time.perf_counter() - started
+    return finish_count_free(result, texts, mentions, labels, config)
 
 
 def autoregressive_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
@@ -420,6 +487,8 @@ def decode_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig 
     if encoder.template.mode == "parallel" and not encoder.parallel.has_count_stage:
         if counts is not None:
             raise ConfigError(f"counts: template {encoder.template.name!r} is count-free; it has no count stage")
+        if encoder.parallel.labelwise:
+            return label_steps(texts, encoder, config, labels)
         return branch_steps(texts, encoder, config, labels)
     if encoder.template.mode == "parallel":
         return parallel_steps(texts, encoder, config, labels, counts)

@@ -92,6 +92,23 @@ class PromptEncoder:
         """Count-free format: what a branch writes when its label has no k-th mention."""
         return list(self._encode(self.parallel.none_target)) + [self.eos_id]
 
+    def label_target(self, mentions: list[str]) -> list[int]:
+        """Label-wise format: what a label's one branch writes: its mentions in text order joined by the
+        separator, then EOS, or the none marker when it has none."""
+        if not mentions:
+            return self.none_target()
+        joined = self.parallel.separator.join(self.parallel.render_mention(m) for m in mentions)
+        return list(self._encode(joined)) + [self.eos_id]
+
+    def separator_id(self) -> int:
+        """Label-wise format: the one token that separates a branch's mentions. Raises ValueError when the
+        tokenizer spells the template's separator with more or fewer tokens."""
+        ids = self.encode(self.parallel.separator)
+        if len(ids) != 1:
+            raise ValueError(f"template {self.template.name!r}: separator {self.parallel.separator!r} is {len(ids)} "
+                             f"tokens for tokenizer {self.tokenizer.name_or_path!r}; a label-wise template needs one")
+        return ids[0]
+
     # ---------------------------------------------------------------------------- autoregressive
     @property
     def autoregressive(self) -> AutoregressiveTemplate | StructuredTemplate:

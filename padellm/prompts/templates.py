@@ -80,12 +80,25 @@ class ParallelTemplate:
     """Count-free format: the branches k .. k+window-1 of every open label are decoded in one round; training
     writes the none marker at every k from n+1 to max(n+1, window) for a label with n mentions, so that each
     branch of the first round has learnt its answer."""
+    separator: str = ""
+    """The label-wise count-free format when set: a label has one branch, which writes all its mentions in text
+    order joined by this separator (one token, e.g. a newline), then EOS, or ``none_target`` when it has none.
+    Labels are decoded in parallel and a label's mentions one after another, so a later mention sees the earlier
+    ones, and a text takes one round of one sequence per label. ``window`` must then be 1 and ``mention_prompt``
+    (what follows the label part, e.g. empty) has no ``{k}``."""
 
     def __post_init__(self) -> None:
-        required = {"count_prompt": {"text", "label"}, "mention_prompt": {"k"}, "mention_target": {"mention"}}
+        required = {"count_prompt": {"text", "label"}, "mention_prompt": set() if self.separator else {"k"},
+                    "mention_target": {"mention"}}
         if not self.none_target:
             required["count_target"] = {"count"}
         problems = _check_placeholders(self.name, asdict(self), required)
+        if self.separator and not self.none_target:
+            problems.append(f"{self.name}: a label-wise template (separator set) is count-free: none_target must be "
+                            f"set; got {self.none_target!r}")
+        if self.separator and self.window != 1:
+            problems.append(f"{self.name}: a label-wise template (separator set) has one branch per label: window "
+                            f"must be 1; got {self.window}")
         if self.none_target and self.count_target:
             problems.append(f"{self.name}: a count-free template (none_target set) has no count stage: count_target "
                             f"must be empty; got {self.count_target!r}")
@@ -110,6 +123,12 @@ class ParallelTemplate:
     def has_count_stage(self) -> bool:
         """False for the count-free format (``none_target`` set)."""
         return not self.none_target
+
+    @property
+    def labelwise(self) -> bool:
+        """True for the label-wise count-free format (``separator`` set): one branch per label writes all its
+        mentions."""
+        return bool(self.separator)
 
     def is_none(self, generated: str) -> bool:
         """Count-free format: the branch says the label has no k-th mention (or wrote nothing)."""

@@ -13,7 +13,8 @@ PaDeLLM's supervision comes in two forms (``SUPERVISIONS``):
 - ``compact``: each count once, markers out of the loss (the markers are given at inference).
 
 A count-free template (``none_target`` set) has no count: its branches are trained to write the k-th mention or
-the none marker (``branch_tree``).
+the none marker (``branch_tree``); a label-wise one (``separator`` set) trains one branch per label that writes all
+the label's mentions or the none marker.
 """
 
 from __future__ import annotations
@@ -214,10 +215,14 @@ def parallel_tree(example: Example, encoder: PromptEncoder, supervision: str = "
 def branch_targets(example: Example, encoder: PromptEncoder,
                    none_weight: float = 1.0) -> dict[str, list[tuple[int, list[int], float]]]:
     """Count-free format: per label, ``(k, target, loss weight)`` for each branch training sees: the k-th mention
-    for k <= n (weight 1), then the none marker for k = n+1 .. max(n+1, window) (weight ``none_weight``)."""
+    for k <= n (weight 1), then the none marker for k = n+1 .. max(n+1, window) (weight ``none_weight``). The
+    label-wise format: one branch (k = 1) writing all n mentions (weight 1), or the none marker (``none_weight``)."""
     window = encoder.parallel.window
     targets = {}
     for label, mentions in mentions_by_label(example, encoder.label_set.labels).items():
+        if encoder.parallel.labelwise:
+            targets[label] = [(1, encoder.label_target(mentions), 1.0 if mentions else none_weight)]
+            continue
         found = [(k, encoder.mention_target(m), 1.0) for k, m in enumerate(mentions, start=1)]
         nones = [(k, encoder.none_target(), none_weight)
                  for k in range(len(mentions) + 1, max(len(mentions) + 1, window) + 1)]
@@ -278,7 +283,11 @@ def autoregressive_sequence(example: Example, encoder: PromptEncoder) -> Trainin
 def longest_target(examples: list[Example], encoder: PromptEncoder) -> tuple[str, int]:
     """The decode limit the training data stretches most, and the longest generation it teaches, in tokens (EOS
     included): a mention for parallel decoding (``max_mention_tokens``), the whole output for the autoregressive
-    baseline (``max_autoregressive_tokens``)."""
+    baseline and a label's for the label-wise format (``max_autoregressive_tokens``)."""
+    if encoder.template.mode == "parallel" and encoder.parallel.labelwise:
+        lengths = (len(encoder.label_target(mentions)) for ex in examples
+                   for mentions in mentions_by_label(ex, encoder.label_set.labels).values())
+        return "max_autoregressive_tokens", max(lengths, default=0)
     if encoder.template.mode == "parallel":
         lengths = (len(encoder.mention_target(e.mention(ex.text))) for ex in examples for e in ex.entities
                    if e.label in encoder.label_set.labels)

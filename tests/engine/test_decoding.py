@@ -6,7 +6,7 @@ from padellm.engine.backend import Generation, TransformersBackend
 from padellm.engine.align import Mention
 from padellm.engine.decoding import (DecodeConfig, build_branches, count_from_scores, count_prompts, decode,
                                      decode_autoregressive, decode_parallel, decode_steps, merge, parallel_steps,
-                                     run_steps, run_steps_async)
+                                     read_label_sequences, run_steps, run_steps_async)
 from padellm.errors import ConfigError, InvalidRequestError
 from padellm.prompts.templates import LabelSet, load_template
 from padellm.types import Entity
@@ -293,3 +293,67 @@ def test_the_reference_backend_applies_a_logit_bias_and_reports_the_models_own_l
     with torch.no_grad():  # the reported log-probability of the first forced token is the model's, not biased
         logits = model(torch.tensor(prompt)).logits[0, -1].float()
     assert forced.logprobs[0] == pytest.approx(float(torch.log_softmax(logits, -1)[42]), abs=1e-4)
+
+
+class PerTokenScripted:
+    """Answers each prompt by the end of its text with ``(answer, finished)``; every token has log-probability
+    -0.1 (so a mention's score says how many tokens it took); records every call."""
+
+    def __init__(self, encoder, answers):
+        self.encoder, self.answers, self.calls = encoder, answers, []
+
+    def generate(self, prompts, max_new_tokens, stop_ids=(), score_ids=(), logit_bias=None):
+        self.calls.append((len(prompts), max_new_tokens, logit_bias))
+        out = []
+        for prompt in prompts:
+            text = self.encoder.decode(prompt)
+            answer, finished = next(v for k, v in self.answers.items() if text.endswith(k))
+            tokens = tuple(self.encoder.encode(answer))
+            out.append(Generation(tokens, (-0.1,) * len(tokens), finished))
+        return out
+
+
+def test_labelwise_branches_decode_every_label_in_one_call_and_split_its_mentions(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-labelwise-v1"), LABELS)
+    text = "Anna met Peter in Paris and Paris"
+    answers = {"location\n": ("Paris\nParis", True), "person\n": ("Anna\nPeter", True)}
+    backend = PerTokenScripted(encoder, answers)
+    result = decode([text], encoder, backend, DecodeConfig(max_autoregressive_tokens=50, none_bias=-1.0))
+    # one call, one branch per label, with the whole label's output as its limit and the none bias on its answer
+    assert backend.calls == [(2, 50, {encoder.none_target()[0]: -1.0})]
+    assert result.entities == [[Entity(0, 4, "PER"), Entity(9, 14, "PER"), Entity(18, 23, "LOC"), Entity(28, 33, "LOC")]]
+    assert result.counts == [{"LOC": 2, "PER": 2}]
+    assert result.stats["rounds"] == 1 and result.stats["branches"] == 2
+    # each mention's score is the sum over its own tokens (the separator's excluded)
+    peter = next(e for e in result.entities[0] if e.start == 9)
+    assert peter.score == pytest.approx(-0.1 * len(encoder.encode("Peter")))
+    assert set(result.timings) == {"branches_s", "dedup_align_s", "total_s"}
+
+    # none; a branch cut by its token limit loses its last (maybe partial) mention; max_count caps a label
+    answers = {"location\n": ("none", True), "person\n": ("Anna\nPeter\nPet", False)}
+    result = decode([text], encoder, PerTokenScripted(encoder, answers))
+    assert result.counts == [{"LOC": 0, "PER": 2}] and result.stats["unfinished_branches"] == 1
+    result = decode([text], encoder, PerTokenScripted(encoder, answers), DecodeConfig(max_count=1))
+    assert result.counts == [{"LOC": 0, "PER": 1}] and result.stats["clamped_counts"] == 1
+    assert result.entities == [[Entity(0, 4, "PER")]]
+
+    # the same string under two labels keeps one: the more probable (a tie, here: the first label)
+    answers = {"location\n": ("Paris", True), "person\n": ("Anna\nParis", True)}
+    result = decode(["Anna in Paris"], encoder, PerTokenScripted(encoder, answers))
+    assert [e.label for e in result.entities[0]] == ["PER", "LOC"] and result.stats["dedup_removed"] == 1
+    with pytest.raises(ConfigError, match="count-free; it has no count stage"):
+        run_steps(decode_steps([text], encoder, counts=[{"PER": 1}]), backend)
+
+
+def test_read_label_sequences_stops_at_none_and_skips_empty_lines(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-labelwise-v1"), LABELS)
+
+    def generation(answer):
+        tokens = tuple(encoder.encode(answer))
+        return Generation(tokens, (-0.1,) * len(tokens), True)
+
+    found, stats = read_label_sequences([generation("Paris\n\nRome"), generation("Anna\nnone\nBob")], encoder,
+                                        LABELS.labels, max_count=10)
+    assert [[(m.label, m.text, m.k) for m in f] for f in found] == [[("LOC", "Paris", 1), ("LOC", "Rome", 2)],
+                                                                    [("PER", "Anna", 1)]]
+    assert not stats

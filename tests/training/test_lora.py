@@ -36,7 +36,8 @@ def config(corpus, tiny_llama_dir, out, **overrides):
     return load_finetune_config(None, values)
 
 
-@pytest.mark.parametrize("mode", ["parallel", "autoregressive", "parallel:padellm-en-branches-v1"])
+@pytest.mark.parametrize("mode", ["parallel", "autoregressive", "parallel:padellm-en-branches-v1",
+                                  "parallel:padellm-en-labelwise-v1"])
 def test_loss_falls_and_the_output_folder_is_complete(corpus, tiny_llama_dir, tmp_path, mode):
     out = tmp_path / "out"
     mode, _, prompt = mode.partition(":")

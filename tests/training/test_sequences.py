@@ -5,7 +5,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from padellm.training.batching import collate, epoch_batches
 from padellm.prompts.encoding import PromptEncoder
 from padellm.prompts.templates import LabelSet, load_template
-from padellm.training.sequences import IGNORE, TrainingSequence, autoregressive_sequence, build_sequences, parallel_sequences, parallel_tree
+from padellm.training.sequences import (IGNORE, TrainingSequence, autoregressive_sequence, build_sequences,
+                                       longest_target, parallel_sequences, parallel_tree)
 from padellm.training.lora import sequence_loss
 from padellm.types import Entity, Example
 
@@ -204,3 +205,39 @@ def test_count_free_templates_are_checked():
         ParallelTemplate(**base, count_target="", none_target="  ")
     assert not ParallelTemplate(**base, count_target="", none_target="<none>").has_count_stage
     assert ParallelTemplate(**base, count_target="{count}").has_count_stage
+    with pytest.raises(ConfigError, match="label-wise template .* window must be 1; got 2"):
+        ParallelTemplate(**{**base, "mention_prompt": ""}, count_target="", none_target="none", separator="\n", window=2)
+    with pytest.raises(ConfigError, match="label-wise template .* none_target must be set"):
+        ParallelTemplate(**{**base, "mention_prompt": ""}, count_target="{count}", separator="\n", window=1)
+    with pytest.raises(ConfigError, match=r"'mention_prompt' must use exactly the placeholders \[\]"):
+        ParallelTemplate(**base, count_target="", none_target="none", separator="\n", window=1)
+    labelwise = ParallelTemplate(**{**base, "mention_prompt": ""}, count_target="", none_target="none", separator="\n",
+                                 window=1)
+    assert labelwise.labelwise and not labelwise.has_count_stage
+    assert not ParallelTemplate(**base, count_target="", none_target="<none>").labelwise
+
+
+def test_labelwise_branches_write_all_their_labels_mentions_in_one_sequence(tokenizer, tiny_llama_dir):
+    three = LabelSet.for_labels(["LOC", "ORG", "PER"], {"LOC": "location", "ORG": "organization", "PER": "person"})
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-labelwise-v1"), three)
+    separate = build_sequences([EXAMPLE], encoder, pack=False)
+    views = [_view(encoder, s) for s in separate]
+    # one branch per label, prompted with the label part alone: its mentions in text order, one per line, or none
+    assert [v[1] for v in views] == ["Paris<eos>", "none<eos>", "Peter\nAnna<eos>"]
+    assert views[2][0].endswith("person\nPeter\nAnna<eos>")  # after the text part and its filler
+    assert all(s.input_ids[: len(encoder.text_prefix(TEXT))] == separate[0].input_ids[: len(encoder.text_prefix(TEXT))]
+               for s in separate)
+    tree = build_sequences([EXAMPLE], encoder)[0]
+    assert tree.kind == "tree" and tree.loss_tokens == sum(s.loss_tokens for s in separate)
+    assert len(tree.input_ids) < sum(len(s.input_ids) for s in separate)  # the text part once
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, attn_implementation="sdpa")
+    light_tree = build_sequences([EXAMPLE], encoder, none_weight=0.25)[0]
+    light = build_sequences([EXAMPLE], encoder, pack=False, none_weight=0.25)
+    assert light_tree.loss_weight == pytest.approx(tree.loss_weight - 0.75 * len(encoder.none_target()))
+    with torch.no_grad():
+        for packed, apart in ((tree, separate), (light_tree, light)):
+            packed_sum, _ = sequence_loss(model, collate([packed], 0))
+            separate_sum, _ = sequence_loss(model, collate(apart, 0))
+            assert packed_sum.item() == pytest.approx(separate_sum.item(), rel=1e-5)
+    # the decode limit a label-wise branch stretches is the whole label's output, not one mention
+    assert longest_target([EXAMPLE], encoder) == ("max_autoregressive_tokens", len(encoder.label_target(["Peter", "Anna"])))
