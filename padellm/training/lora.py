@@ -29,7 +29,7 @@ from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoin
 from padellm.training.config import FinetuneConfig
 from padellm.training.config_files import config_from_dict, read_raw_config, save_config
 from padellm.training.loop import LOG_FILE, Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
-from padellm.training.sequences import build_sequences, longest_target
+from padellm.training.sequences import build_sequences, longest_target, most_mentions
 from padellm.types import Example
 
 logger = logging.getLogger(__name__)
@@ -226,19 +226,26 @@ def sequence_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
 def write_generation_limits(output_dir: Path, examples: list[Example], encoder: PromptEncoder) -> dict:
     """Where the training data teaches generations longer than ``DecodeConfig``'s default limit allows (Resume's
     Chinese mentions: up to 60 SmolLM2 tokens against max_mention_tokens 32), raise that limit, with a quarter to
-    spare, in the adapter's decode.yaml, so that decoding does not cut what the model was taught to write.
-    Returns the settings written (none where the default suffices)."""
+    spare, in the adapter's decode.yaml, so that decoding does not cut what the model was taught to write. For a
+    label-wise template the same holds for ``max_count``: its branch writes all of a label's mentions, and a cap
+    below what training taught (CoNLL-2003: 20 mentions of one label in a sentence) would only discard some.
+    Returns the settings written (none where the defaults suffice)."""
     from padellm.engine.decode_settings import read_decode_settings, write_decode_settings
     from padellm.engine.decoding import DecodeConfig
 
-    field, longest = longest_target(examples, encoder)
-    default = getattr(DecodeConfig(), field)
-    if longest <= default:
-        return {}
-    settings = {field: math.ceil(1.25 * longest)}
-    write_decode_settings(output_dir, {**read_decode_settings(output_dir), **settings},
-                          f"Written by padellm finetune: the training data's longest generation is {longest} tokens\n"
-                          f"(EOS included), over the default {field} of {default}; a quarter to spare.")
+    limits = [(*longest_target(examples, encoder), "generation", "tokens (EOS included)")]
+    if encoder.template.mode == "parallel" and encoder.parallel.labelwise:
+        limits.append(("max_count", most_mentions(examples, encoder), "number of one label's mentions", "in a text"))
+    settings, reasons = {}, []
+    for field, largest, what, unit in limits:
+        default = getattr(DecodeConfig(), field)
+        if largest > default:
+            settings[field] = math.ceil(1.25 * largest)
+            reasons.append(f"the training data's largest {what} is {largest} {unit}, over the default {field} of "
+                           f"{default}")
+    if settings:
+        write_decode_settings(output_dir, {**read_decode_settings(output_dir), **settings},
+                              "Written by padellm finetune: " + ";\n".join(reasons) + "; a quarter to spare.")
     return settings
 
 

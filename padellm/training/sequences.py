@@ -296,6 +296,12 @@ def longest_target(examples: list[Example], encoder: PromptEncoder) -> tuple[str
     return "max_autoregressive_tokens", max(lengths, default=0)
 
 
+def most_mentions(examples: list[Example], encoder: PromptEncoder) -> int:
+    """The most mentions one label has in one text of ``examples`` (the encoder's labels only)."""
+    return max((len(mentions) for ex in examples for mentions in mentions_by_label(ex, encoder.label_set.labels).values()),
+               default=0)
+
+
 def build_sequences(examples: list[Example], encoder: PromptEncoder, pack: bool = True, supervision: str = "compact",
                     count_weight: float = 1.0, zero_count_weight: float = 1.0,
                     none_weight: float = 1.0) -> list[TrainingSequence]:

@@ -31,7 +31,7 @@ def chinese_corpus(tmp_path_factory):
 
 
 @pytest.mark.parametrize("mode,prompt", [("parallel", "padellm-zh-v1"), ("parallel", "padellm-zh-branches-v1"),
-                                         ("autoregressive", "autoregressive-zh-v1")])
+                                         ("parallel", "padellm-zh-labelwise-v1"), ("autoregressive", "autoregressive-zh-v1")])
 def test_train_extract_and_serve_with_a_chinese_base_model(chinese_corpus, tiny_llama_dir, tmp_path, capsys, mode,
                                                            prompt, monkeypatch):
     out = tmp_path / mode

@@ -232,3 +232,9 @@ def test_decode_limits_grow_to_what_the_training_data_teaches(tmp_path, tiny_lla
                    tuple(Entity(11 * i, 11 * i + 10, "ORG") for i in range(100)))
     assert set(write_generation_limits(tmp_path, [many], autoregressive)) == {"max_autoregressive_tokens"}
     assert set(read_decode_settings(tmp_path)) == {"max_mention_tokens", "max_autoregressive_tokens"}  # merged
+    # a label-wise branch writes a label's every mention: max_count grows with the most a label has in a text
+    labelwise = PromptEncoder(tokenizer, load_template("padellm-en-labelwise-v1"), labels)
+    (tmp_path / "labelwise").mkdir()
+    written = write_generation_limits(tmp_path / "labelwise", [many], labelwise)
+    assert written["max_count"] == 125 and set(written) == {"max_count", "max_autoregressive_tokens"}
+    assert write_generation_limits(tmp_path / "few", [short], labelwise) == {}
