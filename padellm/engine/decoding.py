@@ -395,17 +395,20 @@ def read_label_sequences(generations: list[Generation], encoder: PromptEncoder, 
     found: list[list[Mention]] = []
     stats: Counter = Counter()
     for index, generation in enumerate(generations):
-        pieces: list[tuple[list[int], float]] = [([], 0.0)]
+        pieces: list[list[int]] = [[]]
+        scores: list[float] = [0.0]
         for token, logprob in zip(generation.token_ids, generation.logprobs):
             if token == separator:
-                pieces.append(([], 0.0))
+                pieces.append([])
+                scores.append(0.0)
             else:
-                pieces[-1][0].append(token)
-                pieces[-1] = (pieces[-1][0], pieces[-1][1] + logprob)
+                pieces[-1].append(token)
+                scores[-1] += logprob
         if not generation.finished:
             pieces.pop()
+            scores.pop()
         mentions = []
-        for ids, logprob in pieces:
+        for ids, logprob in zip(pieces, scores):
             text = encoder.decode(ids)
             if encoder.parallel.is_none(text):
                 if text.strip():
