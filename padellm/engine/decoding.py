@@ -333,6 +333,24 @@ def read_branch_rounds(requests: list[tuple[int, int]], generations: list[Genera
     return found, following, stats
 
 
+def branch_arguments(encoder: PromptEncoder, config: DecodeConfig, max_new_tokens: int) -> dict:
+    """A count-free call's generation arguments: its token limit and, with ``none_bias``, the bias on the none
+    answer's first token."""
+    arguments: dict = {"max_new_tokens": max_new_tokens}
+    if config.none_bias:
+        arguments["logit_bias"] = {encoder.none_target()[0]: config.none_bias}
+    return arguments
+
+
+def branch_call_stats(prompts: list[list[int]], generations: list[Generation]) -> Counter:
+    """What one batched call of count-free branches did: one round, its branches and generated tokens, the
+    branches cut by their token limit, and the prompt tokens it sent and the prefix cache served."""
+    stats = Counter({"rounds": 1, "branches": len(prompts), "branch_tokens": sum(g.num_tokens for g in generations),
+                     "unfinished_branches": sum(1 for g in generations if not g.finished)})
+    stats.update(prompt_stats("branch", prompts, generations))
+    return stats
+
+
 def finish_count_free(result: DecodeResult, texts: list[str], mentions: list[list[Mention]],
                       labels: tuple[str, ...], config: DecodeConfig) -> DecodeResult:
     """The count-free decoders' last stage: ``mentions`` per (text, label) prompt, texts outer, become the counts
@@ -364,9 +382,7 @@ def branch_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig 
     prompts = count_prompts(texts, encoder, labels)
     mentions: list[list[Mention]] = [[] for _ in prompts]
     following = {index: 1 for index in range(len(prompts))}
-    arguments = {"max_new_tokens": config.max_mention_tokens}
-    if config.none_bias:
-        arguments["logit_bias"] = {encoder.none_target()[0]: config.none_bias}
+    arguments = branch_arguments(encoder, config, config.max_mention_tokens)
     while following:
         requests = [(index, k) for index, start in following.items()
                     for k in range(start, min(start + window, config.max_count + 1))]
@@ -377,11 +393,7 @@ def branch_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig 
         for index, new in found.items():
             mentions[index] += new
         stats.update(round_stats)
-        stats["rounds"] += 1
-        stats["branches"] += len(requests)
-        stats["branch_tokens"] += sum(g.num_tokens for g in generations)
-        stats["unfinished_branches"] += sum(1 for g in generations if not g.finished)
-        stats.update(prompt_stats("branch", branch_prompts, generations))
+        stats.update(branch_call_stats(branch_prompts, generations))
     result.timings["branches_s"] = time.perf_counter() - started
     return finish_count_free(result, texts, mentions, labels, config)
 
@@ -434,17 +446,12 @@ def label_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig =
 
     started = time.perf_counter()
     prompts = [encoder.branch_prompt(prompt, 1) for prompt in count_prompts(texts, encoder, labels)]
-    arguments = {"max_new_tokens": config.max_autoregressive_tokens}
-    if config.none_bias:
-        arguments["logit_bias"] = {encoder.none_target()[0]: config.none_bias}
+    arguments = branch_arguments(encoder, config, config.max_autoregressive_tokens)
     generations = (yield GenerateCall(prompts, arguments)) if prompts else []
     mentions, read_stats = read_label_sequences(generations, encoder, labels, config.max_count)
     stats.update(read_stats)
-    stats["rounds"] += 1 if prompts else 0
-    stats["branches"] += len(prompts)
-    stats["branch_tokens"] += sum(g.num_tokens for g in generations)
-    stats["unfinished_branches"] += sum(1 for g in generations if not g.finished)
-    stats.update(prompt_stats("branch", prompts, generations))
+    if prompts:
+        stats.update(branch_call_stats(prompts, generations))
     result.timings["branches_s"] = time.perf_counter() - started
     return finish_count_free(result, texts, mentions, labels, config)
 
