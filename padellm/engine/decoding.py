@@ -251,6 +251,11 @@ def given_count_list(given: list[dict[str, int]], num_texts: int, labels: tuple[
     return [int(given[index].get(label, 0)) for index in range(num_texts) for label in labels]
 
 
+def counts_per_text(stated: list[int], labels: tuple[str, ...], num_texts: int) -> list[dict[str, int]]:
+    """Counts in stage 1's order (texts outer, labels inner) as ``{label: count}`` per text."""
+    return [dict(zip(labels, stated[i * len(labels) : (i + 1) * len(labels)])) for i in range(num_texts)]
+
+
 def parallel_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig = DecodeConfig(),
                    labels: tuple[str, ...] | None = None, counts: list[dict[str, int]] | None = None) -> DecodeSteps:
     """PaDeLLM: one batched backend call per stage for all ``texts`` (``labels``: a subset to decode).
@@ -271,7 +276,7 @@ def parallel_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfi
         stats.update(prompt_stats("count", prompts, generations))
     else:
         stated = given_count_list(counts, len(texts), labels)
-    result.counts = [dict(zip(labels, stated[i * len(labels) : (i + 1) * len(labels)])) for i in range(len(texts))]
+    result.counts = counts_per_text(stated, labels, len(texts))
     result.timings["count_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -356,7 +361,7 @@ def finish_count_free(result: DecodeResult, texts: list[str], mentions: list[lis
     """The count-free decoders' last stage: ``mentions`` per (text, label) prompt, texts outer, become the counts
     (mentions found per label) and, de-duplicated and aligned, the entities of each text."""
     stated = [len(found) for found in mentions]
-    result.counts = [dict(zip(labels, stated[i * len(labels) : (i + 1) * len(labels)])) for i in range(len(texts))]
+    result.counts = counts_per_text(stated, labels, len(texts))
     started = time.perf_counter()
     per_text: list[list[Mention]] = [[] for _ in texts]
     for index, found in enumerate(mentions):
