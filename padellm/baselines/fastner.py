@@ -74,7 +74,9 @@ class FastNERConfig(SpanModelConfig):
 
 class ConvBypass(nn.Module):
     """``h + W * conv(h)``: a residual convolution over the subword axis (zero-initialised output projection,
-    so that a new bypass starts as the identity)."""
+    so that a new bypass starts as the identity), computed only where a head reads it: at the words' first
+    subwords. Each output position sees its ``kernel_size`` neighbouring subwords, so this equals convolving the
+    whole sentence and gathering afterwards, at a fraction of the cost (CoNLL-2003: about half the positions)."""
 
     def __init__(self, hidden: int, kernel_size: int):
         super().__init__()
@@ -83,9 +85,17 @@ class ConvBypass(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        masked = hidden * mask[..., None].to(hidden.dtype)
-        return hidden + self.out(torch.nn.functional.gelu(self.conv(masked.transpose(1, 2)).transpose(1, 2)))
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The bypassed states ``[batch, positions, hidden]`` at subword ``positions`` ``[batch, positions]`` of
+        ``hidden`` ``[batch, subwords, hidden]`` (padding subwords, ``mask`` 0, count as zeros)."""
+        reach = self.conv.kernel_size[0] // 2
+        masked = nn.functional.pad(hidden * mask[..., None].to(hidden.dtype), (0, 0, reach, reach))
+        # [batch, subwords, hidden, kernel] as a view; the rows at ``positions`` are their conv windows, laid out
+        # as the conv weight [out, in, kernel] flattens.
+        windows = masked.unfold(1, 2 * reach + 1, 1)[torch.arange(hidden.shape[0])[:, None], positions]
+        convolved = nn.functional.linear(windows.flatten(2), self.conv.weight.flatten(1), self.conv.bias)
+        here = torch.gather(hidden, 1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+        return here + self.out(nn.functional.gelu(convolved))
 
 
 class Biaffine(nn.Module):
@@ -115,8 +125,9 @@ class ExitHead(nn.Module):
     def forward(self, hidden: torch.Tensor, subword_mask: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
         """Span logits ``[batch, words, words, 1 + labels]`` from a layer's hidden states."""
         if self.bypass is not None:
-            hidden = self.bypass(hidden, subword_mask)
-        words = torch.gather(hidden, 1, word_index[..., None].expand(-1, -1, hidden.shape[-1]))
+            words = self.bypass(hidden, subword_mask, word_index)
+        else:
+            words = torch.gather(hidden, 1, word_index[..., None].expand(-1, -1, hidden.shape[-1]))
         return self.scorer(self.dropout(words))
 
 

@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from padellm.baselines.exit_criteria import ExitConfig
-from padellm.baselines.fastner import FastNER, FastNERConfig
+from padellm.baselines.fastner import ConvBypass, FastNER, FastNERConfig
 from padellm.baselines.fastner_data import collate, encode_example
 from padellm.types import Entity, Example
 
@@ -53,6 +53,22 @@ def test_encoding_maps_words_to_first_subwords(tokenizer):
     assert tokenizer.convert_ids_to_tokens(ids[encoded.word_index[1]]) == tokenizer.tokenize("rejects")[0]
     short = encode_example(EXAMPLES[3], tokenizer, FastNERConfig(labels=LABELS, max_subwords=6))
     assert len(short.word_index) == 4 and short.lost_entities == 1  # "German" was cut off
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3, 5])
+def test_the_bypass_at_word_positions_equals_convolving_the_whole_sentence_then_gathering(kernel_size):
+    torch.manual_seed(0)
+    bypass = ConvBypass(8, kernel_size)
+    torch.nn.init.normal_(bypass.out.weight)  # not the identity it starts as
+    hidden = torch.randn(2, 7, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]])
+    positions = torch.tensor([[1, 2, 5, 6], [1, 3, 0, 0]])  # first subwords; 0 pads the shorter sentence
+    masked = hidden * mask[..., None]
+    convolved = torch.nn.functional.conv1d(masked.transpose(1, 2), bypass.conv.weight, bypass.conv.bias,
+                                           padding=kernel_size // 2).transpose(1, 2)
+    whole = hidden + bypass.out(torch.nn.functional.gelu(convolved))
+    expected = torch.gather(whole, 1, positions[..., None].expand(-1, -1, 8))
+    assert torch.allclose(bypass(hidden, mask, positions), expected, atol=1e-5)
 
 
 def test_the_layer_by_layer_encoder_equals_the_hugging_face_model(tiny_bert_dir, tokenizer):
