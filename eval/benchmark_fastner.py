@@ -5,8 +5,8 @@ batch sizes 1 and 32, for one or more trained models (e.g. with and without the 
         --model runs/conll2003-fastner-nobypass/model --dataset conll2003 --split test \\
         --out runs/fastner-conll2003.json --plot docs/fastner-conll2003.png
 
-Prints a table per model and batch size, the best speed-up within 1 F1 point of the full model, writes every
-figure as JSON and draws the trade-off curves.
+Prints a table per model and batch size, the best speed-up within 1 F1 point of the full model (with --costs,
+also what one layer and each part of an exit cost), writes every figure as JSON and draws the trade-off curves.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoTokenizer
 
     from padellm.baselines.fastner import FastNER
-    from padellm.baselines.fastner_inference import measure, operating_point, prepare_batches
+    from padellm.baselines.fastner_inference import exit_costs, measure, operating_point, prepare_batches
     from padellm.data.datasets import load_dataset
     from padellm.errors import ConfigError, PadellmError
     from padellm.evaluation.command import sample_indices
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-layer", type=int, default=1,
                         help="no exit head runs before this layer (saves the heads where few sentences leave)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--costs", action="store_true",
+                        help="also time one layer and each part of an exit (bypass, scorer, criteria, decoding), "
+                             "per batch size")
     parser.add_argument("--out", help="write the JSON result here")
     parser.add_argument("--plot", help="write a PNG of the trade-off curves here")
     parser.add_argument("--no-progress", action="store_true")
@@ -101,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{setting:<28} {p.f1:>6.2f} {full.seconds / p.seconds:>8.2f} {p.mean_exit:>9.2f}")
                 if best:
                     print(f"best within 1 F1 point: {best[0]} ({best[1]:.2f}x)")
+                if args.costs:
+                    costs = exit_costs(model, batches[size])
+                    result.setdefault("exit_costs_ms", {})[str(size)] = costs
+                    print("ms per batch, per layer: " + ", ".join(f"{k} {v:.3f}" for k, v in costs.items()))
             results[label] = result
             print(f"\n{label}: F1 per exit {f1_per_exit}")
     except PadellmError as err:

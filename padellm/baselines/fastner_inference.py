@@ -1,5 +1,6 @@
 """FastNER on examples: predicted entities (``predict_examples``), and the speed and F1 of its exits and early-exit
-criteria on one set of sentences (``prepare_batches``, ``measure``, ``operating_point``).
+criteria on one set of sentences (``prepare_batches``, ``measure``, ``operating_point``), and what each part of an
+exit costs against a layer (``exit_costs``).
 
 For measurement, sentences are encoded and batched once, outside the clock; each measured pass runs the model
 (layer by layer, exits, early exit) and turns spans into entities. Speed-up is the full model's wall time over the early-exit
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from padellm.baselines.exit_criteria import ExitConfig
+from padellm.baselines.exit_criteria import ExitConfig, StableLabels, leave_now
 from padellm.baselines.fastner import Batch, FastNER
 from padellm.baselines.fastner_data import Encoded, collate, encode_example
-from padellm.baselines.spans import to_entities
+from padellm.baselines.spans import decode_spans, span_mask, to_entities
 from padellm.metrics import score
 from padellm.types import Example
 
@@ -77,3 +78,43 @@ def operating_point(full: Pass, passes: dict[str, Pass], max_drop: float = 1.0) 
         return None
     speed_up, name = max(eligible)
     return name, speed_up
+
+
+def exit_costs(model: FastNER, batches: list[tuple[list[Example], Batch]], repeats: int = 3) -> dict[str, float]:
+    """Milliseconds per batch, averaged over ``batches`` and layers, of one encoder layer and of each part of an
+    exit after it: the bypass, the biaffine scorer (with the softmax), a threshold criterion (entropy), the
+    ``stable`` criterion, and decoding every sentence's spans (what ``patience`` pays at each exit). Each part is
+    timed ``repeats`` times on the states of the real batches; the fastest time counts."""
+    def fastest(run) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    totals = dict.fromkeys(("layer", "bypass", "scorer", "threshold_criterion", "stable_criterion", "decode"), 0.0)
+    measured = 0
+    entropy = ExitConfig("entropy", 0.1)
+    with torch.inference_mode():
+        for _, batch in batches:
+            hidden = model.layers.embed(batch.input_ids)
+            attention = model.layers.attention(hidden, batch.attention_mask)
+            width = int(batch.num_words.max())
+            word_index, words = batch.word_index[:, :width], batch.num_words.tolist()
+            mask = span_mask(batch.num_words, width, model.config.max_width)
+            for index, head in enumerate(model.heads):
+                totals["layer"] += fastest(lambda: model.layers.layer(index, hidden, attention))
+                hidden = model.layers.layer(index, hidden, attention)
+                if head.bypass is not None:
+                    totals["bypass"] += fastest(lambda: head.bypass(hidden, batch.attention_mask, word_index))
+                states = (head.bypass(hidden, batch.attention_mask, word_index) if head.bypass is not None
+                          else torch.gather(hidden, 1, word_index[..., None].expand(-1, -1, hidden.shape[-1])))
+                totals["scorer"] += fastest(lambda: head.scorer(states).softmax(-1).float())
+                probabilities = head.scorer(states).softmax(-1).float()
+                totals["threshold_criterion"] += fastest(lambda: leave_now(entropy, probabilities, mask).tolist())
+                totals["stable_criterion"] += fastest(lambda: StableLabels(1).update(probabilities, mask).tolist())
+                totals["decode"] += fastest(lambda: [decode_spans(probabilities[row], words[row], model.config.max_width,
+                                                                  model.config.nested) for row in range(len(words))])
+                measured += 1
+    return {name: round(1000 * total / max(1, measured), 4) for name, total in totals.items()}

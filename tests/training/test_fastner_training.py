@@ -97,7 +97,7 @@ def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
     spec.loader.exec_module(module)
     result_path, plot_path = tmp_path / "bench.json", tmp_path / "bench.png"
     argv = ["--model", str(out / "model"), "--dataset", str(corpus), "--split", "train", "--batch-sizes", "1,2",
-            "--pooling", "max", "--no-progress", "--out", str(result_path), "--plot", str(plot_path)]
+            "--pooling", "max", "--no-progress", "--costs", "--out", str(result_path), "--plot", str(plot_path)]
     assert module.main(argv) == 0
     result = json.loads(result_path.read_text())
     (model,) = result["results"].values()
@@ -108,6 +108,9 @@ def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
         assert runs["full model"]["mean_exit"] == 2 and runs["full model"]["f1"] == model["f1_per_exit"][-1]
         assert all(1 <= r["mean_exit"] <= 2 for r in runs.values())
         assert runs["stable 1"]["mean_exit"] == 2  # two exits must agree first: on 2 layers, the last
+        costs = model["exit_costs_ms"][size]
+        assert set(costs) == {"layer", "bypass", "scorer", "threshold_criterion", "stable_criterion", "decode"}
+        assert all(value > 0 for value in costs.values())
     assert runs["entropy (max) 0.2"]["f1"] >= 0 and plot_path.stat().st_size > 10_000
     assert module.main([*argv, "--batch-sizes", "0"]) == 2
 
