@@ -299,7 +299,7 @@ def _tune(args: argparse.Namespace) -> int:
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.evaluation.command import sample_indices
-    from padellm.evaluation.tuning import best_trial, tune_count_rule, tune_none_bias
+    from padellm.evaluation.tuning import best_trial, tune_biases, tune_count_rule
     from padellm.ner import load
 
     adapter = Path(args.adapter)
@@ -311,10 +311,16 @@ def _tune(args: argparse.Namespace) -> int:
         biases = tuple(float(b) for b in args.none_biases.split(",") if b.strip())
     except ValueError as err:
         raise PadellmError(f"--none-biases: comma-separated logit offsets; got {args.none_biases!r}") from err
+    try:
+        end_biases = tuple(float(b) for b in args.end_biases.split(",") if b.strip())
+    except ValueError as err:
+        raise PadellmError(f"--end-biases: comma-separated logit offsets; got {args.end_biases!r}") from err
     for q in quantiles:
         DecodeConfig(count_quantile=q)  # names a quantile out of (0, 1)
     for b in biases:
         DecodeConfig(none_bias=b)  # names a bias out of range
+    for b in end_biases:
+        DecodeConfig(end_bias=b)
     if args.split not in available_splits(args.dataset):
         raise PadellmError(f"--split: {args.dataset} has no {args.split!r} split "
                            f"(it has: {', '.join(available_splits(args.dataset))})")
@@ -324,7 +330,8 @@ def _tune(args: argparse.Namespace) -> int:
     if template.mode != "parallel":
         raise PadellmError(f"--adapter {adapter}: tuning chooses how parallel decoding trades precision for recall; "
                            f"this adapter decodes {template.mode}")
-    tuned = ("count_rule", "count_quantile") if template.has_count_stage else ("none_bias",)
+    tuned = (("count_rule", "count_quantile") if template.has_count_stage
+             else ("none_bias", "end_bias") if end_biases else ("none_bias",))
     split = load_dataset(args.dataset, [args.split]).split(args.split)
     examples = [split[i] for i in sample_indices(len(split), min(args.sample, len(split)), args.seed)]
     kept = {k: v for k, v in read_decode_settings(adapter).items() if k not in tuned}
@@ -334,7 +341,7 @@ def _tune(args: argparse.Namespace) -> int:
         if template.has_count_stage:
             trials = tune_count_rule(ner, examples, quantiles, progress=not args.no_progress)
         else:
-            trials = tune_none_bias(ner, examples, biases, progress=not args.no_progress)
+            trials = tune_biases(ner, examples, biases, end_biases, progress=not args.no_progress)
     finally:
         ner.close()
     best = best_trial(trials)
@@ -347,7 +354,7 @@ def _tune(args: argparse.Namespace) -> int:
         return 0
     command = " ".join(["padellm", *(args.argv if args.argv is not None else sys.argv[1:])])
     lines = [f"Chosen by `{command}`:", f"dev F1 (exact spans) on {len(examples)} {args.dataset} {args.split} "
-             f"sentences (seed {args.seed}) per {'count rule' if template.has_count_stage else 'none bias'}:"]
+             f"sentences (seed {args.seed}) per {'count rule' if template.has_count_stage else 'bias'}:"]
     lines += [f"  {', '.join(f'{k}={v}' for k, v in t.settings.items())}: F1 {100 * t.f1:.2f} "
               f"(P {100 * t.precision:.2f} / R {100 * t.recall:.2f}, {t.mentions_stated} mentions stated)"
               for t in trials]
@@ -448,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "save it with the adapter (decode.yaml)",
         description="A count-stage adapter: run the count stage once on a dev sample and decode the counts every "
                     "candidate rule gives (argmax and each --quantiles value). A count-free adapter: decode the "
-                    "sample at every --none-biases value. Print their dev F1 as one JSON object and write the best "
+                    "sample at every --none-biases value (a label-wise one: with each --end-biases value). "
+                    "Print their dev F1 as one JSON object and write the best "
                     "setting to ADAPTER/decode.yaml, which padellm load, extract, serve and eval then decode with.")
     tune.add_argument("--adapter", required=True, help="a parallel adapter folder")
     tune.add_argument("--dataset", default="conll2003", help="a shared dataset name, a folder or a file")
@@ -462,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated offsets to the none answer's logit to try (count-free adapters; "
                            "negative: fewer none answers, more recall; write --none-biases=-1,-2 since they start "
                            "with '-')")
+    tune.add_argument("--end-biases", default="",
+                      help="comma-separated offsets to EOS's logit to try with each none bias (label-wise adapters; "
+                           "negative: longer lists of mentions, more recall; empty: keep the adapter's)")
     tune.add_argument("--backend", choices=("vllm", "transformers"), default="vllm")
     tune.add_argument("--dry-run", action="store_true", help="print the trials, write nothing")
     tune.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -53,6 +53,11 @@ class DecodeConfig:
     a branch answers none only when the model is surer of it, which trades precision for recall when the
     branches say none too often (padellm tune chooses it on dev data). Decoders without a none answer ignore it,
     as those without a count stage ignore count_rule."""
+    end_bias: float = 0.0
+    """Label-wise templates: added to the logit of EOS before each greedy choice of a label's branch. Below 0 a
+    branch ends its list of mentions only when the model is surer of it, which trades precision for recall when
+    the branches stop long lists early (padellm tune chooses it on dev data with --end-biases). Other decoders
+    ignore it (in a one-mention branch EOS ends the mention itself)."""
     branch_window: int = 0
     """Count-free templates: branches per label and round (k .. k+window-1 of every open label); 0: the
     template's window, the one training wrote none answers for. A label with n mentions takes
@@ -74,8 +79,9 @@ class DecodeConfig:
                 problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.branch_window < 0:
             problems.append(f"branch_window must be >= 0 (0: the template's window); got {self.branch_window}")
-        if not -100 <= self.none_bias <= 100:
-            problems.append(f"none_bias must be in [-100, 100] (a logit offset); got {self.none_bias}")
+        for name in ("none_bias", "end_bias"):
+            if not -100 <= getattr(self, name) <= 100:
+                problems.append(f"{name} must be in [-100, 100] (a logit offset); got {getattr(self, name)}")
         if self.dedup not in STRATEGIES:
             problems.append(f"dedup must be one of {', '.join(STRATEGIES)}; got {self.dedup!r}")
         if problems:
@@ -338,12 +344,16 @@ def read_branch_rounds(requests: list[tuple[int, int]], generations: list[Genera
     return found, following, stats
 
 
-def branch_arguments(encoder: PromptEncoder, config: DecodeConfig, max_new_tokens: int) -> dict:
+def branch_arguments(encoder: PromptEncoder, config: DecodeConfig, max_new_tokens: int,
+                     end_bias: float = 0.0) -> dict:
     """A count-free call's generation arguments: its token limit and, with ``none_bias``, the bias on the none
-    answer's first token."""
+    answer's first token; with ``end_bias`` (label-wise branches), the bias on EOS."""
     arguments: dict = {"max_new_tokens": max_new_tokens}
-    if config.none_bias:
-        arguments["logit_bias"] = {encoder.none_target()[0]: config.none_bias}
+    bias = {encoder.none_target()[0]: config.none_bias} if config.none_bias else {}
+    if end_bias:
+        bias[encoder.eos_id] = end_bias
+    if bias:
+        arguments["logit_bias"] = bias
     return arguments
 
 
@@ -451,7 +461,7 @@ def label_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig =
 
     started = time.perf_counter()
     prompts = [encoder.branch_prompt(prompt, 1) for prompt in count_prompts(texts, encoder, labels)]
-    arguments = branch_arguments(encoder, config, config.max_autoregressive_tokens)
+    arguments = branch_arguments(encoder, config, config.max_autoregressive_tokens, config.end_bias)
     generations = (yield GenerateCall(prompts, arguments)) if prompts else []
     mentions, read_stats = read_label_sequences(generations, encoder, labels, config.max_count)
     stats.update(read_stats)

@@ -8,7 +8,9 @@ adapter.
   dev F1 picks the rule.
 - **Count-free** templates: each branch answers its mention or ``none``; a negative ``none_bias`` on the none
   answer's logit makes the branches say none only when surer of it. Every candidate bias decodes the dev sample,
-  and the dev F1 picks it.
+  and the dev F1 picks it. A label-wise template's branch writes a list of mentions, and a negative ``end_bias``
+  on EOS makes it end the list only when surer: with several end biases, every (none bias, end bias) pair decodes
+  the sample.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ NONE_BIASES = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0)
 @dataclass(frozen=True)
 class Trial:
     settings: dict
-    """The DecodeConfig fields this candidate sets (count_rule and count_quantile, or none_bias)."""
+    """The DecodeConfig fields this candidate sets (count_rule and count_quantile, or none_bias and maybe
+    end_bias)."""
     f1: float
     precision: float
     recall: float
@@ -103,28 +106,36 @@ def tune_count_rule(ner, examples: list[Example], quantiles: tuple[float, ...] =
     return trials
 
 
-def tune_none_bias(ner, examples: list[Example], biases: tuple[float, ...] = NONE_BIASES, batch_size: int = 64,
-                   progress: bool = True) -> list[Trial]:
-    """Every candidate none bias's dev scores (exact spans, micro) for the count-free parallel extractor ``ner``,
-    the smallest change first (ties go to the bias nearest 0)."""
+def tune_biases(ner, examples: list[Example], biases: tuple[float, ...] = NONE_BIASES,
+                end_biases: tuple[float, ...] = (), batch_size: int = 64, progress: bool = True) -> list[Trial]:
+    """Every candidate's dev scores (exact spans, micro) for the count-free parallel extractor ``ner``: each none
+    bias, or with ``end_biases`` (label-wise templates) each (none bias, end bias) pair; the smallest change first
+    (ties go to the biases nearest 0)."""
     from tqdm.auto import tqdm
 
     texts = _tunable(ner, examples, count_stage=False)
+    if end_biases and not ner.encoder.parallel.labelwise:
+        raise ConfigError(f"adapter {ner.name}: end biases apply to label-wise templates, whose branches end a list "
+                          f"of mentions; its template {ner.encoder.template.name!r} writes one mention per branch")
+    options = [{"none_bias": b} for b in sorted(dict.fromkeys(biases), key=abs)]
+    if end_biases:
+        options = sorted(({**o, "end_bias": e} for o in options for e in dict.fromkeys(end_biases)),
+                         key=lambda o: (abs(o["none_bias"]) + abs(o["end_bias"]), abs(o["end_bias"])))
     trials = []
-    for bias in tqdm(sorted(dict.fromkeys(biases), key=abs), desc="none biases", disable=not progress):
-        config = dataclasses.replace(ner.decode_config, none_bias=bias)
+    for settings in tqdm(options, desc="biases", disable=not progress):
+        config = dataclasses.replace(ner.decode_config, **settings)
         predicted, stated = [], 0
         for start in range(0, len(texts), batch_size):
             result = ner.run(texts[start : start + batch_size], decode_config=config)
             predicted += result.entities
             stated += sum(sum(counts.values()) for counts in result.counts)
-        trials.append(Trial({"none_bias": bias}, *_dev_scores(examples, ner.labels, predicted), stated))
+        trials.append(Trial(settings, *_dev_scores(examples, ner.labels, predicted), stated))
     return trials
 
 
 def best_trial(trials: list[Trial]) -> Trial:
-    """The highest dev F1; on a tie, the earliest candidate (argmax, then the lowest quantile; for none biases, the
-    one nearest 0)."""
+    """The highest dev F1; on a tie, the earliest candidate (argmax, then the lowest quantile; for biases, the
+    smallest change)."""
     if not trials:
         raise ConfigError("tune: no candidate was tried")
     return max(trials, key=lambda t: t.f1)  # max keeps the first of equal keys

@@ -274,11 +274,13 @@ def test_none_bias_reaches_every_branch_call_as_a_logit_bias_on_the_none_answer(
             seen.append(logit_bias)
             return super().generate(prompts, max_new_tokens, stop_ids, score_ids)
 
-    decode(["Anna met Peter"], encoder, Recording(encoder, answers), DecodeConfig(none_bias=-1.5))
-    assert seen == [{encoder.none_target()[0]: -1.5}]
+    decode(["Anna met Peter"], encoder, Recording(encoder, answers), DecodeConfig(none_bias=-1.5, end_bias=-1.0))
+    assert seen == [{encoder.none_target()[0]: -1.5}]  # no end bias: EOS ends a one-mention branch's mention
     decode(["Anna met Peter"], encoder, ScriptedBackend(encoder, answers))  # no bias: the argument is not sent
     with pytest.raises(ConfigError, match=r"none_bias must be in \[-100, 100\]"):
         DecodeConfig(none_bias=-1000)
+    with pytest.raises(ConfigError, match=r"end_bias must be in \[-100, 100\]"):
+        DecodeConfig(end_bias=101)
 
 
 def test_the_reference_backend_applies_a_logit_bias_and_reports_the_models_own_logprobs(tiny_llama_dir):
@@ -318,9 +320,11 @@ def test_labelwise_branches_decode_every_label_in_one_call_and_split_its_mention
     text = "Anna met Peter in Paris and Paris"
     answers = {"location\n": ("Paris\nParis", True), "person\n": ("Anna\nPeter", True)}
     backend = PerTokenScripted(encoder, answers)
-    result = decode([text], encoder, backend, DecodeConfig(max_autoregressive_tokens=50, none_bias=-1.0))
-    # one call, one branch per label, with the whole label's output as its limit and the none bias on its answer
-    assert backend.calls == [(2, 50, {encoder.none_target()[0]: -1.0})]
+    result = decode([text], encoder, backend, DecodeConfig(max_autoregressive_tokens=50, none_bias=-1.0,
+                                                           end_bias=-0.5))
+    # one call, one branch per label, with the whole label's output as its limit, the none bias on its answer and
+    # the end bias on EOS
+    assert backend.calls == [(2, 50, {encoder.none_target()[0]: -1.0, encoder.eos_id: -0.5})]
     assert result.entities == [[Entity(0, 4, "PER"), Entity(9, 14, "PER"), Entity(18, 23, "LOC"), Entity(28, 33, "LOC")]]
     assert result.counts == [{"LOC": 2, "PER": 2}]
     assert result.stats["rounds"] == 1 and result.stats["branches"] == 2

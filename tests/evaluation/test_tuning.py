@@ -92,6 +92,35 @@ def test_tune_chooses_a_count_free_adapters_none_bias(tiny_adapters, tiny_llama_
     best = max(record["trials"], key=lambda t: t["f1"])
     assert record["chosen"] == {"none_bias": best["none_bias"]}
     assert load(adapter, "transformers").decode_config.none_bias == best["none_bias"]
-    assert "per none bias" in (adapter / "decode.yaml").read_text()
+    assert "per bias" in (adapter / "decode.yaml").read_text()
     assert main([*argv[:-3], "--none-biases=-1,x", "--backend", "transformers"]) == 2
     assert "--none-biases: comma-separated logit offsets" in capsys.readouterr().err
+    assert main([*argv, "--end-biases=-1"]) == 2  # one mention per branch: EOS ends the mention, not a list
+    assert "end biases apply to label-wise templates" in capsys.readouterr().err
+
+
+def test_tune_chooses_a_labelwise_adapters_none_and_end_bias(tiny_adapters, tiny_llama_dir, tmp_path, capsys):
+    from padellm.cli import load_finetune_config
+    from padellm.ner import load
+    from padellm.training.lora import train
+
+    adapter = tmp_path / "labelwise"
+    train(load_finetune_config(None, {"output_dir": str(adapter), "mode": "parallel",
+                                      "prompt": "padellm-en-labelwise-v1", "base_model": str(tiny_llama_dir),
+                                      "data.dataset": str(tiny_adapters["corpus"]), "data.dev_split": "",
+                                      "train.max_steps": "4", "train.lr": "0.05", "train.precision": "fp32",
+                                      "lora.rank": "4"}), progress=False)
+    argv = ["tune", "--adapter", str(adapter), "--dataset", str(tiny_adapters["corpus"]), "--split", "test",
+            "--sample", "0", "--none-biases=0,-100", "--end-biases=0,-100", "--backend", "transformers",
+            "--no-progress"]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    # the smallest change first; of equal changes, the none bias's first
+    assert [(t["none_bias"], t["end_bias"]) for t in record["trials"]] == [(0.0, 0.0), (-100.0, 0.0),
+                                                                          (0.0, -100.0), (-100.0, -100.0)]
+    best = max(record["trials"], key=lambda t: t["f1"])
+    assert record["chosen"] == {"none_bias": best["none_bias"], "end_bias": best["end_bias"]}
+    config = load(adapter, "transformers").decode_config
+    assert (config.none_bias, config.end_bias) == (best["none_bias"], best["end_bias"])
+    assert main([*argv[:-4], "--end-biases=x", "--backend", "transformers"]) == 2
+    assert "--end-biases: comma-separated logit offsets" in capsys.readouterr().err
