@@ -70,17 +70,23 @@ def test_tune_refuses_bad_input_before_decoding(tiny_adapters, capsys):
     assert "count_quantile must be in (0, 1); got 1.5" in capsys.readouterr().err
 
 
-def test_tune_chooses_a_count_free_adapters_none_bias(tiny_adapters, tiny_llama_dir, tmp_path, capsys):
+def count_free_adapter(folder, prompt, corpus, base_model):
+    """A count-free tiny adapter with ``prompt``, trained for 4 steps at a high learning rate."""
     from padellm.cli import load_finetune_config
-    from padellm.ner import load
     from padellm.training.lora import train
 
-    adapter = tmp_path / "branches"
-    train(load_finetune_config(None, {"output_dir": str(adapter), "mode": "parallel",
-                                      "prompt": "padellm-en-branches-v1", "base_model": str(tiny_llama_dir),
-                                      "data.dataset": str(tiny_adapters["corpus"]), "data.dev_split": "",
-                                      "train.max_steps": "4", "train.lr": "0.05", "train.precision": "fp32",
-                                      "lora.rank": "4"}), progress=False)
+    train(load_finetune_config(None, {"output_dir": str(folder), "mode": "parallel", "prompt": prompt,
+                                      "base_model": str(base_model), "data.dataset": str(corpus),
+                                      "data.dev_split": "", "train.max_steps": "4", "train.lr": "0.05",
+                                      "train.precision": "fp32", "lora.rank": "4"}), progress=False)
+    return folder
+
+
+def test_tune_chooses_a_count_free_adapters_none_bias(tiny_adapters, tiny_llama_dir, tmp_path, capsys):
+    from padellm.ner import load
+
+    adapter = count_free_adapter(tmp_path / "branches", "padellm-en-branches-v1", tiny_adapters["corpus"],
+                                 tiny_llama_dir)
     argv = ["tune", "--adapter", str(adapter), "--dataset", str(tiny_adapters["corpus"]), "--split", "test",
             "--sample", "0", "--none-biases=-100,0,-2", "--backend", "transformers", "--no-progress"]
     assert main(argv) == 0
@@ -100,16 +106,10 @@ def test_tune_chooses_a_count_free_adapters_none_bias(tiny_adapters, tiny_llama_
 
 
 def test_tune_chooses_a_labelwise_adapters_none_and_end_bias(tiny_adapters, tiny_llama_dir, tmp_path, capsys):
-    from padellm.cli import load_finetune_config
     from padellm.ner import load
-    from padellm.training.lora import train
 
-    adapter = tmp_path / "labelwise"
-    train(load_finetune_config(None, {"output_dir": str(adapter), "mode": "parallel",
-                                      "prompt": "padellm-en-labelwise-v1", "base_model": str(tiny_llama_dir),
-                                      "data.dataset": str(tiny_adapters["corpus"]), "data.dev_split": "",
-                                      "train.max_steps": "4", "train.lr": "0.05", "train.precision": "fp32",
-                                      "lora.rank": "4"}), progress=False)
+    adapter = count_free_adapter(tmp_path / "labelwise", "padellm-en-labelwise-v1", tiny_adapters["corpus"],
+                                 tiny_llama_dir)
     argv = ["tune", "--adapter", str(adapter), "--dataset", str(tiny_adapters["corpus"]), "--split", "test",
             "--sample", "0", "--none-biases=0,-100", "--end-biases=0,-100", "--backend", "transformers",
             "--no-progress"]
