@@ -76,7 +76,8 @@ class ConvBypass(nn.Module):
     """``h + W * conv(h)``: a residual convolution over the subword axis (zero-initialised output projection,
     so that a new bypass starts as the identity), computed only where a head reads it: at the words' first
     subwords. Each output position sees its ``kernel_size`` neighbouring subwords, so this equals convolving the
-    whole sentence and gathering afterwards, at a fraction of the cost (CoNLL-2003: about half the positions)."""
+    whole sentence and gathering afterwards, at fewer positions (CoNLL-2003: about half the subwords; measured a
+    quarter cheaper at batch 1, no faster at batch 32)."""
 
     def __init__(self, hidden: int, kernel_size: int):
         super().__init__()
