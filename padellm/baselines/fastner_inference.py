@@ -85,13 +85,15 @@ def exit_costs(model: FastNER, batches: list[tuple[list[Example], Batch]], repea
     exit after it: the bypass, the biaffine scorer (with the softmax), a threshold criterion (entropy), the
     ``stable`` criterion, and decoding every sentence's spans (what ``patience`` pays at each exit). Each part is
     timed ``repeats`` times on the states of the real batches; the fastest time counts."""
-    def fastest(run) -> float:
+    def timed(part: str, run):
+        """``run()``'s result; its fastest of ``repeats`` times is added to ``part``'s total."""
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
-            run()
+            result = run()
             times.append(time.perf_counter() - started)
-        return min(times)
+        totals[part] += min(times)
+        return result
 
     totals = dict.fromkeys(("layer", "bypass", "scorer", "threshold_criterion", "stable_criterion", "decode"), 0.0)
     measured = 0
@@ -104,17 +106,14 @@ def exit_costs(model: FastNER, batches: list[tuple[list[Example], Batch]], repea
             word_index, words = batch.word_index[:, :width], batch.num_words.tolist()
             mask = span_mask(batch.num_words, width, model.config.max_width)
             for index, head in enumerate(model.heads):
-                totals["layer"] += fastest(lambda: model.layers.layer(index, hidden, attention))
-                hidden = model.layers.layer(index, hidden, attention)
-                if head.bypass is not None:
-                    totals["bypass"] += fastest(lambda: head.bypass(hidden, batch.attention_mask, word_index))
-                states = (head.bypass(hidden, batch.attention_mask, word_index) if head.bypass is not None
+                hidden = timed("layer", lambda: model.layers.layer(index, hidden, attention))
+                states = (timed("bypass", lambda: head.bypass(hidden, batch.attention_mask, word_index))
+                          if head.bypass is not None
                           else torch.gather(hidden, 1, word_index[..., None].expand(-1, -1, hidden.shape[-1])))
-                totals["scorer"] += fastest(lambda: head.scorer(states).softmax(-1).float())
-                probabilities = head.scorer(states).softmax(-1).float()
-                totals["threshold_criterion"] += fastest(lambda: leave_now(entropy, probabilities, mask).tolist())
-                totals["stable_criterion"] += fastest(lambda: StableLabels(1).update(probabilities, mask).tolist())
-                totals["decode"] += fastest(lambda: [decode_spans(probabilities[row], words[row], model.config.max_width,
-                                                                  model.config.nested) for row in range(len(words))])
+                probabilities = timed("scorer", lambda: head.scorer(states).softmax(-1).float())
+                timed("threshold_criterion", lambda: leave_now(entropy, probabilities, mask).tolist())
+                timed("stable_criterion", lambda: StableLabels(1).update(probabilities, mask).tolist())
+                timed("decode", lambda: [decode_spans(probabilities[row], words[row], model.config.max_width,
+                                                      model.config.nested) for row in range(len(words))])
                 measured += 1
     return {name: round(1000 * total / max(1, measured), 4) for name, total in totals.items()}

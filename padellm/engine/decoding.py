@@ -344,14 +344,13 @@ def read_branch_rounds(requests: list[tuple[int, int]], generations: list[Genera
     return found, following, stats
 
 
-def branch_arguments(encoder: PromptEncoder, config: DecodeConfig, max_new_tokens: int,
-                     end_bias: float = 0.0) -> dict:
+def branch_arguments(encoder: PromptEncoder, config: DecodeConfig, max_new_tokens: int) -> dict:
     """A count-free call's generation arguments: its token limit and, with ``none_bias``, the bias on the none
-    answer's first token; with ``end_bias`` (label-wise branches), the bias on EOS."""
+    answer's first token; with ``end_bias`` and a label-wise template, the bias on EOS."""
     arguments: dict = {"max_new_tokens": max_new_tokens}
     bias = {encoder.none_target()[0]: config.none_bias} if config.none_bias else {}
-    if end_bias:
-        bias[encoder.eos_id] = end_bias
+    if config.end_bias and encoder.parallel.labelwise:
+        bias[encoder.eos_id] = config.end_bias
     if bias:
         arguments["logit_bias"] = bias
     return arguments
@@ -461,7 +460,7 @@ def label_steps(texts: list[str], encoder: PromptEncoder, config: DecodeConfig =
 
     started = time.perf_counter()
     prompts = [encoder.branch_prompt(prompt, 1) for prompt in count_prompts(texts, encoder, labels)]
-    arguments = branch_arguments(encoder, config, config.max_autoregressive_tokens, config.end_bias)
+    arguments = branch_arguments(encoder, config, config.max_autoregressive_tokens)
     generations = (yield GenerateCall(prompts, arguments)) if prompts else []
     mentions, read_stats = read_label_sequences(generations, encoder, labels, config.max_count)
     stats.update(read_stats)
