@@ -303,24 +303,20 @@ def _tune(args: argparse.Namespace) -> int:
     from padellm.ner import load
 
     adapter = Path(args.adapter)
-    try:
-        quantiles = tuple(float(q) for q in args.quantiles.split(",") if q.strip())
-    except ValueError as err:
-        raise PadellmError(f"--quantiles: comma-separated numbers in (0, 1); got {args.quantiles!r}") from err
-    try:
-        biases = tuple(float(b) for b in args.none_biases.split(",") if b.strip())
-    except ValueError as err:
-        raise PadellmError(f"--none-biases: comma-separated logit offsets; got {args.none_biases!r}") from err
-    try:
-        end_biases = tuple(float(b) for b in args.end_biases.split(",") if b.strip())
-    except ValueError as err:
-        raise PadellmError(f"--end-biases: comma-separated logit offsets; got {args.end_biases!r}") from err
-    for q in quantiles:
-        DecodeConfig(count_quantile=q)  # names a quantile out of (0, 1)
-    for b in biases:
-        DecodeConfig(none_bias=b)  # names a bias out of range
-    for b in end_biases:
-        DecodeConfig(end_bias=b)
+    def numbers(flag: str, value: str, what: str, field: str) -> tuple[float, ...]:
+        """``value``'s comma-separated numbers, each checked as DecodeConfig's ``field`` (which names one out of
+        range)."""
+        try:
+            parsed = tuple(float(v) for v in value.split(",") if v.strip())
+        except ValueError as err:
+            raise PadellmError(f"{flag}: comma-separated {what}; got {value!r}") from err
+        for number in parsed:
+            DecodeConfig(**{field: number})
+        return parsed
+
+    quantiles = numbers("--quantiles", args.quantiles, "numbers in (0, 1)", "count_quantile")
+    biases = numbers("--none-biases", args.none_biases, "logit offsets", "none_bias")
+    end_biases = numbers("--end-biases", args.end_biases, "logit offsets", "end_bias")
     if args.split not in available_splits(args.dataset):
         raise PadellmError(f"--split: {args.dataset} has no {args.split!r} split "
                            f"(it has: {', '.join(available_splits(args.dataset))})")
