@@ -55,15 +55,16 @@ def test_encoding_maps_words_to_first_subwords(tokenizer):
     assert len(short.word_index) == 4 and short.lost_entities == 1  # "German" was cut off
 
 
-@pytest.mark.parametrize("kernel_size", [1, 3, 5])
-def test_the_bypass_at_word_positions_equals_convolving_the_whole_sentence_then_gathering(kernel_size):
+@pytest.mark.parametrize("kernel_size, size", [(1, 0), (3, 0), (5, 0), (3, 3)])
+def test_the_bypass_at_word_positions_equals_convolving_the_whole_sentence_then_gathering(kernel_size, size):
     torch.manual_seed(0)
-    bypass = ConvBypass(8, kernel_size)
+    bypass = ConvBypass(8, kernel_size, size)
     torch.nn.init.normal_(bypass.out.weight)  # not the identity it starts as
+    assert bypass.conv.weight.shape == (size or 8, size or 8, kernel_size)
     hidden = torch.randn(2, 7, 8)
     mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]])
     positions = torch.tensor([[1, 2, 5, 6], [1, 3, 0, 0]])  # first subwords; 0 pads the shorter sentence
-    masked = hidden * mask[..., None]
+    masked = (hidden if bypass.down is None else bypass.down(hidden)) * mask[..., None]
     convolved = torch.nn.functional.conv1d(masked.transpose(1, 2), bypass.conv.weight, bypass.conv.bias,
                                            padding=kernel_size // 2).transpose(1, 2)
     whole = hidden + bypass.out(torch.nn.functional.gelu(convolved))
@@ -85,9 +86,9 @@ def test_the_layer_by_layer_encoder_equals_the_hugging_face_model(tiny_bert_dir,
         assert torch.allclose(hidden[real], expected[index + 1][real], atol=1e-5)
 
 
-@pytest.mark.parametrize("bypass", [True, False])
-def test_an_exited_sentence_equals_running_only_that_many_layers(tiny_bert_dir, tokenizer, bypass):
-    model, batch = model_and_batch(tiny_bert_dir, tokenizer, bypass=bypass)
+@pytest.mark.parametrize("bypass, bypass_size", [(True, 0), (True, 4), (False, 0)])
+def test_an_exited_sentence_equals_running_only_that_many_layers(tiny_bert_dir, tokenizer, bypass, bypass_size):
+    model, batch = model_and_batch(tiny_bert_dir, tokenizer, bypass=bypass, bypass_size=bypass_size)
     with torch.no_grad():  # give the bypass a non-zero output so that it matters
         for head in model.heads:
             if head.bypass is not None:
