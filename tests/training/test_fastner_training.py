@@ -75,10 +75,11 @@ def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_bert_dir, tmp_path,
 def test_config_problems_are_listed_together(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_finetune_config(None, {"mode": "fastner", "output_dir": str(tmp_path), "model.kernel_size": "2",
-                           "model.bypass_size": "-1", "train.exit_weights": "cubic", "train.lr": "0", "data.max_train_examples": "-1"})
+                           "model.bypass_size": "-1", "train.exit_weights": "cubic", "train.lr": "0",
+                           "data.max_train_examples": "-1"})
     problems = "\n".join(caught.value.problems)
-    for expected in ("kernel_size must be odd", "bypass_size must be >= 0", "exit_weights must be one of linear, uniform", "train.lr must be > 0",
-                     "max_train_examples must be >= 0"):
+    for expected in ("kernel_size must be odd", "bypass_size must be >= 0", "exit_weights must be one of linear, uniform",
+                     "train.lr must be > 0", "max_train_examples must be >= 0"):
         assert expected in problems
     with pytest.raises(ConfigError, match="unknown key 'lora'"):
         load_finetune_config(None, {"mode": "fastner", "output_dir": "x", "lora.rank": "4"})
