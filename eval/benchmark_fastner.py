@@ -21,6 +21,12 @@ GRID = {"entropy": [0.2, 0.1, 0.05, 0.02], "confidence": [0.95, 0.99, 0.995, 0.9
         "stable": [1, 2]}
 
 
+def architecture(config) -> dict:
+    """The exit heads' shape, so that a result says which heads its costs belong to."""
+    return {"bypass": config.bypass, "kernel_size": config.kernel_size, "bypass_size": config.bypass_size,
+            "biaffine_size": config.biaffine_size}
+
+
 def exit_configs(poolings: list[str], min_layer: int = 1):
     from padellm.baselines.exit_criteria import ExitConfig
 
@@ -79,11 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             model = FastNER.load(folder)
             tokenizer = AutoTokenizer.from_pretrained(Path(folder) / "encoder")
             name = Path(folder).parent.name if Path(folder).name == "model" else Path(folder).name
+            arch = architecture(model.config)
             label = f"{name} ({'bypass' if model.config.bypass else 'no bypass'})"
             batches = {size: prepare_batches(model, tokenizer, examples, size) for size in sizes}
             f1_per_exit = [measure(model, batches[max(sizes)], layers=layer).f1
                            for layer in range(1, model.num_layers + 1)]
-            result = {"folder": str(folder), "bypass": model.config.bypass, "layers": model.num_layers,
+            result = {"folder": str(folder), **arch, "layers": model.num_layers,
                       "f1_per_exit": f1_per_exit, "batch_sizes": {}}
             for size in sizes:
                 measure(model, batches[size][: max(1, 64 // size)])  # warm-up

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from padellm.engine.backend import Generation
 from padellm.engine.vllm_backend import (SHUTDOWN_TIMEOUT_S, LoRARegistry, VLLMConfig, import_vllm, engine_arguments, engine_plan,
-                                         refuse_scoring_with_speculation, sampling_params, to_generation)
+                                         check_call_with_speculation, sampling_params, to_generation)
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class AsyncVLLMBackend:
                        ) -> list[Generation]:
         from vllm.inputs import TokensPrompt
 
-        refuse_scoring_with_speculation(self.engine.config, score_ids)
+        check_call_with_speculation(self.engine.config, score_ids, logit_bias)
         params = sampling_params(max_new_tokens, stop_ids, score_ids, logit_bias)
         stops = {self.eos_id, *stop_ids}
 

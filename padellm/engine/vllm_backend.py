@@ -248,19 +248,37 @@ def check_decoding(decode_config, config: VLLMConfig, template) -> None:
     """Refuse, before any engine starts, a ``DecodeConfig`` this engine configuration cannot run for an adapter
     trained with ``template``. Measured: vLLM 0.32's n-gram speculation breaks on ``logprob_token_ids`` ("shape
     mismatch: value tensor of shape [11] cannot be broadcast to indexing result of shape [1, 49152]") and kills
-    the engine, so a one-step count stage (count_rule argmax or quantile scores the digits) cannot run with it."""
+    the engine, so a one-step count stage (count_rule argmax or quantile scores the digits) cannot run with it.
+    And its rejection sampler verifies the speculated tokens on logits without the request's ``logit_bias`` (it
+    applies min_tokens only, ``vllm/v1/sample/rejection_sampler.py``), so a count-free adapter's none or end bias
+    would hold at some steps and not at others: greedy output would depend on what the n-gram proposer guessed."""
+    if not config.speculative_tokens:
+        return
     counts = template.mode == "parallel" and template.has_count_stage
-    if config.speculative_tokens and counts and decode_config.count_rule != "greedy":
+    if counts and decode_config.count_rule != "greedy":
         raise ConfigError(f"speculative_tokens={config.speculative_tokens}: vLLM's n-gram speculation cannot score "
                           f"the count digits in one step (count_rule {decode_config.count_rule!r}); use count_rule "
                           "greedy, or speculative_tokens 0")
+    if template.mode != "parallel" or template.has_count_stage:
+        return
+    used = ("none_bias", "end_bias") if template.labelwise else ("none_bias",)  # end_bias: label-wise only
+    biased = [f"{name} {getattr(decode_config, name):g}" for name in used if getattr(decode_config, name)]
+    if biased:
+        raise ConfigError(f"speculative_tokens={config.speculative_tokens}: vLLM 0.32 verifies speculated tokens "
+                          f"without the logit bias that {' and '.join(biased)} set, so greedy output would change; "
+                          "decode with --none-bias 0 --end-bias 0, or speculative_tokens 0")
 
 
-def refuse_scoring_with_speculation(config: VLLMConfig, score_ids: tuple[int, ...]) -> None:
-    """The last guard of ``check_decoding``, for a per-call ``score_ids`` (a request may set its own count rule)."""
+def check_call_with_speculation(config: VLLMConfig, score_ids: tuple[int, ...],
+                                    logit_bias: dict[int, float] | None = None) -> None:
+    """The last guard of ``check_decoding``, for a per-call ``score_ids`` or ``logit_bias`` (a request may set its
+    own count rule or biases)."""
     if score_ids and config.speculative_tokens:
         raise ConfigError("speculative_tokens: vLLM's n-gram speculation cannot score the count digits in one "
                           "step; decode with count_rule greedy, or turn speculation off")
+    if logit_bias and config.speculative_tokens:
+        raise ConfigError("speculative_tokens: vLLM 0.32 verifies speculated tokens without the logit bias (a "
+                          "none or end bias); decode with none_bias 0 and end_bias 0, or turn speculation off")
 
 
 class LoRARegistry:
@@ -396,7 +414,7 @@ class VLLMBackend:
 
         if not prompts:
             return []
-        refuse_scoring_with_speculation(self.engine.config, score_ids)
+        check_call_with_speculation(self.engine.config, score_ids, logit_bias)
         outputs = self.engine.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
                                            sampling_params(max_new_tokens, stop_ids, score_ids, logit_bias),
                                            use_tqdm=False, lora_request=self.lora_request)

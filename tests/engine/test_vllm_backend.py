@@ -188,6 +188,8 @@ def test_prompt_lookup_speculative_decoding_changes_no_output(adapters, tmp_path
         load(adapters["autoregressive"], backends[1])  # no count stage: nothing to refuse
         with pytest.raises(ConfigError, match="cannot score the count digits in one step"):
             backends[0].generate([[1, 2, 3]], 1, score_ids=(5, 6))
+        with pytest.raises(ConfigError, match="without the logit bias"):
+            backends[0].generate([[1, 2, 3]], 1, logit_bias={5: -1.0})
     finally:
         for backend in backends:
             backend.engine.close()

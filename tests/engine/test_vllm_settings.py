@@ -50,6 +50,23 @@ def test_speculation_with_a_one_step_count_stage_is_refused_before_an_engine_sta
     check_decoding(DecodeConfig(), VLLMConfig(), counting)
 
 
+def test_speculation_with_a_logit_bias_is_refused_before_an_engine_starts():
+    """vLLM 0.32 verifies speculated tokens on logits without the request's logit bias."""
+    from padellm.prompts.templates import load_template
+
+    speculative = VLLMConfig(speculative_tokens=4)
+    labelwise = load_template("padellm-en-labelwise-v1")
+    with pytest.raises(ConfigError, match=r"speculative_tokens=4: .*none_bias -1 and end_bias -1 set.*"
+                                          r"--none-bias 0 --end-bias 0, or speculative_tokens 0"):
+        check_decoding(DecodeConfig(none_bias=-1, end_bias=-1), speculative, labelwise)
+    branches = load_template("padellm-en-branches-v1")
+    with pytest.raises(ConfigError, match=r"without the logit bias that none_bias -0.5 set"):
+        check_decoding(DecodeConfig(none_bias=-0.5, end_bias=-1), speculative, branches)
+    check_decoding(DecodeConfig(end_bias=-1), speculative, branches)  # the branches do not use end_bias
+    check_decoding(DecodeConfig(), speculative, labelwise)  # no bias: nothing to refuse
+    check_decoding(DecodeConfig(none_bias=-1, end_bias=-1), VLLMConfig(), labelwise)  # no speculation
+
+
 def test_auto_dtype_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
     from padellm.engine.vllm_backend import cpu_dtype
 

@@ -103,6 +103,8 @@ def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
     result = json.loads(result_path.read_text())
     (model,) = result["results"].values()
     assert len(model["f1_per_exit"]) == 2 and model["bypass"] is True
+    assert {k: model[k] for k in ("kernel_size", "bypass_size", "biaffine_size")} == {
+        "kernel_size": 3, "bypass_size": 0, "biaffine_size": 16}
     for size in ("1", "2"):
         runs = model["batch_sizes"][size]
         assert len(runs) == 1 + 4 + 4 + 3 + 2  # full, entropy, confidence, patience, stable
