@@ -85,10 +85,13 @@ class TransformersBackend:
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         tokens: list[list[int]] = [[] for _ in prompts]
         logprobs: list[list[float]] = [[] for _ in prompts]
-        done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
         finished = [False] * len(prompts)
-        past = None
         first_scores: list[tuple[float, ...] | None] = [None] * len(prompts)
+        # Batch row -> prompt index. Rows that finished leave the batch (and their KV cache) once an eighth of it
+        # has, so that a few long generations do not drag the whole batch through every step.
+        rows = torch.arange(len(prompts), device=device)
+        done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+        past = None
         step_ids, step_positions = input_ids, position_ids
         bias = None
         if logit_bias:
@@ -102,24 +105,30 @@ class TransformersBackend:
             best = (log_softmax if bias is None else log_softmax + bias[: log_softmax.shape[-1]]).argmax(-1)
             best_logprob = log_softmax.gather(-1, best[:, None])[:, 0]
             if score_ids and step == 0:
-                scores = log_softmax[:, list(score_ids)].tolist()
-                first_scores = [tuple(row) for row in scores]
-            for row in range(len(prompts)):
-                if done[row]:
+                for row, scores in zip(rows.tolist(), log_softmax[:, list(score_ids)].tolist()):
+                    first_scores[row] = tuple(scores)
+            for i, row in enumerate(rows.tolist()):
+                if done[i]:
                     continue
-                token = int(best[row])
+                token = int(best[i])
                 if token in stops:
                     finished[row] = True
-                    done[row] = True
+                    done[i] = True
                 else:
                     tokens[row].append(token)
-                    logprobs[row].append(float(best_logprob[row]))
+                    logprobs[row].append(float(best_logprob[i]))
             if bool(done.all()):
                 break
             step_ids = torch.where(done, torch.full_like(best, self.pad_id), best)[:, None]
             attention_mask = torch.cat([attention_mask, torch.ones_like(step_ids)], dim=1)
             step_positions = position_ids[:, -1:] + 1
             position_ids = torch.cat([position_ids, step_positions], dim=1)
+            if int(done.sum()) >= max(1, len(rows) // 8) and hasattr(past, "batch_select_indices"):
+                keep = (~done).nonzero()[:, 0]
+                past.batch_select_indices(keep)
+                step_ids, step_positions = step_ids[keep], step_positions[keep]
+                attention_mask, position_ids = attention_mask[keep], position_ids[keep]
+                rows, done = rows[keep], done[keep]
         if was_training:
             self.model.train()
         return [Generation(tuple(t), tuple(lp), f, s) for t, lp, f, s in zip(tokens, logprobs, finished, first_scores)]

@@ -297,6 +297,30 @@ def test_the_reference_backend_applies_a_logit_bias_and_reports_the_models_own_l
     assert forced.logprobs[0] == pytest.approx(float(torch.log_softmax(logits, -1)[42]), abs=1e-4)
 
 
+def test_rows_that_finish_leave_the_batch_and_the_rest_decode_as_they_would_alone(tiny_llama_dir, monkeypatch):
+    """The reference backend drops finished rows (and their KV cache) mid-batch: every prompt's generation, its
+    log-probabilities and first-step scores equal decoding it alone."""
+    from transformers import DynamicCache
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
+    prompts = [[5 + i, 6, 7 + 2 * i, 8, 9 + i][: 3 + i % 3] for i in range(8)]
+    free = TransformersBackend(model, eos_id=0, batch_size=1).generate(prompts, 8)
+    stops = (free[0].token_ids[2], free[3].token_ids[4])  # prompt 0 stops at step 3, prompt 3 by step 5
+    kwargs = {"stop_ids": stops, "score_ids": (11, 12, 13), "logit_bias": {stops[0]: 0.5, 17: -1.0}}
+    alone = [TransformersBackend(model, eos_id=0, batch_size=1).generate([p], 8, **kwargs)[0] for p in prompts]
+    selections = []
+    original = DynamicCache.batch_select_indices
+    monkeypatch.setattr(DynamicCache, "batch_select_indices",
+                        lambda self, keep: (selections.append(len(keep)), original(self, keep))[1])
+    together = TransformersBackend(model, eos_id=0, batch_size=8).generate(prompts, 8, **kwargs)
+    assert selections and max(selections) < 8  # rows left the batch
+    assert len({len(g.token_ids) for g in alone}) > 1  # they finished at different steps
+    for one, batched in zip(alone, together):
+        assert batched.token_ids == one.token_ids and batched.finished == one.finished
+        assert batched.logprobs == pytest.approx(one.logprobs, abs=1e-4)
+        assert batched.first_scores == pytest.approx(one.first_scores, abs=1e-4)
+
+
 class PerTokenScripted:
     """Answers each prompt by the end of its text with ``(answer, finished)``; every token has log-probability
     -0.1 (so a mention's score says how many tokens it took); records every call."""
