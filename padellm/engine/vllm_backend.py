@@ -270,7 +270,7 @@ def check_decoding(decode_config, config: VLLMConfig, template) -> None:
 
 
 def check_call_with_speculation(config: VLLMConfig, score_ids: tuple[int, ...],
-                                    logit_bias: dict[int, float] | None = None) -> None:
+                                logit_bias: dict[int, float] | None = None) -> None:
     """The last guard of ``check_decoding``, for a per-call ``score_ids`` or ``logit_bias`` (a request may set its
     own count rule or biases)."""
     if score_ids and config.speculative_tokens:
