@@ -1,0 +1,88 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from padellm.evaluation.decode_costs import TextCost, cost_ratios, shared_block_tokens, summarize_costs, text_cost
+from padellm.prompts.encoding import PromptEncoder
+from padellm.prompts.templates import LabelSet, load_template
+from padellm.types import Entity, Example
+
+LABELS = LabelSet.for_labels(["LOC", "PER"], {"LOC": "location", "PER": "person"})
+TEXT = "Peter met Paul in Paris"
+EXAMPLE = Example(TEXT, (), (), (Entity(0, 5, "PER"), Entity(10, 14, "PER"), Entity(18, 23, "LOC")))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_llama_dir):
+    return AutoTokenizer.from_pretrained(tiny_llama_dir)
+
+
+def test_a_prefix_cache_serves_whole_blocks_an_earlier_prompt_computed_but_never_a_prompts_last_block():
+    head = list(range(1, 65))
+    assert shared_block_tokens([head + [100], head + [101]], 32) == 64
+    assert shared_block_tokens([head + [100], head[:40]], 32) == 32  # the second block is not whole
+    assert shared_block_tokens([head, head], 32) == 32  # the block that ends the prompt is computed again
+    assert shared_block_tokens([head + [100], [0] + head], 32) == 0  # a different first block shares nothing
+
+
+def test_labelwise_branches_cost_one_sequence_per_label_and_wait_for_the_longest(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-labelwise-v1"), LABELS)
+    cost = text_cost(EXAMPLE, encoder)
+    prefix = encoder.text_prefix(TEXT)
+    targets = [encoder.label_target(["Paris"]), encoder.label_target(["Peter", "Paul"])]
+    assert len(prefix) % 32 == 0  # the template aligns the text part to whole blocks
+    assert cost == TextCost(sequences=2, prompt_tokens=2 * len(prefix) + sum(len(encoder.label_part(l)) for l in ("LOC", "PER")),
+                            computed_prompt_tokens=len(prefix) + sum(len(encoder.label_part(l)) for l in ("LOC", "PER")),
+                            generated_tokens=sum(map(len, targets)), sequential_tokens=max(map(len, targets)))
+    nothing = text_cost(Example("no names here", (), ()), encoder)
+    assert nothing.generated_tokens == 2 * len(encoder.none_target())
+
+
+def test_the_baseline_costs_its_one_sequence(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("autoregressive-en-v1"), LABELS)
+    cost = text_cost(EXAMPLE, encoder)
+    target = encoder.autoregressive_target([("PER", "Peter"), ("PER", "Paul"), ("LOC", "Paris")])
+    assert cost.sequences == 1 and cost.prompt_tokens == cost.computed_prompt_tokens == len(
+        encoder.autoregressive_prompt(TEXT))
+    assert cost.generated_tokens == cost.sequential_tokens == len(target)
+
+
+def test_formats_that_decode_in_rounds_are_refused_naming_the_template(tokenizer):
+    for name in ("padellm-en-v1", "padellm-en-branches-v1"):
+        with pytest.raises(ValueError, match=f"template '{name.rsplit('-', 1)[0]}'"):
+            text_cost(EXAMPLE, PromptEncoder(tokenizer, load_template(name), LABELS))
+    with pytest.raises(ValueError, match="block must be >= 1"):
+        text_cost(EXAMPLE, PromptEncoder(tokenizer, load_template("autoregressive-en-v1"), LABELS), block=0)
+
+
+def test_summaries_and_the_bounds_they_give():
+    slow = summarize_costs([TextCost(1, 40, 40, 11, 11), TextCost(1, 40, 40, 7, 7)])
+    fast = summarize_costs([TextCost(4, 160, 50, 12, 4), TextCost(4, 160, 50, 8, 2)])
+    assert slow["mean_sequential_tokens"] == 9 and slow["mean_computed_tokens"] == 49
+    assert fast["sequential_tokens_p50"] == 4 and fast["mean_computed_tokens"] == 60
+    assert cost_ratios(slow, fast) == {"sequential_steps": 2.5, "computed_tokens": 0.82}
+    with pytest.raises(ValueError, match="no texts"):
+        summarize_costs([])
+
+
+def test_the_script_prints_a_table_or_json(tmp_path, tiny_llama_dir, capsys):
+    path = Path(__file__).resolve().parents[2] / "eval" / "decode_costs.py"
+    spec = importlib.util.spec_from_file_location("decode_costs_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "test.txt").write_text("Peter B-PER\nmet O\nParis B-LOC\n\nHe O\nleft O\n")
+    argv = ["--dataset", str(corpus), "--split", "test", "--base-model", str(tiny_llama_dir)]
+    assert module.main(argv) == 0
+    table = capsys.readouterr().out
+    assert "| autoregressive-en | 1 |" in table and "| padellm-en-labelwise | 2 |" in table
+    assert module.main([*argv, "--json", "--template", "padellm-en-labelwise-v1"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["texts"] == 2 and record["templates"]["padellm-en-labelwise"]["bound_over_reference"] == {
+        "sequential_steps": 1.0, "computed_tokens": 1.0}
+    assert module.main([*argv, "--template", "padellm-en-v1"]) == 2
+    assert "decode costs cover the label-wise branches" in capsys.readouterr().err
