@@ -1,13 +1,14 @@
-"""What each text of a corpus costs the label-wise branches and the autoregressive baselines, from the gold answers.
+"""What each text of a corpus costs each decoding format (PaDeLLM's and the baselines'), from the gold answers.
 
     python eval/decode_costs.py --dataset genia --split test
     python eval/decode_costs.py --dataset resume_zh --split test --template padellm-zh-labelwise-v1 \
         --template autoregressive-zh-v1
 
 Per template: sequences, prompt tokens (and those left to compute when a text's prompts share whole 32-token KV
-blocks), generated tokens (EOS included) and the sequential decode steps of a single request (its longest
-sequence), all per text, if the model wrote the gold answer; then each template's bound on its speed-up over the
-first: the ratio of sequential steps (latency) and of computed tokens (batch throughput). Prints a Markdown table,
+blocks), generated tokens (EOS included) and the sequential steps of a single request (per backend call, its
+prefill and its longest sequence's tokens), all per text, if the model wrote the gold answer; then each
+template's bound on its speed-up over the first: the ratio of sequential steps (latency) and of computed tokens
+(batch throughput). Prints a Markdown table,
 or JSON with ``--json``. No model runs; the base model's tokenizer is all it needs.
 """
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         bound = s["bound_over_reference"]
         print(f"| {name} | {s['mean_sequences']:g} | {s['mean_prompt_tokens']:.1f} | "
               f"{s['mean_computed_prompt_tokens']:.1f} | {s['mean_generated_tokens']:.1f} | "
-              f"{s['mean_sequential_tokens']:.1f} / {s['sequential_tokens_p50']:g} / {s['sequential_tokens_p95']:g} | "
+              f"{s['mean_sequential_steps']:.1f} / {s['sequential_steps_p50']:g} / {s['sequential_steps_p95']:g} | "
               f"{s['mean_computed_tokens']:.1f} | {bound['sequential_steps']:.2f}x / {bound['computed_tokens']:.2f}x |")
     return 0
 

@@ -22,14 +22,15 @@ class TextCost:
     """One text's decoding under one template, if the model wrote the gold answer."""
 
     sequences: int
-    """Sequences generated for the text (one per label for label-wise branches, one for the baseline)."""
+    """Sequences generated for the text, over all of its backend calls."""
     prompt_tokens: int
     computed_prompt_tokens: int
     """Prompt tokens left to compute when the text's prompts share whole KV-cache blocks (vLLM's prefix cache)."""
     generated_tokens: int
     """Every generated token, EOS included."""
-    sequential_tokens: int
-    """The longest sequence's generated tokens: the decode steps a single request waits for."""
+    sequential_steps: int
+    """What a single request waits for: per backend call, one step for its prefill and one per token of its
+    longest sequence (EOS included), summed over the calls that follow one another."""
 
 
 def shared_block_tokens(prompts: Sequence[Sequence[int]], block: int) -> int:
@@ -47,29 +48,75 @@ def shared_block_tokens(prompts: Sequence[Sequence[int]], block: int) -> int:
     return shared
 
 
+Call = tuple[list[list[int]], list[list[int]]]
+"""One batched backend call: its prompts and, for each, the gold generation (EOS included)."""
+
+
+def labelwise_calls(example: Example, encoder: PromptEncoder) -> list[Call]:
+    """One call: every label's branch writes the label's mentions in text order, or none."""
+    prompts = [encoder.count_prompt(example.text, label) for label in encoder.label_set.labels]
+    targets = [encoder.label_target(m) for m in mentions_by_label(example, encoder.label_set.labels).values()]
+    return [(prompts, targets)]
+
+
+def count_stage_calls(example: Example, encoder: PromptEncoder) -> list[Call]:
+    """The paper's two stages: every label's count, read in one step (count rule argmax), then one branch per
+    stated mention, all in one call."""
+    labels = encoder.label_set.labels
+    prompts = [encoder.count_prompt(example.text, label) for label in labels]
+    calls: list[Call] = [(prompts, [encoder.count_target(0)[:1] for _ in labels])]
+    branches: Call = ([], [])
+    for prompt, mentions in zip(prompts, mentions_by_label(example, labels).values()):
+        for k, mention in enumerate(mentions, 1):
+            branches[0].append(encoder.mention_prompt(prompt, len(mentions), k))
+            branches[1].append(encoder.mention_target(mention))
+    return calls + ([branches] if branches[0] else [])
+
+
+def count_free_calls(example: Example, encoder: PromptEncoder) -> list[Call]:
+    """The count-free branches in rounds, as ``branch_steps`` decodes them: each round opens the next ``window``
+    branches of every label whose branches all found a mention; branch k writes the k-th mention or none. (No
+    max_count: the gold answer's own number of mentions.)"""
+    window = encoder.parallel.window
+    labels = encoder.label_set.labels
+    prompts = [encoder.count_prompt(example.text, label) for label in labels]
+    lists = list(mentions_by_label(example, labels).values())
+    calls: list[Call] = []
+    following = {index: 1 for index in range(len(labels))}
+    while following:
+        call: Call = ([], [])
+        for index, start in following.items():
+            for k in range(start, start + window):
+                call[0].append(encoder.branch_prompt(prompts[index], k))
+                found = k <= len(lists[index])
+                call[1].append(encoder.mention_target(lists[index][k - 1]) if found else encoder.none_target())
+        calls.append(call)
+        following = {index: start + window for index, start in following.items()
+                     if start + window - 1 <= len(lists[index])}
+    return calls
+
+
 def text_cost(example: Example, encoder: PromptEncoder, block: int = 32) -> TextCost:
-    """``example``'s cost under ``encoder``'s template: the label-wise branches (one sequence per label) or a
-    one-sequence baseline (compact or structured). Other parallel formats decode in rounds whose length depends
-    on the model's own answers, so they have no gold cost; a ValueError names the template."""
+    """``example``'s cost under ``encoder``'s template: the label-wise branches, the count-free branches, the
+    paper's count stage and branches, or a one-sequence baseline (compact or structured)."""
     if block < 1:
         raise ValueError(f"block must be >= 1; got {block}")
-    template = encoder.template
-    if template.mode == "parallel":
-        if not encoder.parallel.labelwise:
-            raise ValueError(f"template {template.name!r}: decode costs cover the label-wise branches and "
-                             "one-sequence baselines; a count stage or count-free branches decode in rounds that "
-                             "depend on the model's answers")
-        prompts = [encoder.count_prompt(example.text, label) for label in encoder.label_set.labels]
-        targets = [encoder.label_target(mentions)
-                   for mentions in mentions_by_label(example, encoder.label_set.labels).values()]
+    if encoder.template.mode != "parallel":
+        calls = [([encoder.autoregressive_prompt(example.text)],
+                  [encoder.autoregressive_target(autoregressive_mentions(example, encoder))])]
+    elif encoder.parallel.labelwise:
+        calls = labelwise_calls(example, encoder)
+    elif encoder.parallel.has_count_stage:
+        calls = count_stage_calls(example, encoder)
     else:
-        prompts = [encoder.autoregressive_prompt(example.text)]
-        targets = [encoder.autoregressive_target(autoregressive_mentions(example, encoder))]
+        calls = count_free_calls(example, encoder)
+    prompts = [p for call_prompts, _ in calls for p in call_prompts]
+    targets = [t for _, call_targets in calls for t in call_targets]
     prompt_tokens = sum(len(p) for p in prompts)
     return TextCost(sequences=len(prompts), prompt_tokens=prompt_tokens,
                     computed_prompt_tokens=prompt_tokens - shared_block_tokens(prompts, block),
                     generated_tokens=sum(len(t) for t in targets),
-                    sequential_tokens=max(len(t) for t in targets))
+                    sequential_steps=sum(1 + max(len(t) for t in call_targets) for _, call_targets in calls))
 
 
 def _quantile(values: list[int], q: float) -> float:
@@ -84,17 +131,17 @@ def summarize_costs(costs: Sequence[TextCost]) -> dict:
     n = len(costs)
     mean = {field: sum(getattr(c, field) for c in costs) / n
             for field in ("sequences", "prompt_tokens", "computed_prompt_tokens", "generated_tokens",
-                          "sequential_tokens")}
+                          "sequential_steps")}
     computed = [c.computed_prompt_tokens + c.generated_tokens for c in costs]
-    steps = [c.sequential_tokens for c in costs]
+    steps = [c.sequential_steps for c in costs]
     return {"texts": n, **{f"mean_{k}": round(v, 2) for k, v in mean.items()},
             "mean_computed_tokens": round(sum(computed) / n, 2),
-            "sequential_tokens_p50": _quantile(steps, 0.5), "sequential_tokens_p95": _quantile(steps, 0.95)}
+            "sequential_steps_p50": _quantile(steps, 0.5), "sequential_steps_p95": _quantile(steps, 0.95)}
 
 
 def cost_ratios(reference: dict, other: dict) -> dict:
     """How far ``other`` can outrun ``reference``: the ratio of their mean sequential steps (a single request's
-    decode-step bound, one prefill step each added) and of the tokens they compute per text (batch throughput's
-    bound when compute is the limit)."""
-    return {"sequential_steps": round((reference["mean_sequential_tokens"] + 1) / (other["mean_sequential_tokens"] + 1), 2),
+    bound when a step costs the same for one sequence as for several) and of the tokens they compute per text
+    (batch throughput's bound when compute is the limit)."""
+    return {"sequential_steps": round(reference["mean_sequential_steps"] / other["mean_sequential_steps"], 2),
             "computed_tokens": round(reference["mean_computed_tokens"] / other["mean_computed_tokens"], 2)}

@@ -36,7 +36,7 @@ def test_labelwise_branches_cost_one_sequence_per_label_and_wait_for_the_longest
     assert len(prefix) % 32 == 0  # the template aligns the text part to whole blocks
     assert cost == TextCost(sequences=2, prompt_tokens=2 * len(prefix) + sum(len(encoder.label_part(l)) for l in ("LOC", "PER")),
                             computed_prompt_tokens=len(prefix) + sum(len(encoder.label_part(l)) for l in ("LOC", "PER")),
-                            generated_tokens=sum(map(len, targets)), sequential_tokens=max(map(len, targets)))
+                            generated_tokens=sum(map(len, targets)), sequential_steps=1 + max(map(len, targets)))
     nothing = text_cost(Example("no names here", (), ()), encoder)
     assert nothing.generated_tokens == 2 * len(encoder.none_target())
 
@@ -47,22 +47,42 @@ def test_the_baseline_costs_its_one_sequence(tokenizer):
     target = encoder.autoregressive_target([("PER", "Peter"), ("PER", "Paul"), ("LOC", "Paris")])
     assert cost.sequences == 1 and cost.prompt_tokens == cost.computed_prompt_tokens == len(
         encoder.autoregressive_prompt(TEXT))
-    assert cost.generated_tokens == cost.sequential_tokens == len(target)
+    assert cost.generated_tokens == cost.sequential_steps - 1 == len(target)
 
 
-def test_formats_that_decode_in_rounds_are_refused_naming_the_template(tokenizer):
-    for name in ("padellm-en-v1", "padellm-en-branches-v1"):
-        with pytest.raises(ValueError, match=f"template '{name.rsplit('-', 1)[0]}'"):
-            text_cost(EXAMPLE, PromptEncoder(tokenizer, load_template(name), LABELS))
+def test_the_papers_count_stage_takes_one_step_then_one_branch_per_mention(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-v1"), LABELS)
+    cost = text_cost(EXAMPLE, encoder)
+    loc, per = (encoder.count_prompt(TEXT, label) for label in ("LOC", "PER"))
+    branches = [encoder.mention_prompt(loc, 1, 1), encoder.mention_prompt(per, 2, 1), encoder.mention_prompt(per, 2, 2)]
+    targets = [encoder.mention_target(m) for m in ("Paris", "Peter", "Paul")]
+    assert cost.sequences == 2 + 3 and cost.generated_tokens == 2 + sum(map(len, targets))
+    assert cost.sequential_steps == (1 + 1) + (1 + max(map(len, targets)))
+    assert cost.prompt_tokens == len(loc) + len(per) + sum(map(len, branches))
+    assert text_cost(Example("no names here", (), ()), encoder).sequential_steps == 2  # counts 0: no branches
+
+
+def test_count_free_branches_take_rounds_until_each_label_says_none(tokenizer):
+    encoder = PromptEncoder(tokenizer, load_template("padellm-en-branches-v1"), LABELS)
+    assert encoder.parallel.window == 2
+    cost = text_cost(EXAMPLE, encoder)
+    mention = {m: len(encoder.mention_target(m)) for m in ("Paris", "Peter", "Paul")}
+    none = len(encoder.none_target())
+    # round 1: LOC 1-2 (Paris, none: closed), PER 1-2 (Peter, Paul); round 2: PER 3-4 (none, none)
+    assert cost.sequences == 6 and cost.generated_tokens == sum(mention.values()) + 3 * none
+    assert cost.sequential_steps == (1 + max(mention.values())) + (1 + none)
+
+
+def test_a_block_size_below_one_is_refused(tokenizer):
     with pytest.raises(ValueError, match="block must be >= 1"):
         text_cost(EXAMPLE, PromptEncoder(tokenizer, load_template("autoregressive-en-v1"), LABELS), block=0)
 
 
 def test_summaries_and_the_bounds_they_give():
-    slow = summarize_costs([TextCost(1, 40, 40, 11, 11), TextCost(1, 40, 40, 7, 7)])
-    fast = summarize_costs([TextCost(4, 160, 50, 12, 4), TextCost(4, 160, 50, 8, 2)])
-    assert slow["mean_sequential_tokens"] == 9 and slow["mean_computed_tokens"] == 49
-    assert fast["sequential_tokens_p50"] == 4 and fast["mean_computed_tokens"] == 60
+    slow = summarize_costs([TextCost(1, 40, 40, 11, 12), TextCost(1, 40, 40, 7, 8)])
+    fast = summarize_costs([TextCost(4, 160, 50, 12, 5), TextCost(4, 160, 50, 8, 3)])
+    assert slow["mean_sequential_steps"] == 10 and slow["mean_computed_tokens"] == 49
+    assert fast["sequential_steps_p50"] == 5 and fast["mean_computed_tokens"] == 60
     assert cost_ratios(slow, fast) == {"sequential_steps": 2.5, "computed_tokens": 0.82}
     with pytest.raises(ValueError, match="no texts"):
         summarize_costs([])
@@ -84,5 +104,5 @@ def test_the_script_prints_a_table_or_json(tmp_path, tiny_llama_dir, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["texts"] == 2 and record["templates"]["padellm-en-labelwise"]["bound_over_reference"] == {
         "sequential_steps": 1.0, "computed_tokens": 1.0}
-    assert module.main([*argv, "--template", "padellm-en-v1"]) == 2
-    assert "decode costs cover the label-wise branches" in capsys.readouterr().err
+    assert module.main([*argv, "--block", "0"]) == 2
+    assert "--block must be >= 1" in capsys.readouterr().err
