@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
                              "compact baseline and the label-wise branches of the corpus's language")
     parser.add_argument("--base-model", default="smollm2-135m-instruct", help="whose tokenizer counts the tokens")
     parser.add_argument("--block", type=int, default=32, help="KV-cache block size in tokens (vLLM on CPU: 32)")
+    parser.add_argument("--speculative-tokens", type=int, default=0,
+                        help="count forward passes under prompt-lookup (n-gram) speculation with this many draft "
+                             "tokens, every draft that matches the gold answer accepted (0: none)")
+    parser.add_argument("--prompt-lookup-max", type=int, default=4, help="with --speculative-tokens: longest n-gram")
     parser.add_argument("--sample", type=int, default=0, help="a seeded sample of this many texts (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from padellm.data.datasets import load_dataset
     from padellm.errors import PadellmError
-    from padellm.evaluation.decode_costs import cost_ratios, summarize_costs, text_cost
+    from padellm.evaluation.decode_costs import Speculation, cost_ratios, summarize_costs, text_cost
     from padellm.models import resolve_model
     from padellm.prompts.encoding import PromptEncoder
     from padellm.prompts.templates import load_template
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.block < 1:
             raise ValueError(f"--block must be >= 1; got {args.block}")
+        speculation = Speculation(args.speculative_tokens, args.prompt_lookup_max)
         examples = load_dataset(args.dataset, [args.split]).split(args.split)
         if args.sample and args.sample < len(examples):
             examples = random.Random(args.seed).sample(examples, args.sample)
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         summaries = {}
         for template in templates:
             encoder = PromptEncoder(tokenizer, template, label_set)
-            summaries[template.name] = summarize_costs([text_cost(ex, encoder, args.block) for ex in examples])
+            summaries[template.name] = summarize_costs([text_cost(ex, encoder, args.block, speculation) for ex in examples])
     except (PadellmError, ValueError) as err:
         print(f"decode_costs: error: {err}", file=sys.stderr)
         return 2
@@ -82,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         summary["bound_over_reference"] = cost_ratios(reference, summary)
     if args.json:
         print(json.dumps({"dataset": args.dataset, "split": args.split, "texts": len(examples),
-                          "base_model": args.base_model, "block": args.block, "templates": summaries}, indent=2))
+                          "base_model": args.base_model, "block": args.block,
+                          "speculative_tokens": args.speculative_tokens, "prompt_lookup_max": args.prompt_lookup_max,
+                          "templates": summaries}, indent=2))
         return 0
-    print(f"{args.dataset} {args.split}, {len(examples)} texts, {args.base_model} tokens, {args.block}-token blocks "
-          "(means per text; gold answers)\n")
+    spec = (f", n-gram speculation {args.speculative_tokens} tokens (n <= {args.prompt_lookup_max})"
+            if args.speculative_tokens else "")
+    print(f"{args.dataset} {args.split}, {len(examples)} texts, {args.base_model} tokens, {args.block}-token blocks"
+          f"{spec} (means per text; gold answers)\n")
     print("| template | sequences | prompt tokens | computed prompt tokens | generated tokens | sequential steps "
           "(mean / p50 / p95) | computed tokens | bound over the first: latency / batch |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
