@@ -1,10 +1,11 @@
 """What a text costs each decoder before any model runs: prompt and output lengths from the gold answers.
 
-A decoder's latency on a small machine follows its sequential decode steps (the longest sequence it generates
-for a text) and its batch throughput the tokens it computes (prompts, less what vLLM's prefix cache shares, plus
-every generated token). Both follow from the template, the tokenizer and the gold mentions, so the ratio between
-two formats bounds the speed-up a trained adapter can reach with them: ``eval/decode_costs.py`` prints it per
-corpus.
+A decoder's latency on a small machine follows its sequential steps (per backend call, a prefill and the
+forward passes of the longest sequence it generates) and its batch throughput the tokens it computes (prompts,
+less what vLLM's prefix cache shares, plus every token the passes feed). Both follow from the template, the
+tokenizer and the gold mentions (and, with n-gram speculation, from what the proposer would copy), so the ratio
+between two formats bounds the speed-up a trained adapter can reach with them: ``eval/decode_costs.py`` prints it
+per corpus.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def count_stage_calls(example: Example, encoder: PromptEncoder) -> list[Call]:
     stated mention, all in one call."""
     labels = encoder.label_set.labels
     prompts = [encoder.count_prompt(example.text, label) for label in labels]
-    calls: list[Call] = [(prompts, [encoder.count_target(0)[:1] for _ in labels])]
+    one_step = [encoder.count_target(0)[:1] for _ in labels]  # its length is what counts: one pass per label
+    calls: list[Call] = [(prompts, one_step)]
     branches: Call = ([], [])
     for prompt, mentions in zip(prompts, mentions_by_label(example, labels).values()):
         for k, mention in enumerate(mentions, 1):
