@@ -85,12 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             model = FastNER.load(folder)
             tokenizer = AutoTokenizer.from_pretrained(Path(folder) / "encoder")
             name = Path(folder).parent.name if Path(folder).name == "model" else Path(folder).name
-            arch = architecture(model.config)
             label = f"{name} ({'bypass' if model.config.bypass else 'no bypass'})"
             batches = {size: prepare_batches(model, tokenizer, examples, size) for size in sizes}
             f1_per_exit = [measure(model, batches[max(sizes)], layers=layer).f1
                            for layer in range(1, model.num_layers + 1)]
-            result = {"folder": str(folder), **arch, "layers": model.num_layers,
+            result = {"folder": str(folder), **architecture(model.config), "layers": model.num_layers,
                       "f1_per_exit": f1_per_exit, "batch_sizes": {}}
             for size in sizes:
                 measure(model, batches[size][: max(1, 64 // size)])  # warm-up

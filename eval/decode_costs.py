@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 
 DEFAULT_TEMPLATES = {"en": ("autoregressive-en-v1", "padellm-en-labelwise-v1"),
@@ -55,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import AutoTokenizer
 
+    from padellm.data.bio import is_cjk
     from padellm.data.datasets import load_dataset
     from padellm.errors import PadellmError
+    from padellm.evaluation.command import sample_indices
     from padellm.evaluation.decode_costs import Speculation, cost_ratios, summarize_costs, text_cost
     from padellm.models import resolve_model
     from padellm.prompts.encoding import PromptEncoder
@@ -66,13 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.block < 1:
             raise ValueError(f"--block must be >= 1; got {args.block}")
         speculation = Speculation(args.speculative_tokens, args.prompt_lookup_max)
-        examples = load_dataset(args.dataset, [args.split]).split(args.split)
-        if args.sample and args.sample < len(examples):
-            examples = random.Random(args.seed).sample(examples, args.sample)
+        split = load_dataset(args.dataset, [args.split]).split(args.split)
+        examples = [split[i] for i in sample_indices(len(split), args.sample, args.seed)]  # padellm eval's sample
         label_set = label_set_for(args.dataset, examples)
         templates = [load_template(t) for t in args.template] if args.template else None
         if templates is None:
-            chinese = any("\u4e00" <= ch <= "\u9fff" for ex in examples[:50] for ch in ex.text)
+            chinese = any(is_cjk(ch) for ex in examples[:50] for ch in ex.text)
             templates = [load_template(t) for t in DEFAULT_TEMPLATES["zh" if chinese else "en"]]
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.base_model, "--base-model"))
         summaries = {}
