@@ -24,13 +24,11 @@ DEFAULT_TEMPLATES = {"en": ("autoregressive-en-v1", "padellm-en-labelwise-v1"),
 
 def label_set_for(dataset: str, examples):
     """The dataset's labels (sorted, as ``padellm finetune`` orders them) with its shipped label names, if any."""
-    from pathlib import Path
-
-    from padellm.prompts.templates import LabelSet, load_label_names, prompts_dir
+    from padellm.prompts.templates import LabelSet, load_label_names, shipped_label_names
 
     labels = sorted({e.label for ex in examples for e in ex.entities})
-    name = Path(dataset).name
-    names = load_label_names(name) if (prompts_dir() / "labels" / f"{name}.yaml").is_file() else {}
+    spec = shipped_label_names(dataset)
+    names = load_label_names(spec) if spec else {}
     return LabelSet.for_labels(labels, {k: v for k, v in names.items() if k in labels})
 
 

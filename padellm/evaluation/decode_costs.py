@@ -177,11 +177,6 @@ def text_cost(example: Example, encoder: PromptEncoder, block: int = 32,
                     computed_generated_tokens=sum(c for call in passes for _, c in call))
 
 
-def _quantile(values: list[int], q: float) -> float:
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
-
-
 def summarize_costs(costs: Sequence[TextCost]) -> dict:
     """Means per text, and the sequential steps' median and 95th percentile."""
     if not costs:
@@ -194,7 +189,8 @@ def summarize_costs(costs: Sequence[TextCost]) -> dict:
     steps = [c.sequential_steps for c in costs]
     return {"texts": n, **{f"mean_{k}": round(v, 2) for k, v in mean.items()},
             "mean_computed_tokens": round(sum(computed) / n, 2),
-            "sequential_steps_p50": _quantile(steps, 0.5), "sequential_steps_p95": _quantile(steps, 0.95)}
+            "sequential_steps_p50": float(np.percentile(steps, 50)),
+            "sequential_steps_p95": float(np.percentile(steps, 95))}
 
 
 def cost_ratios(reference: dict, other: dict) -> dict:

@@ -352,6 +352,13 @@ class LabelSet:
         return dict(zip(self.labels, self.names))
 
 
+def shipped_label_names(dataset: str | Path) -> str:
+    """The spec of the label names shipped for ``dataset`` (a name or a folder: its last part) under
+    ``prompts/labels/``, or '' when none ships (each label is then its own name)."""
+    name = Path(dataset).name
+    return name if (prompts_dir() / "labels" / f"{name}.yaml").is_file() else ""
+
+
 def load_label_names(spec: str | Path) -> dict[str, str]:
     """Label names from a YAML mapping file, or by dataset name from ``prompts/labels/`` (``conll2003``)."""
     path = Path(spec)

@@ -22,8 +22,8 @@ from padellm.data.datasets import load_dataset, read_file
 from padellm.errors import ConfigError, PadellmError
 from padellm.models import cpu_has_native_bf16, resolve_model
 from padellm.prompts.encoding import PromptEncoder
-from padellm.prompts.templates import (LabelSet, Template, load_label_names, load_prompt, load_template, prompts_dir,
-                                      save_prompt)
+from padellm.prompts.templates import (LabelSet, Template, load_label_names, load_prompt, load_template,
+                                      save_prompt, shipped_label_names)
 from padellm.training.batching import collate, epoch_batches
 from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
 from padellm.training.config import FinetuneConfig
@@ -87,7 +87,7 @@ def prepare_run(config: FinetuneConfig) -> Run:
     if train_examples and unknown:
         problems.append(f"data.labels: unknown label(s) {unknown}; the training data has {data_labels}")
     names: dict[str, str] = {}
-    names_spec = data.label_names or (Path(data.dataset).name if (prompts_dir() / "labels" / f"{Path(data.dataset).name}.yaml").is_file() else "")
+    names_spec = data.label_names or shipped_label_names(data.dataset)
     if names_spec:
         try:
             names = load_label_names(names_spec)

@@ -10,6 +10,7 @@ from padellm.prompts.templates import (
     load_prompt,
     load_template,
     save_prompt,
+    shipped_label_names,
 )
 
 
@@ -83,6 +84,12 @@ def test_label_sets():
     assert "duplicate labels: ['B']" in str(info.value) and "duplicate label names: ['a']" in str(info.value)
     with pytest.raises(ConfigError, match="got 'nope'"):
         load_label_names("nope")
+
+
+def test_shipped_label_names_by_dataset_name_or_folder(tmp_path):
+    assert shipped_label_names("resume_zh") == "resume_zh"
+    assert shipped_label_names("../shared/data/genia") == "genia"
+    assert shipped_label_names(tmp_path / "my_corpus") == ""
 
 
 def test_prompt_travels_with_the_adapter(tmp_path):
