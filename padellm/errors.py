@@ -27,6 +27,16 @@ class ConfigError(PadellmError, ValueError):
         super().__init__(message)
 
 
+def bound_problems(config: object, section: str, *, positive: Iterable[str] = (), at_least_one: Iterable[str] = (),
+                   non_negative: Iterable[str] = ()) -> list[str]:
+    """The problems of ``config``'s numeric fields against their bounds, each naming ``section.field`` and the
+    value: ``positive`` fields must be > 0, ``at_least_one`` >= 1 and ``non_negative`` >= 0."""
+    rules = [(positive, lambda v: v > 0, "> 0"), (at_least_one, lambda v: v >= 1, ">= 1"),
+             (non_negative, lambda v: v >= 0, ">= 0")]
+    return [f"{section}.{name} must be {bound}; got {getattr(config, name)}"
+            for names, holds, bound in rules for name in names if not holds(getattr(config, name))]
+
+
 class InvalidRequestError(PadellmError, ValueError):
     """A request field has a value the library cannot serve (the server maps this to HTTP 400); ``index``: which
     item of a list, where the field is one."""

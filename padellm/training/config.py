@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, bound_problems
 from padellm.training.sequences import SUPERVISIONS
 
 MODES = ("parallel", "autoregressive")
@@ -131,14 +131,10 @@ class TrainConfig:
         out = []
         if self.adapter_dtype not in ADAPTER_DTYPES:
             out.append(f"train.adapter_dtype must be one of {', '.join(ADAPTER_DTYPES)}; got {self.adapter_dtype!r}")
-        if self.lr <= 0:
-            out.append(f"train.lr must be > 0; got {self.lr}")
-        for name in ("epochs", "batch_size", "grad_accum", "bucket_batches", "log_every"):
-            if getattr(self, name) < 1:
-                out.append(f"train.{name} must be >= 1; got {getattr(self, name)}")
-        for name in ("max_steps", "checkpoint_every", "max_minutes", "weight_decay", "max_grad_norm"):
-            if getattr(self, name) < 0:
-                out.append(f"train.{name} must be >= 0; got {getattr(self, name)}")
+        out += bound_problems(self, "train", positive=("lr",),
+                              at_least_one=("epochs", "batch_size", "grad_accum", "bucket_batches", "log_every"),
+                              non_negative=("max_steps", "checkpoint_every", "max_minutes", "weight_decay",
+                                            "max_grad_norm"))
         if not 0 <= self.warmup_ratio < 1:
             out.append(f"train.warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
         if self.precision not in PRECISIONS:

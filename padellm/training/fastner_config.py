@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from padellm.baselines.fastner import FastNERConfig, SpanModelConfig
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, bound_problems
 
 EXIT_WEIGHTS = ("linear", "uniform")
 
@@ -63,16 +63,10 @@ class FastNERTrain:
     log_every: int = 20
 
     def problems(self) -> list[str]:
-        out = []
-        for name in ("lr", "head_lr"):
-            if getattr(self, name) <= 0:
-                out.append(f"train.{name} must be > 0; got {getattr(self, name)}")
-        for name in ("epochs", "batch_size", "bucket_batches", "log_every"):
-            if getattr(self, name) < 1:
-                out.append(f"train.{name} must be >= 1; got {getattr(self, name)}")
-        for name in ("max_steps", "max_minutes", "weight_decay", "max_grad_norm", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                out.append(f"train.{name} must be >= 0; got {getattr(self, name)}")
+        out = bound_problems(self, "train", positive=("lr", "head_lr"),
+                             at_least_one=("epochs", "batch_size", "bucket_batches", "log_every"),
+                             non_negative=("max_steps", "max_minutes", "weight_decay", "max_grad_norm",
+                                           "checkpoint_every"))
         if not 0 <= self.warmup_ratio < 1:
             out.append(f"train.warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
         if self.exit_weights not in EXIT_WEIGHTS:
