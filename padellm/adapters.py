@@ -32,11 +32,13 @@ SHIPPED_ADAPTERS = Path(__file__).resolve().parents[1] / "adapters"
 
 
 def shipped_adapter(mode: str, dataset: str = "conll2003") -> Path:
-    """The adapter folder shipped in the repository for ``dataset`` and decoding ``mode``."""
-    folder = SHIPPED_ADAPTERS / f"{dataset}-{mode}"
-    if not (folder / "adapter_config.json").is_file():
-        raise ConfigError(f"no shipped {mode} adapter for {dataset} at {folder}; pass --adapter")
-    return folder
+    """The adapter folder shipped in the repository for ``dataset`` and decoding ``mode``: the one whose
+    config.yaml says it was trained on that dataset in that mode (``adapters/resume-parallel`` for resume_zh)."""
+    for folder in sorted(SHIPPED_ADAPTERS.glob("*/config.yaml")):
+        config = yaml.safe_load(folder.read_text(encoding="utf-8")) or {}
+        if (config.get("mode"), (config.get("data") or {}).get("dataset")) == (mode, dataset):
+            return folder.parent
+    raise ConfigError(f"no shipped {mode} adapter for {dataset} under {SHIPPED_ADAPTERS}; pass --adapter")
 
 
 def base_model_of(folder: str | Path) -> Path:

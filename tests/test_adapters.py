@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from padellm.adapters import load_adapter
+from padellm.adapters import load_adapter, shipped_adapter
 from padellm.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +59,35 @@ def test_adapter_weights_stored_in_bfloat16_take_half_the_space_and_load_back(tm
     assert after["a.lora_A.weight"].dtype == torch.bfloat16 and after["steps"].dtype == torch.int64
     assert (tmp_path / "adapter_model.safetensors").stat().st_size < 0.6 * before
     assert after["b.lora_B.weight"].float().allclose(weights["b.lora_B.weight"], rtol=1e-2)
+
+
+SHIPPED = sorted(p for p in (ROOT / "adapters").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_every_shipped_adapter_is_complete_and_small(folder):
+    """What ``padellm extract --adapter adapters/NAME`` reads on a fresh clone, short of the model itself."""
+    import yaml
+    from safetensors import safe_open
+
+    from padellm.engine.decode_settings import read_decode_settings
+    from padellm.prompts.templates import load_label_names, load_prompt
+
+    config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    dataset, mode = config["data"]["dataset"], config["mode"]
+    assert shipped_adapter(mode, dataset) == folder  # what padellm eval --dataset DATASET decodes by default
+    template, label_set = load_prompt(folder)
+    assert template.mode == mode
+    assert label_set.as_mapping() == load_label_names(dataset)  # every label of the corpus, by its shipped name
+    read_decode_settings(folder)  # raises, naming the file, on an unknown field or a bad value
+    rank = json.loads((folder / "adapter_config.json").read_text())["r"]
+    with safe_open(folder / "adapter_model.safetensors", framework="pt") as weights:
+        names = list(weights.keys())
+        assert names and all(weights.get_slice(n).get_dtype() == "BF16" for n in names)
+        assert all(rank in weights.get_slice(n).get_shape() for n in names)
+    assert (folder / "adapter_model.safetensors").stat().st_size < 6 * 2**20
+
+
+def test_no_shipped_adapter_names_mode_dataset_and_the_way_out():
+    with pytest.raises(ConfigError, match="no shipped parallel adapter for wnut17 under .*adapters; pass --adapter"):
+        shipped_adapter("parallel", "wnut17")
