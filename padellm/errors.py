@@ -27,13 +27,15 @@ class ConfigError(PadellmError, ValueError):
         super().__init__(message)
 
 
-def bound_problems(config: object, section: str, *, positive: Iterable[str] = (), at_least_one: Iterable[str] = (),
-                   non_negative: Iterable[str] = ()) -> list[str]:
-    """The problems of ``config``'s numeric fields against their bounds, each naming ``section.field`` and the
-    value: ``positive`` fields must be > 0, ``at_least_one`` >= 1 and ``non_negative`` >= 0."""
+def bound_problems(config: object, section: str = "", *, positive: Iterable[str] = (),
+                   at_least_one: Iterable[str] = (), non_negative: Iterable[str] = ()) -> list[str]:
+    """The problems of ``config``'s numeric fields against their bounds, each naming the field (as
+    ``section.field`` when there is a section) and the value: ``positive`` fields must be > 0, ``at_least_one``
+    >= 1 and ``non_negative`` >= 0, checked in that order."""
+    prefix = f"{section}." if section else ""
     rules = [(positive, lambda v: v > 0, "> 0"), (at_least_one, lambda v: v >= 1, ">= 1"),
              (non_negative, lambda v: v >= 0, ">= 0")]
-    return [f"{section}.{name} must be {bound}; got {getattr(config, name)}"
+    return [f"{prefix}{name} must be {bound}; got {getattr(config, name)}"
             for names, holds, bound in rules for name in names if not holds(getattr(config, name))]
 
 

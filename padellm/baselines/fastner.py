@@ -20,7 +20,7 @@ from torch import nn
 from padellm.baselines.encoder import LayerwiseEncoder
 from padellm.baselines.exit_criteria import ExitConfig, Patience, StableLabels, leave_now
 from padellm.baselines.spans import decode_spans, span_mask
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, bound_problems
 
 CONFIG_FILE = "fastner.json"
 WEIGHTS_FILE = "heads.safetensors"
@@ -49,10 +49,7 @@ class SpanModelConfig:
     spans)."""
 
     def problems(self) -> list[str]:
-        out = []
-        for name in ("max_width", "biaffine_size"):
-            if getattr(self, name) < 1:
-                out.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        out = bound_problems(self, at_least_one=("max_width", "biaffine_size"))
         if self.bypass_size < 0:
             out.append(f"bypass_size must be >= 0 (0: as wide as the encoder); got {self.bypass_size}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:

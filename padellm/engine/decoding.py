@@ -21,7 +21,7 @@ from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.align import Mention, align, occurrences
 from padellm.engine.backend import Generation, GenerationBackend
 from padellm.engine.dedup import STRATEGIES, dedup
-from padellm.errors import ConfigError, InvalidRequestError
+from padellm.errors import ConfigError, InvalidRequestError, bound_problems
 from padellm.types import Entity
 
 logger = logging.getLogger(__name__)
@@ -74,9 +74,8 @@ class DecodeConfig:
             problems.append(f"count_rule must be one of {', '.join(COUNT_RULES)}; got {self.count_rule!r}")
         if not 0 < self.count_quantile < 1:
             problems.append(f"count_quantile must be in (0, 1); got {self.count_quantile}")
-        for name in ("max_count", "max_mention_tokens", "max_autoregressive_tokens"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        problems += bound_problems(self,
+                                   at_least_one=("max_count", "max_mention_tokens", "max_autoregressive_tokens"))
         if self.branch_window < 0:
             problems.append(f"branch_window must be >= 0 (0: the template's window); got {self.branch_window}")
         for name in ("none_bias", "end_bias"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from padellm.engine.backend import Generation
-from padellm.errors import ConfigError, MissingPackageError
+from padellm.errors import ConfigError, MissingPackageError, bound_problems
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,9 @@ class VLLMConfig:
             problems.append(f"preload must be a comma-separated subset of {', '.join(PRELOADS)}; got {self.preload!r}")
         if self.speculative_tokens < 0:
             problems.append(f"speculative_tokens must be >= 0 (0: off); got {self.speculative_tokens}")
-        for name in ("max_model_len", "kv_cache_gib", "max_num_seqs", "max_lora_rank", "max_loras",
-                     "prompt_lookup_max", "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        problems += bound_problems(self, at_least_one=(
+            "max_model_len", "kv_cache_gib", "max_num_seqs", "max_lora_rank", "max_loras", "prompt_lookup_max",
+            "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"))
         if not 0 < self.gpu_memory_utilization <= 1:
             problems.append(f"gpu_memory_utilization must be in (0, 1]; got {self.gpu_memory_utilization}")
         if self.cpu_threads < -1:

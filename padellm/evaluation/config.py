@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from padellm.baselines.exit_criteria import CRITERIA, POOLINGS, STREAKS, ExitConfig
 from padellm.baselines.token_exit import TokenExitConfig
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, bound_problems
 
 SYSTEMS = ("parallel", "autoregressive", "structured", "fastner", "earlyexit", "distilled")
 TAGGERS = ("earlyexit", "distilled")
@@ -149,12 +149,8 @@ class EvalConfig:
         if "fastner" in systems and not self.fastner:
             problems.append("fastner: a FastNER model folder is needed to evaluate fastner (padellm finetune "
                             "--config finetune/configs/conll2003-fastner.yaml writes runs/conll2003-fastner/model)")
-        for name in ("sample", "warmup", "settle_ms"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0; got {getattr(self, name)}")
-        for name in ("fastner_batch_size", "fastner_min_layer"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1; got {getattr(self, name)}")
+        problems += bound_problems(self, non_negative=("sample", "warmup", "settle_ms"))
+        problems += bound_problems(self, at_least_one=("fastner_batch_size", "fastner_min_layer"))
         if "fastner" in systems:
             exits = split_list(self.fastner_exits)
             if not exits:

@@ -52,19 +52,14 @@ class DataConfig:
     branches answer none, which an under-trained model then says everywhere; below 1 evens that out."""
 
     def problems(self) -> list[str]:
-        out = []
-        for name in ("max_train_examples", "dev_sample"):
-            if getattr(self, name) < 0:
-                out.append(f"data.{name} must be >= 0; got {getattr(self, name)}")
+        out = bound_problems(self, "data", non_negative=("max_train_examples", "dev_sample"))
         if self.max_length < 16:
             out.append(f"data.max_length must be >= 16; got {self.max_length}")
         if not self.dataset:
             out.append("data.dataset must name a dataset or a file; got ''")
         if self.supervision not in SUPERVISIONS:
             out.append(f"data.supervision must be one of {', '.join(SUPERVISIONS)}; got {self.supervision!r}")
-        for name in ("count_weight", "zero_count_weight", "none_weight"):
-            if getattr(self, name) <= 0:
-                out.append(f"data.{name} must be > 0; got {getattr(self, name)}")
+        out += bound_problems(self, "data", positive=("count_weight", "zero_count_weight", "none_weight"))
         return out
 
 

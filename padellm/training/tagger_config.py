@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from padellm.baselines.tagger import TaggerConfig, settings_problems
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, bound_problems
 from padellm.training.fastner_config import FastNERData, FastNERTrain
 
 
@@ -48,9 +48,7 @@ class Distillation:
         out = []
         if self.k < 1:
             out.append(f"distill.k must be >= 1; got {self.k}")
-        for name in ("gold_weight", "sequence_weight", "token_weight"):
-            if getattr(self, name) < 0:
-                out.append(f"distill.{name} must be >= 0; got {getattr(self, name)}")
+        out += bound_problems(self, "distill", non_negative=("gold_weight", "sequence_weight", "token_weight"))
         if self.teacher and not (self.gold_weight or self.sequence_weight or self.token_weight):
             out.append("distill: every loss weight is 0; nothing to learn")
         return out
