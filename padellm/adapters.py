@@ -31,14 +31,19 @@ class LoadedAdapter:
 SHIPPED_ADAPTERS = Path(__file__).resolve().parents[1] / "adapters"
 
 
-def shipped_adapter(mode: str, dataset: str = "conll2003") -> Path:
-    """The adapter folder shipped in the repository for ``dataset`` and decoding ``mode``: the one whose
-    config.yaml says it was trained on that dataset in that mode (``adapters/resume-parallel`` for resume_zh)."""
+def shipped_adapter(system: str, dataset: str = "conll2003") -> Path:
+    """The adapter folder shipped in the repository for ``dataset`` and ``system`` (parallel, autoregressive or
+    structured): the one whose config.yaml says it was trained on that dataset and whose template makes it that
+    system (``adapters/resume-parallel`` for resume_zh; ``adapters/conll2003-structured`` for the paper's format)."""
+    from padellm.prompts.templates import system_kind
+
     for folder in sorted(SHIPPED_ADAPTERS.glob("*/config.yaml")):
         config = yaml.safe_load(folder.read_text(encoding="utf-8")) or {}
-        if (config.get("mode"), (config.get("data") or {}).get("dataset")) == (mode, dataset):
+        if (config.get("data") or {}).get("dataset") != dataset:
+            continue
+        if system_kind(load_prompt(folder.parent)[0]) == system:
             return folder.parent
-    raise ConfigError(f"no shipped {mode} adapter for {dataset} under {SHIPPED_ADAPTERS}; pass --adapter")
+    raise ConfigError(f"no shipped {system} adapter for {dataset} under {SHIPPED_ADAPTERS}; pass --adapter")
 
 
 def base_model_of(folder: str | Path) -> Path:

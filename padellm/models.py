@@ -178,8 +178,12 @@ def build_cached_folder(target: Path, build, manifest: dict) -> None:
 def _convert_gguf(gguf: Path, out: Path, dtype: str) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import modeling_gguf_pytorch_utils
 
-    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    from padellm.terminal.stdio import own_progress_bars_quiet
+
+    with own_progress_bars_quiet(modeling_gguf_pytorch_utils):  # a bar per tensor otherwise, even when quiet
+        quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config_dict = quantized.config.to_dict()
     config_dict.pop("quantization_config", None)

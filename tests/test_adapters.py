@@ -71,13 +71,13 @@ def test_every_shipped_adapter_is_complete_and_small(folder):
     from safetensors import safe_open
 
     from padellm.engine.decode_settings import read_decode_settings
-    from padellm.prompts.templates import load_label_names, load_prompt
+    from padellm.prompts.templates import load_label_names, load_prompt, system_kind
 
     config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
     dataset, mode = config["data"]["dataset"], config["mode"]
-    assert shipped_adapter(mode, dataset) == folder  # what padellm eval --dataset DATASET decodes by default
     template, label_set = load_prompt(folder)
     assert template.mode == mode
+    assert shipped_adapter(system_kind(template), dataset) == folder  # what padellm eval --dataset D decodes
     assert label_set.as_mapping() == load_label_names(dataset)  # every label of the corpus, by its shipped name
     read_decode_settings(folder)  # raises, naming the file, on an unknown field or a bad value
     rank = json.loads((folder / "adapter_config.json").read_text())["r"]
@@ -86,6 +86,26 @@ def test_every_shipped_adapter_is_complete_and_small(folder):
         assert names and all(weights.get_slice(n).get_dtype() == "BF16" for n in names)
         assert all(rank in weights.get_slice(n).get_shape() for n in names)
     assert (folder / "adapter_model.safetensors").stat().st_size < 6 * 2**20
+
+
+def test_shipped_adapter_tells_the_structured_baseline_from_the_compact_one(tmp_path, monkeypatch):
+    """Both are autoregressive adapters of one dataset; the template decides which system each one is."""
+    import yaml
+
+    import padellm.adapters
+
+    for name, prompt in (("a-compact", "autoregressive-en-v1"), ("b-structured", "autoregressive-struct-en-v1")):
+        (tmp_path / name).mkdir()
+        for file in ("prompt.yaml", "labels.yaml"):
+            (tmp_path / name / file).write_bytes((ROOT / "adapters" / "conll2003-autoregressive" / file).read_bytes())
+        (tmp_path / name / "prompt.yaml").write_bytes((ROOT / "prompts" / f"{prompt}.yaml").read_bytes())
+        config = {"mode": "autoregressive", "data": {"dataset": "corpus"}}
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(padellm.adapters, "SHIPPED_ADAPTERS", tmp_path)
+    assert shipped_adapter("autoregressive", "corpus") == tmp_path / "a-compact"
+    assert shipped_adapter("structured", "corpus") == tmp_path / "b-structured"
+    with pytest.raises(ConfigError, match="no shipped parallel adapter for corpus"):
+        shipped_adapter("parallel", "corpus")
 
 
 def test_no_shipped_adapter_names_mode_dataset_and_the_way_out():

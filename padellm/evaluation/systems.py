@@ -200,11 +200,10 @@ def check_labels(artifact: str, artifact_labels: tuple[str, ...], data: str, dat
 def adapter_labels(folder: str | Path) -> tuple[str, tuple[str, ...]]:
     """(system kind, labels) an adapter was trained for, read from its folder without loading weights: parallel,
     autoregressive (the compact format) or structured (the paper's AutoReg_Struct format)."""
-    from padellm.prompts.templates import load_prompt
+    from padellm.prompts.templates import load_prompt, system_kind
 
     template, label_set = load_prompt(folder)
-    kind = "structured" if getattr(template, "format", "") == "structured" else template.mode
-    return kind, tuple(label_set.labels)
+    return system_kind(template), tuple(label_set.labels)
 
 
 def fastner_labels(folder: str | Path) -> tuple[str, ...]:

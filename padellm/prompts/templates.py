@@ -282,6 +282,12 @@ TEMPLATE_CLASSES = {("parallel", "parallel"): ParallelTemplate, ("autoregressive
                     ("autoregressive", "structured"): StructuredTemplate}
 
 
+def system_kind(template: Template) -> str:
+    """What a template makes of an adapter as a system: parallel, autoregressive (the compact format) or structured
+    (the paper's AutoReg_Struct format)."""
+    return "structured" if getattr(template, "format", "") == "structured" else template.mode
+
+
 def template_from_dict(data: dict, source: str) -> Template:
     mode = data.get("mode")
     kind = (mode, data.get("format", "parallel" if mode == "parallel" else "lines"))

@@ -72,6 +72,24 @@ def quiet_libraries(verbose: bool = False) -> None:
             transformers_logging.disable_progress_bar()
 
 
+@contextlib.contextmanager
+def own_progress_bars_quiet(module) -> Iterator[None]:
+    """Silence the bars of a library ``module`` that draws them with its own ``tqdm`` (transformers' GGUF
+    conversion does; its progress-bar switch does not reach it) while quiet; as they are after
+    ``quiet_libraries(verbose=True)`` or outside a padellm command."""
+    if os.environ.get("PADELLM_QUIET") != "1":
+        yield
+        return
+    import functools
+
+    original = module.tqdm
+    module.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        module.tqdm = original
+
+
 def _real_stdout_fd() -> int | None:
     try:
         return sys.stdout.fileno()

@@ -66,3 +66,26 @@ def test_quiet_libraries_by_default_and_verbose_on_request(monkeypatch):
     quiet_libraries(verbose=True)
     assert os.environ["VLLM_LOGGING_LEVEL"] == "INFO" and os.environ["TRANSFORMERS_VERBOSITY"] == "info"
     assert logging.getLogger("vllm").level == logging.NOTSET
+
+
+def test_a_library_modules_own_progress_bars_are_quiet_unless_verbose(monkeypatch):
+    """transformers' GGUF conversion draws a bar per tensor with its own tqdm, which its switch does not reach."""
+    import io
+    import types
+
+    from tqdm.auto import tqdm
+
+    from padellm.terminal.stdio import own_progress_bars_quiet
+
+    library = types.SimpleNamespace(tqdm=tqdm)
+
+    def drawn() -> str:
+        stream = io.StringIO()
+        with own_progress_bars_quiet(library):
+            list(library.tqdm(range(3), desc="converting", file=stream))
+        return stream.getvalue()
+
+    monkeypatch.setenv("PADELLM_QUIET", "1")
+    assert drawn() == "" and library.tqdm is tqdm
+    monkeypatch.setenv("PADELLM_QUIET", "0")  # padellm -v
+    assert "converting" in drawn()
