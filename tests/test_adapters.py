@@ -96,8 +96,8 @@ def test_shipped_adapter_tells_the_structured_baseline_from_the_compact_one(tmp_
 
     for name, prompt in (("a-compact", "autoregressive-en-v1"), ("b-structured", "autoregressive-struct-en-v1")):
         (tmp_path / name).mkdir()
-        for file in ("prompt.yaml", "labels.yaml"):
-            (tmp_path / name / file).write_bytes((ROOT / "adapters" / "conll2003-autoregressive" / file).read_bytes())
+        labels = ROOT / "adapters" / "conll2003-autoregressive" / "labels.yaml"
+        (tmp_path / name / "labels.yaml").write_bytes(labels.read_bytes())
         (tmp_path / name / "prompt.yaml").write_bytes((ROOT / "prompts" / f"{prompt}.yaml").read_bytes())
         config = {"mode": "autoregressive", "data": {"dataset": "corpus"}}
         (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
