@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 GRID = {"entropy": [0.2, 0.1, 0.05, 0.02], "confidence": [0.95, 0.99, 0.995, 0.999], "patience": [1, 2, 3],
-        "stable": [1, 2]}
+        "stable": [1, 2], "gate": [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]}
+"""The operating points measured; ``gate`` only for models with fitted exit gates."""
 
 
 def architecture(config) -> dict:
@@ -36,6 +37,12 @@ def exit_configs(poolings: list[str], min_layer: int = 1):
         configs += [ExitConfig("confidence", t, pooling, min_layer=min_layer) for t in GRID["confidence"]]
     configs += [ExitConfig(c, patience=p, min_layer=min_layer) for c in ("patience", "stable") for p in GRID[c]]
     return configs
+
+
+def gate_configs(min_layer: int = 1):
+    from padellm.baselines.exit_criteria import ExitConfig
+
+    return [ExitConfig("gate", t, min_layer=min_layer) for t in GRID["gate"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="1,32")
     parser.add_argument("--pooling", default="max", help="poolings of the entropy and confidence criteria "
                                                          "(comma-separated: max, mean)")
+    parser.add_argument("--only-gates", action="store_true",
+                        help="measure the full model and the learned exit gates only (not the other criteria)")
     parser.add_argument("--min-layer", type=int, default=1,
                         help="no exit head runs before this layer (saves the heads where few sentences leave)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -74,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
         if not sizes or min(sizes) < 1:
             raise ConfigError(f"--batch-sizes {args.batch_sizes!r}: positive integers, comma-separated")
-        configs = exit_configs([p.strip() for p in args.pooling.split(",") if p.strip()], args.min_layer)
+        configs = ([] if args.only_gates
+                   else exit_configs([p.strip() for p in args.pooling.split(",") if p.strip()], args.min_layer))
         split = load_dataset(args.dataset, [args.split]).split(args.split)
         examples = [split[i] for i in sample_indices(len(split), args.sample, args.seed)]
         if args.threads:
@@ -90,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             f1_per_exit = [measure(model, batches[max(sizes)], layers=layer).f1
                            for layer in range(1, model.num_layers + 1)]
             result = {"folder": str(folder), **architecture(model.config), "layers": model.num_layers,
-                      "f1_per_exit": f1_per_exit, "batch_sizes": {}}
+                      "f1_per_exit": f1_per_exit, "exit_gates": model.gates is not None, "batch_sizes": {}}
+            settings = configs + (gate_configs(args.min_layer) if model.gates is not None else [])
             for size in sizes:
                 measure(model, batches[size][: max(1, 64 // size)])  # warm-up
                 runs = {"full model": measure(model, batches[size])}
-                for config in tqdm(configs, desc=f"{label}, batch {size}", disable=args.no_progress):
+                for config in tqdm(settings, desc=f"{label}, batch {size}", disable=args.no_progress):
                     runs[config.name] = measure(model, batches[size], config)
                 best = operating_point(runs["full model"], {k: v for k, v in runs.items() if k != "full model"})
                 result["batch_sizes"][str(size)] = {k: {"f1": v.f1, "seconds": round(v.seconds, 3),

@@ -12,6 +12,9 @@ Each criterion reads the span label distributions an exit produced for a batch, 
 - ``stable``: leave once every candidate span's most probable label has stayed the same for ``patience``
   consecutive exits: patience on the span labels, one tensor comparison per exit instead of decoding every
   sentence's entities at every exit (the decoding runs only where a sentence leaves).
+- ``gate``: leave when the exit's learned gate (``exit_gates``), which reads the layer's hidden states and not
+  the exit's spans, puts the probability that leaving is safe at ``threshold`` or above; the exit's head then
+  runs for the sentences that leave only. Needs a model with fitted gates.
 - ``none``: never leave early (the full model).
 """
 
@@ -24,18 +27,21 @@ import torch
 
 from padellm.errors import ConfigError
 
-CRITERIA = ("none", "entropy", "confidence", "patience", "stable")
+CRITERIA = ("none", "entropy", "confidence", "patience", "stable", "gate")
 STREAKS = ("patience", "stable")
 """The criteria that count consecutive exits that agree (their ``patience`` is that count)."""
+POOLED = ("entropy", "confidence")
+"""The criteria that pool the spans' scores into one per sentence."""
 POOLINGS = ("max", "mean")
 
 
 @dataclass(frozen=True)
 class ExitConfig:
     criterion: str = "none"
-    """none (the full model), entropy, confidence, patience or stable."""
+    """none (the full model), entropy, confidence, patience, stable or gate."""
     threshold: float = 0.0
-    """entropy: leave at or below this normalised entropy; confidence: at or above this probability."""
+    """entropy: leave at or below this normalised entropy; confidence: at or above this probability; gate: when
+    the gate's probability that leaving is safe is at or above it."""
     pooling: str = "max"
     """How span scores pool into one per sentence: max (the least certain span decides) or mean."""
     patience: int = 2
@@ -50,7 +56,7 @@ class ExitConfig:
             problems.append(f"criterion must be one of {', '.join(CRITERIA)}; got {self.criterion!r}")
         if self.pooling not in POOLINGS:
             problems.append(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
-        if self.criterion in ("entropy", "confidence") and not 0 <= self.threshold <= 1:
+        if self.criterion in POOLED + ("gate",) and not 0 <= self.threshold <= 1:
             problems.append(f"threshold must be in [0, 1] for {self.criterion}; got {self.threshold}")
         if self.patience < 1:
             problems.append(f"patience must be >= 1; got {self.patience}")
@@ -63,8 +69,12 @@ class ExitConfig:
     def name(self) -> str:
         if self.criterion == "none":
             return "full model"
-        name = (f"{self.criterion} {self.patience}" if self.criterion in STREAKS
-                else f"{self.criterion} ({self.pooling}) {self.threshold:g}")
+        if self.criterion in STREAKS:
+            name = f"{self.criterion} {self.patience}"
+        elif self.criterion == "gate":
+            name = f"gate {self.threshold:g}"
+        else:
+            name = f"{self.criterion} ({self.pooling}) {self.threshold:g}"
         return name + (f" from exit {self.min_layer}" if self.min_layer > 1 else "")
 
 

@@ -5,7 +5,8 @@ Every layer l has an exit: ``bypass_l`` (``h + conv(h)``, a small 1-D convolutio
 added back to them; the next layer still receives ``h`` itself) and a biaffine scorer (Yu et al., ACL 2020) over
 the first-subword states of the words, giving every span (i, j) a distribution over "no entity" and the labels.
 At inference the encoder runs layer by layer; after each exit the criterion (``ExitConfig``) decides which
-sentences leave, and the rest of the batch goes on without them.
+sentences leave, and the rest of the batch goes on without them. A model may also carry learned exit gates
+(``exit_gates``), fitted after training, that decide from the hidden states before any head runs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 
 from padellm.baselines.encoder import LayerwiseEncoder
 from padellm.baselines.exit_criteria import ExitConfig, Patience, StableLabels, leave_now
+from padellm.baselines.exit_gates import ExitGates
 from padellm.baselines.spans import decode_spans, span_mask
 from padellm.errors import ConfigError, bound_problems
 
@@ -167,6 +169,8 @@ class FastNER(nn.Module):
         self.config = config
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleList(ExitHead(hidden, config) for _ in range(self.num_layers))
+        self.gates: ExitGates | None = None
+        """Learned exit gates (the ``gate`` criterion), fitted after training; None until then."""
 
     @property
     def num_layers(self) -> int:
@@ -197,6 +201,13 @@ class FastNER(nn.Module):
         return total, [loss.item() for loss in losses]
 
     # ---------------------------------------------------------------------------------------- inference
+    def exit_probabilities(self, index: int, hidden: torch.Tensor, attention_mask: torch.Tensor,
+                           word_index: torch.Tensor, num_words: torch.Tensor) -> torch.Tensor:
+        """Span label distributions ``[batch, words, words, 1 + labels]`` of exit ``index`` (0-based), over the
+        longest sentence's words."""
+        width = int(num_words.max())
+        return self.heads[index](hidden, attention_mask, word_index[:, :width]).softmax(-1).float()
+
     @torch.no_grad()
     def predict(self, batch: Batch, exit_config: ExitConfig = ExitConfig(), layers: int | None = None) -> list[Prediction]:
         """Entities of each sentence, leaving at the first exit ``exit_config`` allows (``layers``: stop at this
@@ -205,6 +216,11 @@ class FastNER(nn.Module):
         last = (layers or self.num_layers) - 1
         if not 0 <= last < self.num_layers:
             raise ConfigError(f"layers must be in 1..{self.num_layers}; got {layers}")
+        gated = exit_config.criterion == "gate"
+        if gated and self.gates is None:
+            raise ConfigError("the gate exit criterion needs a FastNER model with fitted exit gates, and this one has "
+                              "none: `python eval/fit_exit_gates.py --model MODEL_DIR` fits them on the dev split "
+                              "(padellm finetune does it at the end of training)")
         results: list[Prediction | None] = [None] * batch.input_ids.shape[0]
         active = torch.arange(batch.input_ids.shape[0])
         attention_mask, word_index, num_words = batch.attention_mask, batch.word_index, batch.num_words
@@ -218,24 +234,36 @@ class FastNER(nn.Module):
             # measured against pays for no head it does not use.
             if index < last and (index + 1 < exit_config.min_layer or exit_config.criterion == "none"):
                 continue
-            width = int(num_words.max())
-            probabilities = self.heads[index](hidden, attention_mask, word_index[:, :width]).softmax(-1).float()
-            mask = span_mask(num_words, width, self.config.max_width)
-            if index == last:
-                leaving = torch.ones(len(active), dtype=torch.bool).tolist()
-            elif stable is not None:
-                leaving = stable.update(probabilities, mask).tolist()
-            else:
-                leaving = leave_now(exit_config, probabilities, mask).tolist()
-            words, ids = num_words.tolist(), active.tolist()
-            for row in range(len(ids)):
-                if patience is None and not leaving[row]:
+            if gated and index < last:
+                # The gate decides first; the head runs for the sentences that leave, and only for them.
+                leaving_rows = self.gates.probability(index, hidden, attention_mask) >= exit_config.threshold
+                if not leaving_rows.any():
                     continue
-                spans = decode_spans(probabilities[row], words[row], self.config.max_width, self.config.nested)
-                if patience is not None and index < last:
-                    leaving[row] = patience.update(ids[row], [span[:3] for span in spans])
-                if leaving[row]:
-                    results[ids[row]] = Prediction(spans, index + 1)
+                probabilities = self.exit_probabilities(index, hidden[leaving_rows], attention_mask[leaving_rows],
+                                                        word_index[leaving_rows], num_words[leaving_rows])
+                for row, (sentence, words) in enumerate(zip(active[leaving_rows].tolist(),
+                                                            num_words[leaving_rows].tolist())):
+                    spans = decode_spans(probabilities[row], words, self.config.max_width, self.config.nested)
+                    results[sentence] = Prediction(spans, index + 1)
+                leaving = leaving_rows.tolist()
+            else:
+                probabilities = self.exit_probabilities(index, hidden, attention_mask, word_index, num_words)
+                mask = span_mask(num_words, probabilities.shape[1], self.config.max_width)
+                if index == last:
+                    leaving = torch.ones(len(active), dtype=torch.bool).tolist()
+                elif stable is not None:
+                    leaving = stable.update(probabilities, mask).tolist()
+                else:
+                    leaving = leave_now(exit_config, probabilities, mask).tolist()
+                words, ids = num_words.tolist(), active.tolist()
+                for row in range(len(ids)):
+                    if patience is None and not leaving[row]:
+                        continue
+                    spans = decode_spans(probabilities[row], words[row], self.config.max_width, self.config.nested)
+                    if patience is not None and index < last:
+                        leaving[row] = patience.update(ids[row], [span[:3] for span in spans])
+                    if leaving[row]:
+                        results[ids[row]] = Prediction(spans, index + 1)
             keep = ~torch.tensor(leaving)
             if not keep.any():
                 break
@@ -260,6 +288,8 @@ class FastNER(nn.Module):
         self.encoder.save_pretrained(folder / "encoder")
         save_file({k: v.contiguous() for k, v in self.heads.state_dict().items()}, folder / WEIGHTS_FILE)
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+        if self.gates is not None:
+            self.gates.save(folder)
         return folder
 
     @classmethod
@@ -274,4 +304,5 @@ class FastNER(nn.Module):
         config = FastNERConfig(**{**raw, "labels": tuple(raw["labels"])})
         model = cls(AutoModel.from_pretrained(folder / "encoder", add_pooling_layer=False), config)
         model.heads.load_state_dict(load_file(folder / WEIGHTS_FILE))
+        model.gates = ExitGates.load(folder)
         return model.eval()

@@ -83,8 +83,9 @@ def operating_point(full: Pass, passes: dict[str, Pass], max_drop: float = 1.0) 
 def exit_costs(model: FastNER, batches: list[tuple[list[Example], Batch]], repeats: int = 3) -> dict[str, float]:
     """Milliseconds per batch, averaged over ``batches`` and layers, of one encoder layer and of each part of an
     exit after it: the bypass, the biaffine scorer (with the softmax), a threshold criterion (entropy), the
-    ``stable`` criterion, and decoding every sentence's spans (what ``patience`` pays at each exit). Each part is
-    timed ``repeats`` times on the states of the real batches; the fastest time counts."""
+    ``stable`` criterion, decoding every sentence's spans (what ``patience`` pays at each exit) and, for a model
+    with exit gates, a gate (what the ``gate`` criterion pays at each exit but the last, instead of the rest).
+    Each part is timed ``repeats`` times on the states of the real batches; the fastest time counts."""
     def timed(part: str, run):
         """``run()``'s result; its fastest of ``repeats`` times is added to ``part``'s total."""
         times = []
@@ -93,10 +94,12 @@ def exit_costs(model: FastNER, batches: list[tuple[list[Example], Batch]], repea
             result = run()
             times.append(time.perf_counter() - started)
         totals[part] += min(times)
+        calls[part] += 1
         return result
 
-    totals = dict.fromkeys(("layer", "bypass", "scorer", "threshold_criterion", "stable_criterion", "decode"), 0.0)
-    measured = 0
+    parts = ("layer", "bypass", "scorer", "threshold_criterion", "stable_criterion", "decode")
+    totals = dict.fromkeys(parts + (("gate",) if model.gates is not None else ()), 0.0)
+    calls = dict.fromkeys(totals, 0)
     entropy = ExitConfig("entropy", 0.1)
     with torch.inference_mode():
         for _, batch in batches:
@@ -115,5 +118,6 @@ def exit_costs(model: FastNER, batches: list[tuple[list[Example], Batch]], repea
                 timed("stable_criterion", lambda: StableLabels(1).update(probabilities, mask).tolist())
                 timed("decode", lambda: [decode_spans(probabilities[row], words[row], model.config.max_width,
                                                       model.config.nested) for row in range(len(words))])
-                measured += 1
-    return {name: round(1000 * total / max(1, measured), 4) for name, total in totals.items()}
+                if model.gates is not None and index < model.gates.exits:  # the last exit has no gate
+                    timed("gate", lambda: model.gates.probability(index, hidden, batch.attention_mask).ge(0.5).tolist())
+    return {name: round(1000 * total / max(1, calls[name]), 4) for name, total in totals.items()}

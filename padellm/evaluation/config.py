@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from padellm.baselines.exit_criteria import CRITERIA, POOLINGS, STREAKS, ExitConfig
+from padellm.baselines.exit_criteria import CRITERIA, POOLED, POOLINGS, STREAKS, ExitConfig
 from padellm.baselines.token_exit import TokenExitConfig
 from padellm.errors import ConfigError, bound_problems
 
@@ -19,8 +19,8 @@ def split_list(value: str) -> tuple[str, ...]:
 
 
 def parse_exit(spec: str, min_layer: int = 1) -> ExitConfig:
-    """One FastNER operating point: ``none`` (the full model), ``patience:N``, ``stable:N``, ``entropy:T[:POOLING]``
-    or ``confidence:T[:POOLING]`` (POOLING: max or mean; default max)."""
+    """One FastNER operating point: ``none`` (the full model), ``patience:N``, ``stable:N``, ``entropy:T[:POOLING]``,
+    ``confidence:T[:POOLING]`` (POOLING: max or mean; default max) or ``gate:T`` (the model's learned exit gates)."""
     parts = spec.split(":")
     criterion = parts[0]
     if criterion not in CRITERIA:
@@ -30,8 +30,9 @@ def parse_exit(spec: str, min_layer: int = 1) -> ExitConfig:
             raise ConfigError(f"fastner_exits: {spec!r}: 'none' takes no value")
         return ExitConfig()
     streak = criterion in STREAKS
-    if len(parts) < 2 or len(parts) > (2 if streak else 3):
-        form = f"{criterion}:N" if streak else f"{criterion}:THRESHOLD[:{'|'.join(POOLINGS)}]"
+    if len(parts) < 2 or len(parts) > (3 if criterion in POOLED else 2):
+        form = (f"{criterion}:N" if streak else f"{criterion}:THRESHOLD[:{'|'.join(POOLINGS)}]" if criterion in POOLED
+                else f"{criterion}:THRESHOLD")
         raise ConfigError(f"fastner_exits: {spec!r}: expected {form}")
     try:
         value = int(parts[1]) if streak else float(parts[1])
@@ -85,7 +86,7 @@ class EvalConfig:
     """FastNER model folder (written by padellm finetune with mode fastner); needed when fastner is evaluated."""
     fastner_exits: str = "none,patience:1"
     """Comma-separated FastNER operating points: none (the full model), patience:N, stable:N, entropy:T[:max|mean],
-    confidence:T[:max|mean]."""
+    confidence:T[:max|mean], gate:T (the model's learned exit gates, fitted at the end of its training)."""
     fastner_min_layer: int = 1
     """No FastNER sentence leaves before this exit."""
     fastner_batch_size: int = 32

@@ -87,7 +87,8 @@ def plot_exit_tradeoff(results: dict, path: str | Path, title: str = "") -> Path
         for name, result in results.items():
             runs = result["batch_sizes"][str(size)]
             full = runs["full model"]
-            for criterion, marker in (("entropy", "o"), ("confidence", "s"), ("patience", "^"), ("stable", "v")):
+            for criterion, marker in (("entropy", "o"), ("confidence", "s"), ("patience", "^"), ("stable", "v"),
+                                      ("gate", "D")):
                 points = sorted((full["seconds"] / p["seconds"], p["f1"]) for setting, p in runs.items()
                                 if setting.startswith(criterion))
                 if points:

@@ -232,6 +232,9 @@ def fastner_systems(folder: str | Path, exit_configs: tuple[ExitConfig, ...], ba
     tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
     check_vocabulary(tokenizer, list(examples), f"FastNER {folder}", data)
     model = FastNER.load(folder)
+    if model.gates is None and any(config.criterion == "gate" for config in exit_configs):
+        raise ConfigError(f"fastner_exits: gate needs exit gates and {folder} has none; `python eval/fit_exit_gates.py "
+                          f"--model {folder}` fits them on the dev split")
     return [FastNERSystem(f"fastner ({config.name})", model, tokenizer, config, batch_size, folder)
             for config in exit_configs]
 

@@ -1,5 +1,6 @@
 """Training FastNER: all exits at once, a weighted sum of their losses (deeper exits weigh more), seeded,
-resumable from checkpoints, bounded in wall time; the dev F1 of every exit at the end.
+resumable from checkpoints, bounded in wall time; at the end, the dev F1 of every exit and the exit gates
+(``fastner_gates``) fitted on the dev split.
 
     padellm finetune --config finetune/configs/conll2003-fastner.yaml
 """
@@ -26,6 +27,7 @@ from padellm.training.batching import epoch_batches
 from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
 from padellm.training.config_files import save_config
 from padellm.training.fastner_config import FastNERTrainingConfig
+from padellm.training.fastner_gates import fit_exit_gates
 from padellm.training.loop import Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
 from padellm.types import Example
 
@@ -142,5 +144,9 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
     if dev_examples:
         metrics["dev"] = {"sentences": len(dev_examples),
                           "f1_per_exit": exit_f1(model, tokenizer, dev_examples, progress=progress)}
+        gates = fit_exit_gates(model, tokenizer, dev_examples, f"{config.data.dataset} {config.data.dev_split}",
+                               progress=progress)
+        gates.save(output_dir / MODEL_DIR)
+        metrics["exit_gates"] = gates.report
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

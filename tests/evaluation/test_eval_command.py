@@ -121,6 +121,9 @@ def test_bad_settings_are_named(tiny_adapters, fastner_model, tmp_path, capsys):
     assert main(argv(tiny_adapters, fastner_model, tmp_path, "--fastner-exits", "entropy:2,patience")) == 2
     err = capsys.readouterr().err
     assert "'entropy:2'" in err and "threshold must be in [0, 1]" in err and "'patience': expected patience:N" in err
+    assert main(argv(tiny_adapters, fastner_model, tmp_path / "gate", "--fastner-exits", "gate:0.5",
+                     "--allow-label-subset")) == 2
+    assert f"gate needs exit gates and {fastner_model} has none; `python eval/fit_exit_gates.py" in capsys.readouterr().err
     assert main(argv(tiny_adapters, fastner_model, tmp_path, "--parallel", str(tiny_adapters["autoregressive"]))) == 2
     assert "was trained for autoregressive decoding" in capsys.readouterr().err
     assert main(argv(tiny_adapters, fastner_model, tmp_path, "--split", "validation")) == 2

@@ -11,6 +11,8 @@ def test_exit_specs():
     assert parse_exit("stable:1") == ExitConfig("stable", patience=1)
     assert parse_exit("entropy:0.2") == ExitConfig("entropy", 0.2, "max")
     assert parse_exit("confidence:0.9:mean") == ExitConfig("confidence", 0.9, "mean")
+    assert parse_exit("gate:0.8", min_layer=2) == ExitConfig("gate", 0.8, min_layer=2)
+    assert parse_exit("gate:0.8").name == "gate 0.8"
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -18,7 +20,8 @@ def test_exit_specs():
     ("none:1", "'none' takes no value"), ("patience", "expected patience:N"),
     ("patience:1:max", "expected patience:N"), ("stable:0.5", "'0.5' is not a whole number"), ("entropy:x", "'x' is not a number"),
     ("entropy:1.5", "threshold must be in [0, 1]"), ("confidence:0.9:median", "pooling must be one of max, mean"),
-    ("patience:0", "patience must be >= 1"),
+    ("patience:0", "patience must be >= 1"), ("gate:0.9:max", "expected gate:THRESHOLD"),
+    ("gate:2", "threshold must be in [0, 1] for gate"),
 ])
 def test_bad_exit_specs_name_the_spec(spec, message):
     with pytest.raises(ConfigError, match=r"fastner_exits: '" + spec.replace(".", r"\.") + "'") as err:

@@ -44,6 +44,9 @@ def test_finetune_command_trains_fastner(corpus, tiny_bert_dir, tmp_path, capsys
     assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()] == [4, 8, 12]
     model = FastNER.load(out / "model")
     assert model.config.labels == ("LOC", "MISC", "ORG", "PER") and model.config.max_width == 3
+    # The exit gates were fitted on the dev split and saved with the model.
+    assert model.gates is not None and model.gates.report == metrics["exit_gates"]
+    assert metrics["exit_gates"]["data"] == f"{corpus} dev" and metrics["exit_gates"]["exits"][0]["sentences"] == 2
     from transformers import AutoTokenizer
 
     examples = load_dataset(str(corpus), ["train"]).split("train")
@@ -86,16 +89,20 @@ def test_config_problems_are_listed_together(tmp_path):
     assert isinstance(load_finetune_config(None, {"mode": "fastner", "output_dir": "x"}), FastNERTrainingConfig)
 
 
-def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
+def load_script(name):
     import importlib.util
     from pathlib import Path
 
-    out = tmp_path / "run"
-    train_fastner(load_finetune_config(None, overrides(corpus, tiny_bert_dir, out, **{"data.dev_split": ""})), progress=False)
-    path = Path(__file__).resolve().parents[2] / "eval" / "benchmark_fastner.py"
-    spec = importlib.util.spec_from_file_location("benchmark_fastner", path)
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "eval" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
+    out = tmp_path / "run"
+    train_fastner(load_finetune_config(None, overrides(corpus, tiny_bert_dir, out, **{"data.dev_split": ""})), progress=False)
+    module = load_script("benchmark_fastner")
     result_path, plot_path = tmp_path / "bench.json", tmp_path / "bench.png"
     argv = ["--model", str(out / "model"), "--dataset", str(corpus), "--split", "train", "--batch-sizes", "1,2",
             "--pooling", "max", "--no-progress", "--costs", "--out", str(result_path), "--plot", str(plot_path)]
@@ -116,6 +123,29 @@ def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
         assert all(value > 0 for value in costs.values())
     assert runs["entropy (max) 0.2"]["f1"] >= 0 and plot_path.stat().st_size > 10_000
     assert module.main([*argv, "--batch-sizes", "0"]) == 2
+
+
+def test_gates_fitted_afterwards_are_benchmarked(corpus, tiny_bert_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    train_fastner(load_finetune_config(None, overrides(corpus, tiny_bert_dir, out, **{"data.dev_split": ""})), progress=False)
+    assert FastNER.load(out / "model").gates is None  # no dev split: nothing to fit them on
+    fit = load_script("fit_exit_gates")
+    assert fit.main(["--model", str(out / "model"), "--dataset", str(corpus), "--split", "dev", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)  # stdout holds the report and nothing else
+    assert report["data"] == f"{corpus} dev" and [e["sentences"] for e in report["exits"]] == [2]
+    assert FastNER.load(out / "model").gates.report == report
+    assert fit.main(["--model", str(tmp_path), "--dataset", str(corpus), "--no-progress"]) == 2
+    assert "is not a FastNER model folder" in capsys.readouterr().err
+    result_path = tmp_path / "bench.json"
+    benchmark = load_script("benchmark_fastner")
+    assert benchmark.main([
+        "--model", str(out / "model"), "--dataset", str(corpus), "--split", "train", "--batch-sizes", "2",
+        "--only-gates", "--no-progress", "--out", str(result_path)]) == 0
+    (model,) = json.loads(result_path.read_text())["results"].values()
+    runs = model["batch_sizes"]["2"]
+    assert model["exit_gates"] is True
+    assert sorted(runs) == sorted(["full model"] + [f"gate {t:g}" for t in benchmark.GRID["gate"]])
+    assert all(1 <= r["mean_exit"] <= 2 for r in runs.values())
 
 
 def test_an_encoder_that_cannot_see_the_text_is_refused(tmp_path, tiny_bert_dir, capsys):

@@ -1,0 +1,63 @@
+"""Fit a trained FastNER model's learned exit gates (the ``gate:T`` operating points) on held-out sentences, and
+save them into the model folder.
+
+    python eval/fit_exit_gates.py --model runs/conll2003-fastner/model --dataset conll2003 --split dev
+
+``padellm finetune`` (mode fastner) does this at the end of training when the config has a dev split; this script
+fits them for a model trained before that, or on other data. Prints the fit report as JSON (for each exit: the
+sentences seen, the share for which leaving there was safe, and the gate's accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from padellm.errors import PadellmError
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a FastNER model folder (runs/NAME/model)")
+    parser.add_argument("--dataset", default="conll2003")
+    parser.add_argument("--split", default="dev", help="held-out sentences to fit on (not the training split)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        report = fit(args.model, args.dataset, args.split, progress=not args.no_progress)
+    except PadellmError as err:
+        print(f"fit_exit_gates: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def fit(folder: str, dataset: str, split: str, progress: bool = True) -> dict:
+    """Fit and save the gates of the model in ``folder``; their report."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from padellm.baselines.fastner import FastNER
+    from padellm.baselines.fastner_data import check_vocabulary
+    from padellm.data.datasets import load_dataset
+    from padellm.errors import ConfigError
+    from padellm.training.fastner_gates import fit_exit_gates
+
+    model = FastNER.load(folder)
+    tokenizer = AutoTokenizer.from_pretrained(Path(folder) / "encoder")
+    known = set(model.config.labels)  # gold mentions of labels the model was not trained on cannot be spans
+    examples = [replace(ex, entities=tuple(e for e in ex.entities if e.label in known))
+                for ex in load_dataset(dataset, [split]).split(split)]
+    if not examples:
+        raise ConfigError(f"--split {split!r} of {dataset} has no sentences to fit the gates on")
+    check_vocabulary(tokenizer, examples, f"FastNER {folder}", f"{dataset} {split}")
+    gates = fit_exit_gates(model, tokenizer, examples, f"{dataset} {split}", progress=progress)
+    gates.save(folder)
+    return gates.report
+
+
+if __name__ == "__main__":
+    sys.exit(main())

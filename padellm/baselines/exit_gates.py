@@ -1,0 +1,142 @@
+"""Learned exit gates for FastNER: a sentence leaves at the first exit whose gate says that the rest of the encoder
+would not improve its entities, and only then does that exit's span scorer run.
+
+FastNER's own criteria (``exit_criteria``) read the span distributions an exit produced, so every exit a sentence
+passes pays for its head: on MiniLM-L6 about half a layer. A gate reads the layer's hidden states instead: per
+exit, a logistic regression over the sentence's mean- and max-pooled states and its length (one dot product
+with ``2 x hidden + 1`` features) estimates the probability that leaving here is **safe**, i.e. that this exit's entities have no fewer
+true positives and no more false positives than the last exit's (so leaving cannot lower any count that the
+micro F1 is made of). The idea of learning when to exit is BERxiT's (Xin et al., EACL 2021); the label and the
+features here are this project's.
+
+Gates are fitted after training, with the encoder and the heads frozen, on held-out sentences (the dev split:
+on the training split the exits' mistakes are rarer than on unseen text); ``fit_gate`` is L2-regularised logistic
+regression on standardised features, folded back into one weight vector and bias per exit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+GATES_FILE = "exit_gates.safetensors"
+GATES_REPORT = "exit_gates.json"
+
+
+def gate_features(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``[batch, 2 * hidden + 1]``: the mean and the element-wise maximum of each sentence's hidden states over its
+    real subwords (``attention_mask`` 1), and the log of their number (longer sentences have more to get wrong)."""
+    mask = attention_mask[..., None].bool()
+    weights = mask.to(hidden.dtype)
+    length = weights.sum(1)
+    mean = (hidden * weights).sum(1) / length.clamp(min=1)
+    peak = hidden.masked_fill(~mask, torch.finfo(hidden.dtype).min).amax(1)
+    return torch.cat([mean, peak, length.log1p()], -1)
+
+
+def feature_count(hidden: int) -> int:
+    return 2 * hidden + 1
+
+
+def safe_to_leave(here: set, last: set, gold: set) -> bool:
+    """Whether the entities of an early exit (``here``) are at least as good as the last exit's on every count:
+    no fewer true positives, no more false positives (hence no more false negatives either)."""
+    return len(here & gold) >= len(last & gold) and len(here - gold) <= len(last - gold)
+
+
+@dataclass(frozen=True)
+class GateFit:
+    """What fitting one exit's gate saw and achieved."""
+
+    sentences: int
+    safe_rate: float
+    """Share of the sentences for which leaving at this exit was safe."""
+    accuracy: float
+    """Share of them the fitted gate classifies right at probability 0.5."""
+
+
+def fit_gate(features: torch.Tensor, safe: torch.Tensor, l2: float = 1e-2, steps: int = 100
+             ) -> tuple[torch.Tensor, torch.Tensor, GateFit]:
+    """Logistic regression of ``safe`` ``[n]`` (booleans) on ``features`` ``[n, f]``: weight ``[f]`` and bias
+    ``[]`` in the units of the raw features (the standardisation it fits with is folded in), and its fit."""
+    x = features.double()
+    y = safe.double()
+    mean, scale = x.mean(0), x.std(0).clamp(min=1e-6) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
+    z = (x - mean) / scale
+    weight = torch.zeros(x.shape[1], dtype=x.dtype, requires_grad=True)
+    bias = torch.zeros((), dtype=x.dtype, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(z @ weight + bias, y) + l2 * weight.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    weight, bias = weight.detach(), bias.detach()
+    raw_weight = weight / scale
+    raw_bias = bias - (mean * raw_weight).sum()
+    accuracy = ((x @ raw_weight + raw_bias > 0) == safe.bool()).double().mean().item() if len(x) else 0.0
+    fit = GateFit(len(x), round(y.mean().item(), 4) if len(x) else 0.0, round(accuracy, 4))
+    return raw_weight.float(), raw_bias.float(), fit
+
+
+class ExitGates(nn.Module):
+    """One gate per exit except the last (where every sentence leaves)."""
+
+    def __init__(self, hidden: int, exits: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(exits, feature_count(hidden)), requires_grad=False)
+        self.bias = nn.Parameter(torch.zeros(exits), requires_grad=False)
+        self.report: dict = {}
+        """How the gates were fitted (data, and each exit's ``GateFit``), saved beside them."""
+
+    @property
+    def exits(self) -> int:
+        return self.weight.shape[0]
+
+    def probability(self, index: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[batch]``: the probability that leaving at exit ``index`` (0-based) is safe for each sentence."""
+        features = gate_features(hidden, attention_mask).to(self.weight.dtype)
+        return torch.sigmoid(features @ self.weight[index] + self.bias[index])
+
+    def save(self, folder: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        save_file({"weight": self.weight.detach().contiguous(), "bias": self.bias.detach().contiguous()},
+                  folder / GATES_FILE)
+        (folder / GATES_REPORT).write_text(json.dumps(self.report, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ExitGates | None:
+        """The gates saved in ``folder``, or None when it has none."""
+        from safetensors.torch import load_file
+
+        path = Path(folder) / GATES_FILE
+        if not path.is_file():
+            return None
+        tensors = load_file(path)
+        gates = cls((tensors["weight"].shape[1] - 1) // 2, tensors["weight"].shape[0])
+        gates.weight.data.copy_(tensors["weight"])
+        gates.bias.data.copy_(tensors["bias"])
+        report = Path(folder) / GATES_REPORT
+        gates.report = json.loads(report.read_text()) if report.is_file() else {}
+        return gates
+
+
+def gates_from_fits(hidden: int, fitted: list[tuple[torch.Tensor, torch.Tensor, GateFit]], data: str) -> ExitGates:
+    """The gates of the fitted exits, shallowest first; their report names ``data`` and each exit's fit."""
+    gates = ExitGates(hidden, len(fitted))
+    for index, (weight, bias, _) in enumerate(fitted):
+        gates.weight.data[index] = weight
+        gates.bias.data[index] = bias
+    gates.report = {"data": data, "features": "mean and max of the hidden states, log length", "label": "safe_to_leave",
+                    "exits": [asdict(fit) for _, _, fit in fitted]}
+    return gates

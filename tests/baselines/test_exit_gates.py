@@ -1,0 +1,120 @@
+"""FastNER's learned exit gates on a tiny random BERT (2 layers, so one gate): the safety label, the features,
+the logistic fit, gated early exit (heads only for the sentences that leave), fitting from a model, saving."""
+
+import math
+
+import pytest
+import torch
+
+from padellm.baselines.exit_criteria import ExitConfig
+from padellm.baselines.exit_gates import ExitGates, fit_gate, gate_features, safe_to_leave
+from padellm.baselines.fastner import FastNER
+from padellm.baselines.fastner_data import collate, encode_example
+from padellm.errors import ConfigError
+from padellm.training.fastner_gates import exit_records, fit_exit_gates
+from test_fastner import EXAMPLES, model_and_batch, tokenizer  # noqa: F401  (the tokenizer fixture)
+
+
+def test_leaving_is_safe_when_no_count_of_the_f1_gets_worse():
+    gold = {(0, 0, 1), (2, 3, 2)}
+    assert safe_to_leave({(0, 0, 1)}, {(0, 0, 1)}, gold)  # the same entities
+    assert safe_to_leave({(0, 0, 1), (2, 3, 2)}, {(0, 0, 1)}, gold)  # one more true positive
+    assert not safe_to_leave(set(), {(0, 0, 1)}, gold)  # a true positive lost
+    assert not safe_to_leave({(0, 0, 1), (5, 5, 1)}, {(0, 0, 1)}, gold)  # a false positive more
+    assert safe_to_leave({(4, 4, 1)}, {(5, 5, 1)}, gold)  # a different mistake, no worse
+    assert safe_to_leave(set(), set(), set())
+
+
+def test_gate_features_pool_the_real_subwords_only():
+    hidden = torch.tensor([[[1.0, -1.0], [3.0, 5.0], [100.0, 100.0]], [[2.0, 0.0], [4.0, -2.0], [0.0, 6.0]]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    expected = torch.tensor([[2.0, 2.0, 3.0, 5.0, math.log(3)], [2.0, 4.0 / 3, 4.0, 6.0, math.log(4)]])
+    assert torch.allclose(gate_features(hidden, mask), expected)
+
+
+def test_the_fitted_gate_separates_what_it_can_in_the_raw_units():
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(200, 3, generator=generator) * torch.tensor([100.0, 0.01, 1.0]) + 50
+    safe = features[:, 1] > 50  # decided by the feature with the smallest scale: standardisation matters
+    weight, bias, fit = fit_gate(features, safe)
+    assert fit.sentences == 200 and fit.safe_rate == pytest.approx(safe.float().mean().item(), abs=1e-4)
+    assert fit.accuracy >= 0.97
+    assert ((features @ weight + bias > 0) == safe).float().mean() >= 0.97
+    always_weight, always_bias, always = fit_gate(features, torch.ones(200, dtype=torch.bool))
+    assert always.safe_rate == 1.0 and bool((features @ always_weight + always_bias > 0).all())
+
+
+def gated(model, hidden_size, bias, weight=None):
+    model.gates = ExitGates(hidden_size, model.num_layers - 1)
+    model.gates.bias.data.fill_(bias)
+    if weight is not None:
+        model.gates.weight.data[0] = weight
+    return model
+
+
+def test_gates_that_always_or_never_open_give_the_first_exit_or_the_full_model(tiny_bert_dir, tokenizer):
+    model, batch = model_and_batch(tiny_bert_dir, tokenizer)
+    with pytest.raises(ConfigError, match="eval/fit_exit_gates.py"):
+        model.predict(batch, ExitConfig("gate", 0.5))
+    hidden_size = model.encoder.config.hidden_size
+    gated(model, hidden_size, bias=20.0)
+    opened = model.predict(batch, ExitConfig("gate", 0.5))
+    assert [p.exit_layer for p in opened] == [1] * 4
+    assert [p.spans for p in opened] == [p.spans for p in model.predict(batch, layers=1)]
+    assert [p.exit_layer for p in model.predict(batch, ExitConfig("gate", 0.5, min_layer=2))] == [2] * 4
+    gated(model, hidden_size, bias=-20.0)
+    closed = model.predict(batch, ExitConfig("gate", 0.5))
+    assert [p.exit_layer for p in closed] == [2] * 4
+    assert [p.spans for p in closed] == [p.spans for p in model.predict(batch)]
+
+
+def test_only_the_sentences_that_leave_pay_for_the_exit_head(tiny_bert_dir, tokenizer):
+    model, batch = model_and_batch(tiny_bert_dir, tokenizer)
+    with torch.no_grad():
+        for head in model.heads:
+            head.bypass.out.weight.normal_(0, 0.5)
+    hidden_size = model.encoder.config.hidden_size
+    weight = torch.randn(2 * hidden_size + 1, generator=torch.Generator().manual_seed(1))
+    gated(model, hidden_size, bias=0.0, weight=weight)
+    # The threshold between the sentences' gate probabilities at exit 1 sends some out there and keeps the rest.
+    with torch.no_grad():
+        hidden = model.layers.embed(batch.input_ids)
+        hidden = model.layers.layer(0, hidden, model.layers.attention(hidden, batch.attention_mask))
+        probability = model.gates.probability(0, hidden, batch.attention_mask)
+    threshold = float(probability.median())
+    leave_first = (probability >= threshold).tolist()
+    assert 0 < sum(leave_first) < 4
+    seen = []
+    hook = model.heads[0].register_forward_hook(lambda module, args, output: seen.append(output.shape[0]))
+    predictions = model.predict(batch, ExitConfig("gate", threshold))
+    hook.remove()
+    assert seen == [sum(leave_first)]  # exit 1's head ran once, for the sentences that left there only
+    assert [p.exit_layer for p in predictions] == [1 if first else 2 for first in leave_first]
+    for row, prediction in enumerate(predictions):
+        alone = collate([encode_example(EXAMPLES[row], tokenizer, model.config)], tokenizer.pad_token_id)
+        (expected,) = model.predict(alone, layers=prediction.exit_layer)
+        assert [s[:3] for s in prediction.spans] == [s[:3] for s in expected.spans]
+        assert [s[3] for s in prediction.spans] == pytest.approx([s[3] for s in expected.spans], abs=1e-5)
+
+
+def test_fitting_records_each_exit_against_the_last_and_the_gates_round_trip(tiny_bert_dir, tokenizer, tmp_path):
+    model, batch = model_and_batch(tiny_bert_dir, tokenizer)
+    features, safe = exit_records(model, tokenizer, EXAMPLES, batch_size=3)  # two batches of different widths
+    hidden_size = model.encoder.config.hidden_size
+    assert len(features) == len(safe) == 1 and features[0].shape == (4, 2 * hidden_size + 1) and safe[0].shape == (4,)
+    first, last = model.predict(batch, layers=1), model.predict(batch, layers=2)
+    for row, example in enumerate(EXAMPLES):
+        gold = {(i, j, label) for (i, j), label in encode_example(example, tokenizer, model.config).gold.items()}
+        expected = safe_to_leave({s[:3] for s in first[row].spans}, {s[:3] for s in last[row].spans}, gold)
+        assert bool(safe[0][row]) == expected
+    gates = fit_exit_gates(model, tokenizer, EXAMPLES, "four sentences")
+    assert model.gates is gates and gates.exits == 1
+    assert gates.report["data"] == "four sentences" and gates.report["exits"][0]["sentences"] == 4
+    folder = model.save(tmp_path / "fastner")
+    loaded = FastNER.load(folder)
+    assert loaded.gates is not None and loaded.gates.report == gates.report
+    assert torch.equal(loaded.gates.weight, gates.weight) and torch.equal(loaded.gates.bias, gates.bias)
+    config = ExitConfig("gate", 0.5)
+    assert [p.spans for p in loaded.predict(batch, config)] == [p.spans for p in model.predict(batch, config)]
+    plain, _ = model_and_batch(tiny_bert_dir, tokenizer)
+    assert FastNER.load(plain.save(tmp_path / "plain")).gates is None
