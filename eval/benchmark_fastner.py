@@ -7,6 +7,7 @@ batch sizes 1 and 32, for one or more trained models (e.g. with and without the 
 
 Prints a table per model and batch size, the best speed-up within 1 F1 point of the full model (with --costs,
 also what one layer and each part of an exit cost), writes every figure as JSON and draws the trade-off curves.
+Each setting is timed ``--repeats`` times in rotating order (the full model among them) and its fastest pass counts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 GRID = {"entropy": [0.2, 0.1, 0.05, 0.02], "confidence": [0.95, 0.99, 0.995, 0.999], "patience": [1, 2, 3],
-        "stable": [1, 2], "gate": [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]}
+        "stable": [1, 2], "gate": [0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98]}
 """The operating points measured; ``gate`` only for models with fitted exit gates."""
 
 
@@ -45,11 +46,30 @@ def gate_configs(min_layer: int = 1):
     return [ExitConfig("gate", t, min_layer=min_layer) for t in GRID["gate"]]
 
 
+def fastest_passes(model, batches, settings, repeats: int, progress) -> dict:
+    """Each setting's pass over ``batches`` (its name -> ``Pass``), ``repeats`` times in rotating order so that a
+    slow spell of the machine hits every setting alike; the fastest pass of each counts (F1 and exits do not
+    change between passes)."""
+    from padellm.baselines.fastner_inference import measure
+
+    runs = {}
+    for repeat in range(repeats):
+        shift = repeat % len(settings)
+        for config in settings[shift:] + settings[:shift]:
+            run = measure(model, batches, config)
+            if config.name not in runs or run.seconds < runs[config.name].seconds:
+                runs[config.name] = run
+            progress.update()
+    progress.close()
+    return {config.name: runs[config.name] for config in settings}
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer
 
+    from padellm.baselines.exit_criteria import ExitConfig
     from padellm.baselines.fastner import FastNER
     from padellm.baselines.fastner_inference import exit_costs, measure, operating_point, prepare_batches
     from padellm.data.datasets import load_dataset
@@ -67,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="1,32")
     parser.add_argument("--pooling", default="max", help="poolings of the entropy and confidence criteria "
                                                          "(comma-separated: max, mean)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="passes per setting, in rotating order; the fastest counts (this machine is noisy)")
     parser.add_argument("--only-gates", action="store_true",
                         help="measure the full model and the learned exit gates only (not the other criteria)")
     parser.add_argument("--min-layer", type=int, default=1,
@@ -83,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
         if not sizes or min(sizes) < 1:
             raise ConfigError(f"--batch-sizes {args.batch_sizes!r}: positive integers, comma-separated")
+        if args.repeats < 1:
+            raise ConfigError(f"--repeats must be >= 1; got {args.repeats}")
         configs = ([] if args.only_gates
                    else exit_configs([p.strip() for p in args.pooling.split(",") if p.strip()], args.min_layer))
         split = load_dataset(args.dataset, [args.split]).split(args.split)
@@ -104,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             settings = configs + (gate_configs(args.min_layer) if model.gates is not None else [])
             for size in sizes:
                 measure(model, batches[size][: max(1, 64 // size)])  # warm-up
-                runs = {"full model": measure(model, batches[size])}
-                for config in tqdm(settings, desc=f"{label}, batch {size}", disable=args.no_progress):
-                    runs[config.name] = measure(model, batches[size], config)
+                runs = fastest_passes(model, batches[size], [ExitConfig()] + settings, args.repeats,
+                                      tqdm(total=args.repeats * (1 + len(settings)), desc=f"{label}, batch {size}",
+                                           disable=args.no_progress))
                 best = operating_point(runs["full model"], {k: v for k, v in runs.items() if k != "full model"})
                 result["batch_sizes"][str(size)] = {k: {"f1": v.f1, "seconds": round(v.seconds, 3),
                                                         "mean_exit": round(v.mean_exit, 3)} for k, v in runs.items()}

@@ -11,7 +11,8 @@ features here are this project's.
 
 Gates are fitted after training, with the encoder and the heads frozen, on held-out sentences (the dev split:
 on the training split the exits' mistakes are rarer than on unseen text); ``fit_gate`` is L2-regularised logistic
-regression on standardised features, folded back into one weight vector and bias per exit.
+regression on standardised features (the strength chosen by cross-validation on the same sentences), folded back
+into one weight vector and bias per exit.
 """
 
 from __future__ import annotations
@@ -57,18 +58,17 @@ class GateFit:
     """Share of the sentences for which leaving at this exit was safe."""
     accuracy: float
     """Share of them the fitted gate classifies right at probability 0.5."""
+    l2: float
+    """The L2 strength chosen by cross-validation."""
 
 
-def fit_gate(features: torch.Tensor, safe: torch.Tensor, l2: float = 1e-2, steps: int = 100
-             ) -> tuple[torch.Tensor, torch.Tensor, GateFit]:
-    """Logistic regression of ``safe`` ``[n]`` (booleans) on ``features`` ``[n, f]``: weight ``[f]`` and bias
-    ``[]`` in the units of the raw features (the standardisation it fits with is folded in), and its fit."""
-    x = features.double()
-    y = safe.double()
-    mean, scale = x.mean(0), x.std(0).clamp(min=1e-6) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
-    z = (x - mean) / scale
-    weight = torch.zeros(x.shape[1], dtype=x.dtype, requires_grad=True)
-    bias = torch.zeros((), dtype=x.dtype, requires_grad=True)
+L2_CHOICES = (0.01, 0.1, 1.0)
+
+
+def _logistic(z: torch.Tensor, y: torch.Tensor, l2: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of an L2-regularised logistic regression of ``y`` on standardised ``z`` (LBFGS)."""
+    weight = torch.zeros(z.shape[1], dtype=z.dtype, requires_grad=True)
+    bias = torch.zeros((), dtype=z.dtype, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
@@ -79,11 +79,40 @@ def fit_gate(features: torch.Tensor, safe: torch.Tensor, l2: float = 1e-2, steps
 
     with torch.enable_grad():
         optimizer.step(closure)
-    weight, bias = weight.detach(), bias.detach()
+    return weight.detach(), bias.detach()
+
+
+def choose_l2(z: torch.Tensor, y: torch.Tensor, choices: tuple[float, ...], folds: int, steps: int) -> float:
+    """The L2 strength of ``choices`` with the lowest held-out log loss over ``folds`` interleaved folds."""
+    if len(choices) == 1 or len(z) < 2 * folds:
+        return choices[0]
+    fold = torch.arange(len(z)) % folds
+    losses = []
+    for l2 in choices:
+        total = 0.0
+        for k in range(folds):
+            weight, bias = _logistic(z[fold != k], y[fold != k], l2, steps)
+            total += nn.functional.binary_cross_entropy_with_logits(z[fold == k] @ weight + bias, y[fold == k],
+                                                                    reduction="sum").item()
+        losses.append(total)
+    return choices[losses.index(min(losses))]
+
+
+def fit_gate(features: torch.Tensor, safe: torch.Tensor, l2: tuple[float, ...] = L2_CHOICES, folds: int = 5,
+             steps: int = 100) -> tuple[torch.Tensor, torch.Tensor, GateFit]:
+    """Logistic regression of ``safe`` ``[n]`` (booleans) on ``features`` ``[n, f]``, its L2 strength chosen among
+    ``l2`` by ``folds``-fold cross-validation on the same sentences: weight ``[f]`` and bias ``[]`` in the units of
+    the raw features (the standardisation it fits with is folded in), and its fit."""
+    x = features.double()
+    y = safe.double()
+    mean, scale = x.mean(0), x.std(0).clamp(min=1e-6) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
+    z = (x - mean) / scale
+    strength = choose_l2(z, y, tuple(l2), folds, steps)
+    weight, bias = _logistic(z, y, strength, steps)
     raw_weight = weight / scale
     raw_bias = bias - (mean * raw_weight).sum()
     accuracy = ((x @ raw_weight + raw_bias > 0) == safe.bool()).double().mean().item() if len(x) else 0.0
-    fit = GateFit(len(x), round(y.mean().item(), 4) if len(x) else 0.0, round(accuracy, 4))
+    fit = GateFit(len(x), round(y.mean().item(), 4) if len(x) else 0.0, round(accuracy, 4), strength)
     return raw_weight.float(), raw_bias.float(), fit
 
 

@@ -118,3 +118,16 @@ def test_fitting_records_each_exit_against_the_last_and_the_gates_round_trip(tin
     assert [p.spans for p in loaded.predict(batch, config)] == [p.spans for p in model.predict(batch, config)]
     plain, _ = model_and_batch(tiny_bert_dir, tokenizer)
     assert FastNER.load(plain.save(tmp_path / "plain")).gates is None
+
+
+def test_cross_validation_picks_the_regularisation_the_data_wants():
+    from padellm.baselines.exit_gates import choose_l2
+
+    generator = torch.Generator().manual_seed(0)
+    signal = torch.randn(300, 2, generator=generator)
+    clean = (signal[:, 0] > 0).double()  # a clean boundary: strong L2 only blurs it
+    assert choose_l2(signal.double(), clean, (0.001, 10.0), folds=5, steps=50) == 0.001
+    noise = torch.randn(60, 40, generator=generator).double()  # labels unrelated to 40 features: shrink them
+    coin = (torch.rand(60, generator=generator) > 0.5).double()
+    assert choose_l2(noise, coin, (0.001, 10.0), folds=5, steps=50) == 10.0
+    assert choose_l2(noise[:4], coin[:4], (0.5, 10.0), folds=5, steps=50) == 0.5  # too few to cross-validate

@@ -123,6 +123,7 @@ def test_benchmark_script(corpus, tiny_bert_dir, tmp_path):
         assert all(value > 0 for value in costs.values())
     assert runs["entropy (max) 0.2"]["f1"] >= 0 and plot_path.stat().st_size > 10_000
     assert module.main([*argv, "--batch-sizes", "0"]) == 2
+    assert module.main([*argv, "--repeats", "0"]) == 2
 
 
 def test_gates_fitted_afterwards_are_benchmarked(corpus, tiny_bert_dir, tmp_path, capsys):
