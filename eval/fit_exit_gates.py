@@ -5,7 +5,8 @@ save them into the model folder.
 
 ``padellm finetune`` (mode fastner) does this at the end of training when the config has a dev split; this script
 fits them for a model trained before that, or on other data. Prints the fit report as JSON (for each exit: the
-sentences seen, the share for which leaving there was safe, and the gate's accuracy).
+sentences seen, the share for which leaving there was safe, the gate's accuracy and the L2 strength that
+cross-validation chose).
 """
 
 from __future__ import annotations

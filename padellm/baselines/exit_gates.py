@@ -3,10 +3,10 @@ would not improve its entities, and only then does that exit's span scorer run.
 
 FastNER's own criteria (``exit_criteria``) read the span distributions an exit produced, so every exit a sentence
 passes pays for its head: on MiniLM-L6 about half a layer. A gate reads the layer's hidden states instead: per
-exit, a logistic regression over the sentence's mean- and max-pooled states and its length (one dot product
-with ``2 x hidden + 1`` features) estimates the probability that leaving here is **safe**, i.e. that this exit's entities have no fewer
-true positives and no more false positives than the last exit's (so leaving cannot lower any count that the
-micro F1 is made of). The idea of learning when to exit is BERxiT's (Xin et al., EACL 2021); the label and the
+exit, a logistic regression over the sentence's mean- and max-pooled states and its length (one dot product with
+``2 x hidden + 1`` features) estimates the probability that leaving here is **safe**, i.e. that this exit's
+entities have no fewer true positives and no more false positives than the last exit's (so leaving cannot lower
+any count that the micro F1 is made of). The idea of learning when to exit is BERxiT's (Xin et al., EACL 2021); the label and the
 features here are this project's.
 
 Gates are fitted after training, with the encoder and the heads frozen, on held-out sentences (the dev split:
