@@ -74,13 +74,15 @@ def test_only_the_sentences_that_leave_pay_for_the_exit_head(tiny_bert_dir, toke
         for head in model.heads:
             head.bypass.out.weight.normal_(0, 0.5)
     hidden_size = model.encoder.config.hidden_size
-    weight = torch.randn(2 * hidden_size + 1, generator=torch.Generator().manual_seed(1))
+    # Small weights keep the probabilities off 0 and 1, so that they differ between sentences.
+    weight = 0.05 * torch.randn(2 * hidden_size + 1, generator=torch.Generator().manual_seed(1))
     gated(model, hidden_size, bias=0.0, weight=weight)
     # The threshold between the sentences' gate probabilities at exit 1 sends some out there and keeps the rest.
     with torch.no_grad():
         hidden = model.layers.embed(batch.input_ids)
         hidden = model.layers.layer(0, hidden, model.layers.attention(hidden, batch.attention_mask))
         probability = model.gates.probability(0, hidden, batch.attention_mask)
+    assert len(set(probability.tolist())) == 4
     threshold = float(probability.median())
     leave_first = (probability >= threshold).tolist()
     assert 0 < sum(leave_first) < 4
