@@ -36,7 +36,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def fit(folder: str, dataset: str, split: str, progress: bool = True) -> dict:
     """Fit and save the gates of the model in ``folder``; their report."""
-    from dataclasses import replace
     from pathlib import Path
 
     from transformers import AutoTokenizer
@@ -45,13 +44,12 @@ def fit(folder: str, dataset: str, split: str, progress: bool = True) -> dict:
     from padellm.baselines.fastner_data import check_vocabulary
     from padellm.data.datasets import load_dataset
     from padellm.errors import ConfigError
+    from padellm.training.fastner import keep_labels
     from padellm.training.fastner_gates import fit_exit_gates
 
     model = FastNER.load(folder)
     tokenizer = AutoTokenizer.from_pretrained(Path(folder) / "encoder")
-    known = set(model.config.labels)  # gold mentions of labels the model was not trained on cannot be spans
-    examples = [replace(ex, entities=tuple(e for e in ex.entities if e.label in known))
-                for ex in load_dataset(dataset, [split]).split(split)]
+    examples = keep_labels(load_dataset(dataset, [split]).split(split), model.config.labels)
     if not examples:
         raise ConfigError(f"--split {split!r} of {dataset} has no sentences to fit the gates on")
     check_vocabulary(tokenizer, examples, f"FastNER {folder}", f"{dataset} {split}")

@@ -54,10 +54,13 @@ def load_examples(config: FastNERTrainingConfig) -> tuple[list[Example], list[Ex
     labels = tuple(sorted(x.strip() for x in config.data.labels.split(",") if x.strip())) or tuple(found)
     if not labels:
         raise ConfigError(f"no entity in the training data of {config.data.dataset}; nothing to learn")
+    return keep_labels(train, labels), keep_labels(dev, labels), labels
+
+
+def keep_labels(examples, labels) -> list[Example]:
+    """``examples`` with only the gold mentions of ``labels`` (a model's spans cannot express the others)."""
     allowed = set(labels)
-    train = [replace(ex, entities=tuple(e for e in ex.entities if e.label in allowed)) for ex in train]
-    dev = [replace(ex, entities=tuple(e for e in ex.entities if e.label in allowed)) for ex in dev]
-    return train, dev, labels
+    return [replace(ex, entities=tuple(e for e in ex.entities if e.label in allowed)) for ex in examples]
 
 
 def prepare_encoder_run(config, encoder_dir: Path | None = None
