@@ -20,7 +20,8 @@ from pathlib import Path
 
 GRID = {"entropy": [0.2, 0.1, 0.05, 0.02], "confidence": [0.95, 0.99, 0.995, 0.999], "patience": [1, 2, 3],
         "stable": [1, 2], "gate": [0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98]}
-"""The operating points measured; ``gate`` only for models with fitted exit gates."""
+"""The operating points measured; ``gate`` (and ``budget``: every F1 budget the gates were tuned for) only for
+models with fitted exit gates."""
 
 
 def architecture(config) -> dict:
@@ -40,10 +41,11 @@ def exit_configs(poolings: list[str], min_layer: int = 1):
     return configs
 
 
-def gate_configs(min_layer: int = 1):
+def gate_configs(gates, min_layer: int = 1):
     from padellm.baselines.exit_criteria import ExitConfig
 
-    return [ExitConfig("gate", t, min_layer=min_layer) for t in GRID["gate"]]
+    return ([ExitConfig("gate", t, min_layer=min_layer) for t in GRID["gate"]]
+            + [ExitConfig("budget", budget, min_layer=min_layer) for budget in gates.budgets])
 
 
 def fastest_passes(model, batches, settings, repeats: int, progress) -> dict:
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                            for layer in range(1, model.num_layers + 1)]
             result = {"folder": str(folder), **architecture(model.config), "layers": model.num_layers,
                       "f1_per_exit": f1_per_exit, "exit_gates": model.gates is not None, "batch_sizes": {}}
-            settings = configs + (gate_configs(args.min_layer) if model.gates is not None else [])
+            settings = configs + (gate_configs(model.gates, args.min_layer) if model.gates is not None else [])
             for size in sizes:
                 measure(model, batches[size][: max(1, 64 // size)])  # warm-up
                 runs = fastest_passes(model, batches[size], [ExitConfig()] + settings, args.repeats,

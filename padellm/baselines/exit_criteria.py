@@ -15,6 +15,9 @@ Each criterion reads the span label distributions an exit produced for a batch, 
 - ``gate``: leave when the exit's learned gate (``exit_gates``), which reads the layer's hidden states and not
   the exit's spans, puts the probability that leaving is safe at ``threshold`` or above; the exit's head then
   runs for the sentences that leave only. Needs a model with fitted gates.
+- ``budget``: the gates again, each with its own threshold, tuned on the held-out sentences the gates were
+  fitted on for the lowest cost at which their F1 stays within ``threshold`` points of the full model's
+  (``gate_budgets``).
 - ``none``: never leave early (the full model).
 """
 
@@ -27,21 +30,24 @@ import torch
 
 from padellm.errors import ConfigError
 
-CRITERIA = ("none", "entropy", "confidence", "patience", "stable", "gate")
+CRITERIA = ("none", "entropy", "confidence", "patience", "stable", "gate", "budget")
 STREAKS = ("patience", "stable")
 """The criteria that count consecutive exits that agree (their ``patience`` is that count)."""
 POOLED = ("entropy", "confidence")
 """The criteria that pool the spans' scores into one per sentence."""
 POOLINGS = ("max", "mean")
+GATED = ("gate", "budget")
+"""The criteria that read the model's learned exit gates."""
 
 
 @dataclass(frozen=True)
 class ExitConfig:
     criterion: str = "none"
-    """none (the full model), entropy, confidence, patience, stable or gate."""
+    """none (the full model), entropy, confidence, patience, stable, gate or budget."""
     threshold: float = 0.0
     """entropy: leave at or below this normalised entropy; confidence: at or above this probability; gate: when
-    the gate's probability that leaving is safe is at or above it."""
+    the gate's probability that leaving is safe is at or above it; budget: the F1 points (on the gates' held-out
+    sentences) that the per-exit gate thresholds were tuned to give up at most."""
     pooling: str = "max"
     """How span scores pool into one per sentence: max (the least certain span decides) or mean."""
     patience: int = 2
@@ -58,6 +64,8 @@ class ExitConfig:
             problems.append(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
         if self.criterion in POOLED + ("gate",) and not 0 <= self.threshold <= 1:
             problems.append(f"threshold must be in [0, 1] for {self.criterion}; got {self.threshold}")
+        if self.criterion == "budget" and not 0 <= self.threshold <= 100:
+            problems.append(f"threshold (F1 points) must be in [0, 100] for budget; got {self.threshold}")
         if self.patience < 1:
             problems.append(f"patience must be >= 1; got {self.patience}")
         if self.min_layer < 1:
@@ -73,6 +81,8 @@ class ExitConfig:
             name = f"{self.criterion} {self.patience}"
         elif self.criterion == "gate":
             name = f"gate {self.threshold:g}"
+        elif self.criterion == "budget":
+            name = f"budget {self.threshold:g} (tuned gates)"
         else:
             name = f"{self.criterion} ({self.pooling}) {self.threshold:g}"
         return name + (f" from exit {self.min_layer}" if self.min_layer > 1 else "")

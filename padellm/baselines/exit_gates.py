@@ -12,17 +12,21 @@ features here are this project's.
 Gates are fitted after training, with the encoder and the heads frozen, on held-out sentences (the dev split:
 on the training split the exits' mistakes are rarer than on unseen text); ``fit_gate`` is L2-regularised logistic
 regression on standardised features (the strength chosen by cross-validation on the same sentences), folded back
-into one weight vector and bias per exit.
+into one weight vector and bias per exit. Besides one threshold for every gate (``gate:T``), the gates carry
+per-exit thresholds tuned on the same sentences for F1 budgets (``budget:D``, ``gate_budgets``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from padellm.errors import ConfigError
 
 GATES_FILE = "exit_gates.safetensors"
 GATES_REPORT = "exit_gates.json"
@@ -43,10 +47,18 @@ def feature_count(hidden: int) -> int:
     return 2 * hidden + 1
 
 
-def safe_to_leave(here: set, last: set, gold: set) -> bool:
-    """Whether the entities of an early exit (``here``) are at least as good as the last exit's on every count:
-    no fewer true positives, no more false positives (hence no more false negatives either)."""
-    return len(here & gold) >= len(last & gold) and len(here - gold) <= len(last - gold)
+def entity_counts(predicted: set, gold: set) -> tuple[int, int, int]:
+    """True positives, false positives and false negatives of one sentence's ``predicted`` entities."""
+    hits = len(predicted & gold)
+    return hits, len(predicted) - hits, len(gold) - hits
+
+
+def safe_to_leave(counts: torch.Tensor) -> torch.Tensor:
+    """Per sentence and exit but the last, ``[n, exits - 1]`` booleans, from each exit's ``entity_counts``
+    ``[n, exits, 3]``: whether the exit's entities are at least as good as the last exit's on every count of the
+    micro F1 (no fewer true positives, no more false positives, hence no more false negatives either)."""
+    last = counts[:, -1:]
+    return (counts[:, :-1, 0] >= last[..., 0]) & (counts[:, :-1, 1] <= last[..., 1])
 
 
 @dataclass(frozen=True)
@@ -82,38 +94,54 @@ def _logistic(z: torch.Tensor, y: torch.Tensor, l2: float, steps: int) -> tuple[
     return weight.detach(), bias.detach()
 
 
-def choose_l2(z: torch.Tensor, y: torch.Tensor, choices: tuple[float, ...], folds: int, steps: int) -> float:
-    """The L2 strength of ``choices`` with the lowest held-out log loss over ``folds`` interleaved folds."""
-    if len(choices) == 1 or len(z) < 2 * folds:
-        return choices[0]
+def cross_validate(z: torch.Tensor, y: torch.Tensor, choices: tuple[float, ...], folds: int, steps: int
+                   ) -> tuple[float, torch.Tensor | None]:
+    """The L2 strength of ``choices`` with the lowest held-out log loss over ``folds`` interleaved folds, and for
+    it each sentence's held-out logit ``[n]`` (from the fit on the other folds); None for the logits when there
+    are too few sentences to cross-validate (the first choice is then taken)."""
+    if len(z) < 2 * folds:
+        return choices[0], None
     fold = torch.arange(len(z)) % folds
-    losses = []
+    best: tuple[float, float, torch.Tensor] | None = None
     for l2 in choices:
-        total = 0.0
+        logits = torch.empty(len(z), dtype=z.dtype)
         for k in range(folds):
             weight, bias = _logistic(z[fold != k], y[fold != k], l2, steps)
-            total += nn.functional.binary_cross_entropy_with_logits(z[fold == k] @ weight + bias, y[fold == k],
-                                                                    reduction="sum").item()
-        losses.append(total)
-    return choices[losses.index(min(losses))]
+            logits[fold == k] = z[fold == k] @ weight + bias
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum").item()
+        if best is None or loss < best[0]:
+            best = (loss, l2, logits)
+    return best[1], best[2]
+
+
+@dataclass(frozen=True)
+class FittedGate:
+    weight: torch.Tensor
+    """``[features]``, in the units of the raw features (the standardisation it was fitted with folded in)."""
+    bias: torch.Tensor
+    fit: GateFit
+    held_out: torch.Tensor
+    """``[n]``: each sentence's probability from the gate fitted without its fold (cross-validation), what an
+    unseen sentence would get; the in-sample probability where there were too few sentences to cross-validate."""
 
 
 def fit_gate(features: torch.Tensor, safe: torch.Tensor, l2: tuple[float, ...] = L2_CHOICES, folds: int = 5,
-             steps: int = 100) -> tuple[torch.Tensor, torch.Tensor, GateFit]:
+             steps: int = 100) -> FittedGate:
     """Logistic regression of ``safe`` ``[n]`` (booleans) on ``features`` ``[n, f]``, its L2 strength chosen among
-    ``l2`` by ``folds``-fold cross-validation on the same sentences: weight ``[f]`` and bias ``[]`` in the units of
-    the raw features (the standardisation it fits with is folded in), and its fit."""
+    ``l2`` by ``folds``-fold cross-validation on the same sentences."""
     x = features.double()
     y = safe.double()
     mean, scale = x.mean(0), x.std(0).clamp(min=1e-6) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
     z = (x - mean) / scale
-    strength = choose_l2(z, y, tuple(l2), folds, steps)
+    strength, held_out = cross_validate(z, y, tuple(l2), folds, steps)
     weight, bias = _logistic(z, y, strength, steps)
     raw_weight = weight / scale
     raw_bias = bias - (mean * raw_weight).sum()
-    accuracy = ((x @ raw_weight + raw_bias > 0) == safe.bool()).double().mean().item() if len(x) else 0.0
+    logits = x @ raw_weight + raw_bias
+    accuracy = ((logits > 0) == safe.bool()).double().mean().item() if len(x) else 0.0
     fit = GateFit(len(x), round(y.mean().item(), 4) if len(x) else 0.0, round(accuracy, 4), strength)
-    return raw_weight.float(), raw_bias.float(), fit
+    return FittedGate(raw_weight.float(), raw_bias.float(), fit,
+                      torch.sigmoid(logits if held_out is None else held_out).float())
 
 
 class ExitGates(nn.Module):
@@ -123,12 +151,28 @@ class ExitGates(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(exits, feature_count(hidden)), requires_grad=False)
         self.bias = nn.Parameter(torch.zeros(exits), requires_grad=False)
+        self.budgets: dict[float, tuple[float, ...]] = {}
+        """Per F1 budget (points), each gate's threshold tuned for it on the held-out sentences (``gate_budgets``):
+        the ``budget`` criterion's operating points."""
         self.report: dict = {}
-        """How the gates were fitted (data, and each exit's ``GateFit``), saved beside them."""
+        """How the gates were fitted (data, each exit's ``GateFit``, the tuned budgets), saved beside them."""
 
     @property
     def exits(self) -> int:
         return self.weight.shape[0]
+
+    def thresholds(self, config) -> tuple[float, ...]:
+        """Each gate's threshold under the exit ``config`` (criterion ``gate``: its threshold at every exit;
+        ``budget``: those tuned for its F1 budget)."""
+        if config.criterion == "gate":
+            return (config.threshold,) * self.exits
+        for budget, thresholds in self.budgets.items():
+            if math.isclose(budget, config.threshold):
+                return thresholds
+        tuned = ", ".join(f"budget:{budget:g}" for budget in self.budgets) or "none"
+        raise ConfigError(f"exit criterion budget:{config.threshold:g}: these exit gates have thresholds tuned for "
+                          f"{tuned}; `python eval/fit_exit_gates.py --model MODEL_DIR --budgets "
+                          f"{config.threshold:g}` tunes them")
 
     def probability(self, index: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``[batch]``: the probability that leaving at exit ``index`` (0-based) is safe for each sentence."""
@@ -139,8 +183,11 @@ class ExitGates(nn.Module):
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        save_file({"weight": self.weight.detach().contiguous(), "bias": self.bias.detach().contiguous()},
-                  folder / GATES_FILE)
+        tensors = {"weight": self.weight.detach().contiguous(), "bias": self.bias.detach().contiguous()}
+        if self.budgets:
+            tensors["budgets"] = torch.tensor(list(self.budgets), dtype=torch.float64)
+            tensors["thresholds"] = torch.tensor(list(self.budgets.values()), dtype=torch.float64)
+        save_file(tensors, folder / GATES_FILE)
         (folder / GATES_REPORT).write_text(json.dumps(self.report, indent=2) + "\n")
 
     @classmethod
@@ -155,17 +202,20 @@ class ExitGates(nn.Module):
         gates = cls((tensors["weight"].shape[1] - 1) // 2, tensors["weight"].shape[0])
         gates.weight.data.copy_(tensors["weight"])
         gates.bias.data.copy_(tensors["bias"])
+        if "budgets" in tensors:
+            gates.budgets = {budget: tuple(row) for budget, row in zip(tensors["budgets"].tolist(),
+                                                                       tensors["thresholds"].tolist())}
         report = Path(folder) / GATES_REPORT
         gates.report = json.loads(report.read_text()) if report.is_file() else {}
         return gates
 
 
-def gates_from_fits(hidden: int, fitted: list[tuple[torch.Tensor, torch.Tensor, GateFit]], data: str) -> ExitGates:
+def gates_from_fits(hidden: int, fitted: list[FittedGate], data: str) -> ExitGates:
     """The gates of the fitted exits, shallowest first; their report names ``data`` and each exit's fit."""
     gates = ExitGates(hidden, len(fitted))
-    for index, (weight, bias, _) in enumerate(fitted):
-        gates.weight.data[index] = weight
-        gates.bias.data[index] = bias
+    for index, gate in enumerate(fitted):
+        gates.weight.data[index] = gate.weight
+        gates.bias.data[index] = gate.bias
     gates.report = {"data": data, "features": "mean and max of the hidden states, log length", "label": "safe_to_leave",
-                    "exits": [asdict(fit) for _, _, fit in fitted]}
+                    "exits": [asdict(gate.fit) for gate in fitted]}
     return gates

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from padellm.baselines.encoder import LayerwiseEncoder
-from padellm.baselines.exit_criteria import ExitConfig, Patience, StableLabels, leave_now
+from padellm.baselines.exit_criteria import GATED, ExitConfig, Patience, StableLabels, leave_now
 from padellm.baselines.exit_gates import ExitGates
 from padellm.baselines.spans import decode_spans, span_mask
 from padellm.errors import ConfigError, bound_problems
@@ -216,11 +216,12 @@ class FastNER(nn.Module):
         last = (layers or self.num_layers) - 1
         if not 0 <= last < self.num_layers:
             raise ConfigError(f"layers must be in 1..{self.num_layers}; got {layers}")
-        gated = exit_config.criterion == "gate"
+        gated = exit_config.criterion in GATED
         if gated and self.gates is None:
-            raise ConfigError("the gate exit criterion needs a FastNER model with fitted exit gates, and this one has "
-                              "none: `python eval/fit_exit_gates.py --model MODEL_DIR` fits them on the dev split "
-                              "(padellm finetune does it at the end of training)")
+            raise ConfigError(f"the {exit_config.criterion} exit criterion needs a FastNER model with fitted exit "
+                              "gates, and this one has none: `python eval/fit_exit_gates.py --model MODEL_DIR` fits "
+                              "them on the dev split (padellm finetune does it at the end of training)")
+        gate_thresholds = self.gates.thresholds(exit_config) if gated else ()
         results: list[Prediction | None] = [None] * batch.input_ids.shape[0]
         active = torch.arange(batch.input_ids.shape[0])
         attention_mask, word_index, num_words = batch.attention_mask, batch.word_index, batch.num_words
@@ -236,7 +237,7 @@ class FastNER(nn.Module):
                 continue
             if gated and index < last:
                 # The gate decides first; the head runs for the sentences that leave, and only for them.
-                leaving_rows = self.gates.probability(index, hidden, attention_mask) >= exit_config.threshold
+                leaving_rows = self.gates.probability(index, hidden, attention_mask) >= gate_thresholds[index]
                 if not leaving_rows.any():
                     continue
                 probabilities = self.exit_probabilities(index, hidden[leaving_rows], attention_mask[leaving_rows],

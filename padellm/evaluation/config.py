@@ -20,7 +20,8 @@ def split_list(value: str) -> tuple[str, ...]:
 
 def parse_exit(spec: str, min_layer: int = 1) -> ExitConfig:
     """One FastNER operating point: ``none`` (the full model), ``patience:N``, ``stable:N``, ``entropy:T[:POOLING]``,
-    ``confidence:T[:POOLING]`` (POOLING: max or mean; default max) or ``gate:T`` (the model's learned exit gates)."""
+    ``confidence:T[:POOLING]`` (POOLING: max or mean; default max), ``gate:T`` (the model's learned exit gates) or
+    ``budget:D`` (the gates with per-exit thresholds tuned to lose at most D F1 points on held-out sentences)."""
     parts = spec.split(":")
     criterion = parts[0]
     if criterion not in CRITERIA:
@@ -86,7 +87,8 @@ class EvalConfig:
     """FastNER model folder (written by padellm finetune with mode fastner); needed when fastner is evaluated."""
     fastner_exits: str = "none,patience:1"
     """Comma-separated FastNER operating points: none (the full model), patience:N, stable:N, entropy:T[:max|mean],
-    confidence:T[:max|mean], gate:T (the model's learned exit gates, fitted at the end of its training)."""
+    confidence:T[:max|mean], gate:T (the model's learned exit gates, fitted at the end of its training), budget:D
+    (the gates with per-exit thresholds tuned on dev to lose at most D F1 points; tuned for 0.25, 0.5 and 1)."""
     fastner_min_layer: int = 1
     """No FastNER sentence leaves before this exit."""
     fastner_batch_size: int = 32

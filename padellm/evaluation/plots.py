@@ -88,7 +88,7 @@ def plot_exit_tradeoff(results: dict, path: str | Path, title: str = "") -> Path
             runs = result["batch_sizes"][str(size)]
             full = runs["full model"]
             for criterion, marker in (("entropy", "o"), ("confidence", "s"), ("patience", "^"), ("stable", "v"),
-                                      ("gate", "D")):
+                                      ("gate", "D"), ("budget", "*")):
                 points = sorted((full["seconds"] / p["seconds"], p["f1"]) for setting, p in runs.items()
                                 if setting.startswith(criterion))
                 if points:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from padellm.baselines.exit_criteria import ExitConfig
+from padellm.baselines.exit_criteria import GATED, ExitConfig
 from padellm.errors import ConfigError
 from padellm.types import Entity, Example
 
@@ -232,9 +232,13 @@ def fastner_systems(folder: str | Path, exit_configs: tuple[ExitConfig, ...], ba
     tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
     check_vocabulary(tokenizer, list(examples), f"FastNER {folder}", data)
     model = FastNER.load(folder)
-    if model.gates is None and any(config.criterion == "gate" for config in exit_configs):
-        raise ConfigError(f"fastner_exits: gate needs exit gates and {folder} has none; `python eval/fit_exit_gates.py "
-                          f"--model {folder}` fits them on the dev split")
+    for config in exit_configs:
+        if config.criterion not in GATED:
+            continue
+        if model.gates is None:
+            raise ConfigError(f"fastner_exits: {config.criterion} needs exit gates and {folder} has none; `python "
+                              f"eval/fit_exit_gates.py --model {folder}` fits them on the dev split")
+        model.gates.thresholds(config)  # a budget the gates were not tuned for is refused before any system runs
     return [FastNERSystem(f"fastner ({config.name})", model, tokenizer, config, batch_size, folder)
             for config in exit_configs]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from padellm.baselines.exit_criteria import ExitConfig
-from padellm.baselines.exit_gates import ExitGates, fit_gate, gate_features, safe_to_leave
+from padellm.baselines.exit_gates import ExitGates, entity_counts, fit_gate, gate_features, safe_to_leave
 from padellm.baselines.fastner import FastNER
 from padellm.baselines.fastner_data import collate, encode_example
 from padellm.errors import ConfigError
@@ -17,12 +17,18 @@ from test_fastner import EXAMPLES, model_and_batch, tokenizer  # noqa: F401  (th
 
 def test_leaving_is_safe_when_no_count_of_the_f1_gets_worse():
     gold = {(0, 0, 1), (2, 3, 2)}
-    assert safe_to_leave({(0, 0, 1)}, {(0, 0, 1)}, gold)  # the same entities
-    assert safe_to_leave({(0, 0, 1), (2, 3, 2)}, {(0, 0, 1)}, gold)  # one more true positive
-    assert not safe_to_leave(set(), {(0, 0, 1)}, gold)  # a true positive lost
-    assert not safe_to_leave({(0, 0, 1), (5, 5, 1)}, {(0, 0, 1)}, gold)  # a false positive more
-    assert safe_to_leave({(4, 4, 1)}, {(5, 5, 1)}, gold)  # a different mistake, no worse
-    assert safe_to_leave(set(), set(), set())
+    last = entity_counts({(0, 0, 1)}, gold)
+    assert last == (1, 0, 1)
+    exits = [{(0, 0, 1)},  # the same entities
+             {(0, 0, 1), (2, 3, 2)},  # one more true positive
+             set(),  # a true positive lost
+             {(0, 0, 1), (5, 5, 1)},  # a false positive more
+             {(2, 3, 2), (5, 5, 1)}]  # a different true positive, one false positive more
+    counts = torch.tensor([[entity_counts(here, gold) for here in exits] + [last]])
+    assert safe_to_leave(counts).tolist() == [[True, True, False, False, False]]
+    swapped = torch.tensor([[entity_counts({(4, 4, 1)}, gold), entity_counts({(5, 5, 1)}, gold)]])
+    assert safe_to_leave(swapped).tolist() == [[True]]  # a different mistake, no worse
+    assert safe_to_leave(torch.zeros(1, 2, 3, dtype=torch.long)).tolist() == [[True]]
 
 
 def test_gate_features_pool_the_real_subwords_only():
@@ -36,12 +42,18 @@ def test_the_fitted_gate_separates_what_it_can_in_the_raw_units():
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(200, 3, generator=generator) * torch.tensor([100.0, 0.01, 1.0]) + 50
     safe = features[:, 1] > 50  # decided by the feature with the smallest scale: standardisation matters
-    weight, bias, fit = fit_gate(features, safe)
-    assert fit.sentences == 200 and fit.safe_rate == pytest.approx(safe.float().mean().item(), abs=1e-4)
-    assert fit.accuracy >= 0.97
-    assert ((features @ weight + bias > 0) == safe).float().mean() >= 0.97
-    always_weight, always_bias, always = fit_gate(features, torch.ones(200, dtype=torch.bool))
-    assert always.safe_rate == 1.0 and bool((features @ always_weight + always_bias > 0).all())
+    gate = fit_gate(features, safe)
+    assert gate.fit.sentences == 200 and gate.fit.safe_rate == pytest.approx(safe.float().mean().item(), abs=1e-4)
+    assert gate.fit.accuracy >= 0.97
+    assert ((features @ gate.weight + gate.bias > 0) == safe).float().mean() >= 0.97
+    # Held-out probabilities come from fits without each sentence's fold: close to, but not, the final gate's.
+    in_sample = torch.sigmoid(features @ gate.weight + gate.bias)
+    assert gate.held_out.shape == (200,) and not torch.allclose(gate.held_out, in_sample)
+    assert ((gate.held_out > 0.5) == safe).float().mean() >= 0.9
+    always = fit_gate(features, torch.ones(200, dtype=torch.bool))
+    assert always.fit.safe_rate == 1.0 and bool((features @ always.weight + always.bias > 0).all())
+    few = fit_gate(features[:6], safe[:6])  # too few to cross-validate: the in-sample probabilities
+    assert torch.allclose(few.held_out, torch.sigmoid(features[:6] @ few.weight + few.bias), atol=1e-3)  # float32 rounding
 
 
 def gated(model, hidden_size, bias, weight=None):
@@ -101,35 +113,42 @@ def test_only_the_sentences_that_leave_pay_for_the_exit_head(tiny_bert_dir, toke
 
 def test_fitting_records_each_exit_against_the_last_and_the_gates_round_trip(tiny_bert_dir, tokenizer, tmp_path):
     model, batch = model_and_batch(tiny_bert_dir, tokenizer)
-    features, safe = exit_records(model, tokenizer, EXAMPLES, batch_size=3)  # two batches of different widths
+    records = exit_records(model, tokenizer, EXAMPLES, batch_size=3)  # two batches of different widths
     hidden_size = model.encoder.config.hidden_size
-    assert len(features) == len(safe) == 1 and features[0].shape == (4, 2 * hidden_size + 1) and safe[0].shape == (4,)
-    first, last = model.predict(batch, layers=1), model.predict(batch, layers=2)
+    assert len(records.features) == 1 and records.features[0].shape == (4, 2 * hidden_size + 1)
+    assert records.counts.shape == (4, 2, 3) and records.safe.shape == (4, 1)
+    exits = [model.predict(batch, layers=1), model.predict(batch, layers=2)]
     for row, example in enumerate(EXAMPLES):
-        gold = {(i, j, label) for (i, j), label in encode_example(example, tokenizer, model.config).gold.items()}
-        expected = safe_to_leave({s[:3] for s in first[row].spans}, {s[:3] for s in last[row].spans}, gold)
-        assert bool(safe[0][row]) == expected
-    gates = fit_exit_gates(model, tokenizer, EXAMPLES, "four sentences")
+        encoded = encode_example(example, tokenizer, model.config)
+        gold = {(i, j, label) for (i, j), label in encoded.gold.items()}
+        for index, predictions in enumerate(exits):
+            expected = entity_counts({s[:3] for s in predictions[row].spans}, gold)
+            assert tuple(records.counts[row, index].tolist()) == expected
+        assert records.subwords[row] == len(encoded.input_ids)
+    gates = fit_exit_gates(model, tokenizer, EXAMPLES, "four sentences", budgets=(0.5, 2.0))
     assert model.gates is gates and gates.exits == 1
     assert gates.report["data"] == "four sentences" and gates.report["exits"][0]["sentences"] == 4
+    assert set(gates.budgets) == {0.5, 2.0} and [t["max_drop"] for t in gates.report["budgets"]["tuned"]] == [0.5, 2.0]
     folder = model.save(tmp_path / "fastner")
     loaded = FastNER.load(folder)
-    assert loaded.gates is not None and loaded.gates.report == gates.report
+    assert loaded.gates is not None and loaded.gates.report == gates.report and loaded.gates.budgets == gates.budgets
     assert torch.equal(loaded.gates.weight, gates.weight) and torch.equal(loaded.gates.bias, gates.bias)
-    config = ExitConfig("gate", 0.5)
-    assert [p.spans for p in loaded.predict(batch, config)] == [p.spans for p in model.predict(batch, config)]
+    for config in (ExitConfig("gate", 0.5), ExitConfig("budget", 2.0)):
+        assert [p.spans for p in loaded.predict(batch, config)] == [p.spans for p in model.predict(batch, config)]
     plain, _ = model_and_batch(tiny_bert_dir, tokenizer)
     assert FastNER.load(plain.save(tmp_path / "plain")).gates is None
 
 
 def test_cross_validation_picks_the_regularisation_the_data_wants():
-    from padellm.baselines.exit_gates import choose_l2
+    from padellm.baselines.exit_gates import cross_validate
 
     generator = torch.Generator().manual_seed(0)
     signal = torch.randn(300, 2, generator=generator)
     clean = (signal[:, 0] > 0).double()  # a clean boundary: strong L2 only blurs it
-    assert choose_l2(signal.double(), clean, (0.001, 10.0), folds=5, steps=50) == 0.001
+    l2, held_out = cross_validate(signal.double(), clean, (0.001, 10.0), folds=5, steps=50)
+    assert l2 == 0.001 and held_out.shape == (300,) and ((held_out > 0) == clean.bool()).float().mean() >= 0.95
     noise = torch.randn(60, 40, generator=generator).double()  # labels unrelated to 40 features: shrink them
     coin = (torch.rand(60, generator=generator) > 0.5).double()
-    assert choose_l2(noise, coin, (0.001, 10.0), folds=5, steps=50) == 10.0
-    assert choose_l2(noise[:4], coin[:4], (0.5, 10.0), folds=5, steps=50) == 0.5  # too few to cross-validate
+    assert cross_validate(noise, coin, (0.001, 10.0), folds=5, steps=50)[0] == 10.0
+    # Too few to cross-validate: the first choice, and no held-out logits.
+    assert cross_validate(noise[:4], coin[:4], (0.5, 10.0), folds=5, steps=50) == (0.5, None)

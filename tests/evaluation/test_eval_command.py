@@ -124,6 +124,11 @@ def test_bad_settings_are_named(tiny_adapters, fastner_model, tmp_path, capsys):
     assert main(argv(tiny_adapters, fastner_model, tmp_path / "gate", "--fastner-exits", "gate:0.5",
                      "--allow-label-subset")) == 2
     assert f"gate needs exit gates and {fastner_model} has none; `python eval/fit_exit_gates.py" in capsys.readouterr().err
+    assert main(argv(tiny_adapters, fastner_model, tmp_path / "budget", "--fastner-exits", "budget:0.5",
+                     "--allow-label-subset")) == 2
+    assert f"budget needs exit gates and {fastner_model} has none" in capsys.readouterr().err
+    assert main(argv(tiny_adapters, fastner_model, tmp_path, "--fastner-exits", "budget:-1")) == 2
+    assert "threshold (F1 points) must be in [0, 100] for budget; got -1" in capsys.readouterr().err
     assert main(argv(tiny_adapters, fastner_model, tmp_path, "--parallel", str(tiny_adapters["autoregressive"]))) == 2
     assert "was trained for autoregressive decoding" in capsys.readouterr().err
     assert main(argv(tiny_adapters, fastner_model, tmp_path, "--split", "validation")) == 2

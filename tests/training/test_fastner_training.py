@@ -134,7 +134,15 @@ def test_gates_fitted_afterwards_are_benchmarked(corpus, tiny_bert_dir, tmp_path
     assert fit.main(["--model", str(out / "model"), "--dataset", str(corpus), "--split", "dev", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)  # stdout holds the report and nothing else
     assert report["data"] == f"{corpus} dev" and [e["sentences"] for e in report["exits"]] == [2]
+    assert [t["max_drop"] for t in report["budgets"]["tuned"]] == [0.25, 0.5, 1.0]  # the default budgets
     assert FastNER.load(out / "model").gates.report == report
+    assert fit.main(["--model", str(out / "model"), "--dataset", str(corpus), "--split", "dev", "--budgets", "2,x",
+                     "--no-progress"]) == 2
+    assert "--budgets '2,x': F1 points, comma-separated" in capsys.readouterr().err
+    assert fit.main(["--model", str(out / "model"), "--dataset", str(corpus), "--split", "dev", "--budgets", "0.5,2",
+                     "--no-progress"]) == 0
+    assert set(FastNER.load(out / "model").gates.budgets) == {0.5, 2.0}
+    capsys.readouterr()
     assert fit.main(["--model", str(tmp_path), "--dataset", str(corpus), "--no-progress"]) == 2
     assert "is not a FastNER model folder" in capsys.readouterr().err
     result_path = tmp_path / "bench.json"
@@ -145,7 +153,8 @@ def test_gates_fitted_afterwards_are_benchmarked(corpus, tiny_bert_dir, tmp_path
     (model,) = json.loads(result_path.read_text())["results"].values()
     runs = model["batch_sizes"]["2"]
     assert model["exit_gates"] is True
-    assert sorted(runs) == sorted(["full model"] + [f"gate {t:g}" for t in benchmark.GRID["gate"]])
+    assert sorted(runs) == sorted(["full model"] + [f"gate {t:g}" for t in benchmark.GRID["gate"]]
+                                  + ["budget 0.5 (tuned gates)", "budget 2 (tuned gates)"])
     assert all(1 <= r["mean_exit"] <= 2 for r in runs.values())
 
 
