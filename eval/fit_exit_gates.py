@@ -41,14 +41,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def parse_budgets(value: str) -> tuple[float, ...]:
+    from padellm.baselines.exit_criteria import ExitConfig
     from padellm.errors import ConfigError
 
     try:
         budgets = tuple(float(part) for part in value.split(",") if part.strip())
     except ValueError as err:
         raise ConfigError(f"--budgets {value!r}: F1 points, comma-separated (e.g. 0.25,0.5,1)") from err
-    if any(not 0 <= budget <= 100 for budget in budgets):
-        raise ConfigError(f"--budgets {value!r}: each budget must be in [0, 100] F1 points")
+    try:
+        for budget in budgets:
+            ExitConfig("budget", budget)  # the criterion's own bounds
+    except ConfigError as err:
+        raise ConfigError(f"--budgets {value!r}: {err}") from err
     return budgets
 
 
