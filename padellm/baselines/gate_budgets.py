@@ -23,8 +23,9 @@ GATE_COST = 0.05
 """A gate in encoder layers (``exit_costs``: 5 % of a layer at batch 1, 2 % at batch 32)."""
 NEVER = 1.01
 """A threshold above every probability: that gate never opens."""
-GRID = tuple(round(0.5 + 0.01 * step, 2) for step in range(50))
-"""The thresholds tried for each gate: 0.50 to 0.99."""
+GRID = tuple(round(0.05 + 0.01 * step, 2) for step in range(95))
+"""The thresholds tried for each gate: 0.05 to 0.99. Below 0.5 a gate lets a sentence leave when leaving is more
+likely unsafe than safe, which pays where the exit is nearly as good as the full model (the last exits)."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,19 @@ def outcomes(probabilities: torch.Tensor, counts: torch.Tensor, weights: torch.T
     return f1, cost, (exit + 1).double().mean(-1)
 
 
+def _outcome(probabilities: torch.Tensor, counts: torch.Tensor, weights: torch.Tensor, thresholds,
+             head_cost: float, gate_cost: float) -> tuple[float, float, float]:
+    """F1, cost and mean exit of one threshold per gate, unrounded."""
+    row = torch.tensor([list(thresholds)], dtype=probabilities.dtype)
+    f1, cost, mean_exit = outcomes(probabilities, counts, weights, row, head_cost, gate_cost)
+    return f1.item(), cost.item(), mean_exit.item()
+
+
 def outcome(probabilities: torch.Tensor, counts: torch.Tensor, weights: torch.Tensor, thresholds,
             head_cost: float = HEAD_COST, gate_cost: float = GATE_COST) -> Outcome:
     """``outcomes`` of one threshold per gate."""
-    row = torch.tensor([list(thresholds)], dtype=probabilities.dtype)
-    f1, cost, mean_exit = outcomes(probabilities, counts, weights, row, head_cost, gate_cost)
-    return Outcome(round(f1.item(), 4), round(cost.item(), 4), round(mean_exit.item(), 4))
+    return Outcome(*(round(value, 4) for value in _outcome(probabilities, counts, weights, thresholds, head_cost,
+                                                            gate_cost)))
 
 
 def tune_thresholds(probabilities: torch.Tensor, counts: torch.Tensor, weights: torch.Tensor, max_drop: float,
@@ -81,11 +89,10 @@ def tune_thresholds(probabilities: torch.Tensor, counts: torch.Tensor, weights: 
     that saves most), until no move saves cost within the budget."""
     gates = probabilities.shape[1]
     current = [NEVER] * gates
-    full = outcome(probabilities, counts, weights, current, head_cost, gate_cost)
-    floor = full.f1 - max_drop
-    now = full
+    now_f1, now_cost, _ = _outcome(probabilities, counts, weights, current, head_cost, gate_cost)
+    floor = now_f1 - max_drop
     while True:
-        best: tuple[float, int, float] | None = None
+        best: tuple[float, int, float, float, float] | None = None
         for gate in range(gates):
             values = [value for value in grid if value < current[gate]]
             if not values:
@@ -94,13 +101,13 @@ def tune_thresholds(probabilities: torch.Tensor, counts: torch.Tensor, weights: 
             trials[:, gate] = torch.tensor(values, dtype=probabilities.dtype)
             f1, cost, _ = outcomes(probabilities, counts, weights, trials, head_cost, gate_cost)
             for value, trial_f1, trial_cost in zip(values, f1.tolist(), cost.tolist()):
-                saved = now.cost - trial_cost
+                saved = now_cost - trial_cost
                 if trial_f1 < floor - 1e-9 or saved <= 1e-12:
                     continue
-                merit = saved / max(now.f1 - trial_f1, 1e-6)
+                merit = saved / max(now_f1 - trial_f1, 1e-6)
                 if best is None or merit > best[0]:
-                    best = (merit, gate, value)
+                    best = (merit, gate, value, trial_f1, trial_cost)
         if best is None:
-            return tuple(current), now
-        current[best[1]] = best[2]
-        now = outcome(probabilities, counts, weights, current, head_cost, gate_cost)
+            return tuple(current), outcome(probabilities, counts, weights, current, head_cost, gate_cost)
+        _, gate, value, now_f1, now_cost = best
+        current[gate] = value

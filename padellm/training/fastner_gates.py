@@ -20,7 +20,7 @@ from padellm.baselines.gate_budgets import NEVER, outcome, tune_thresholds
 from padellm.baselines.spans import decode_spans
 from padellm.types import Example
 
-BUDGETS = (0.25, 0.5, 1.0)
+BUDGETS = (0.25, 0.5, 0.75, 1.0)
 """The F1 budgets (points) that ``fit_exit_gates`` tunes per-exit thresholds for: the ``budget:D`` criteria."""
 
 

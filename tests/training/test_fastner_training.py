@@ -134,7 +134,7 @@ def test_gates_fitted_afterwards_are_benchmarked(corpus, tiny_bert_dir, tmp_path
     assert fit.main(["--model", str(out / "model"), "--dataset", str(corpus), "--split", "dev", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)  # stdout holds the report and nothing else
     assert report["data"] == f"{corpus} dev" and [e["sentences"] for e in report["exits"]] == [2]
-    assert [t["max_drop"] for t in report["budgets"]["tuned"]] == [0.25, 0.5, 1.0]  # the default budgets
+    assert [t["max_drop"] for t in report["budgets"]["tuned"]] == [0.25, 0.5, 0.75, 1.0]  # the default budgets
     assert FastNER.load(out / "model").gates.report == report
     assert fit.main(["--model", str(out / "model"), "--dataset", str(corpus), "--split", "dev", "--budgets", "2,x",
                      "--no-progress"]) == 2
