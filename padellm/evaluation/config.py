@@ -88,7 +88,8 @@ class EvalConfig:
     fastner_exits: str = "none,patience:1"
     """Comma-separated FastNER operating points: none (the full model), patience:N, stable:N, entropy:T[:max|mean],
     confidence:T[:max|mean], gate:T (the model's learned exit gates, fitted at the end of its training), budget:D
-    (the gates with per-exit thresholds tuned on dev to lose at most D F1 points; tuned for 0.25, 0.5 and 1)."""
+    (the gates with per-exit thresholds tuned on dev to lose at most D F1 points; tuned for 0.25, 0.5, 0.75 and
+    1)."""
     fastner_min_layer: int = 1
     """No FastNER sentence leaves before this exit."""
     fastner_batch_size: int = 32
