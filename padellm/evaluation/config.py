@@ -10,6 +10,8 @@ from padellm.errors import ConfigError, bound_problems
 
 SYSTEMS = ("parallel", "autoregressive", "structured", "fastner", "earlyexit", "distilled")
 TAGGERS = ("earlyexit", "distilled")
+EXIT_ALIASES = {"sentee": "sentence:0.2", "tokee": "token:0.1:1"}
+"""The early-exit papers' names for the earlyexit system's exit modes, and an operating point of each."""
 LLM_BACKENDS = ("vllm", "transformers")
 
 
@@ -133,6 +135,10 @@ class EvalConfig:
         unknown = [s for s in systems if s not in SYSTEMS]
         if not systems or unknown:
             problems.append(f"systems must be a comma-separated subset of {', '.join(SYSTEMS)}; got {self.systems!r}")
+            for alias, spec in EXIT_ALIASES.items():
+                if alias in unknown:
+                    problems.append(f"systems: {alias} is an operating point of the earlyexit system: --systems "
+                                    f"earlyexit --earlyexit DIR --earlyexit-exits {spec}")
         elif len(set(systems)) != len(systems):
             problems.append(f"systems lists a system twice: {self.systems!r}")
         if self.oracle_counts and "parallel" not in systems:

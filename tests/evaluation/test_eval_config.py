@@ -2,7 +2,7 @@ import pytest
 
 from padellm.baselines.exit_criteria import ExitConfig
 from padellm.errors import ConfigError
-from padellm.evaluation.config import EvalConfig, parse_exit, split_list
+from padellm.evaluation.config import EXIT_ALIASES, EvalConfig, parse_exit, split_list
 
 
 def test_exit_specs():
@@ -55,3 +55,15 @@ def test_systems_and_exits_parse():
         ("none", 0.0, 1, "max"), ("sentence", 0.2, 1, "mean"), ("token", 0.1, 2, "max")]
     with pytest.raises(ConfigError, match="earlyexit: a tagger model folder is needed"):
         EvalConfig(systems="earlyexit")
+
+
+def test_the_papers_exit_names_point_to_earlyexit():
+    with pytest.raises(ConfigError) as err:
+        EvalConfig(systems="parallel,sentee,tokee")
+    problems = err.value.problems
+    assert problems[0].startswith("systems must be a comma-separated subset")
+    assert ("systems: sentee is an operating point of the earlyexit system: --systems earlyexit --earlyexit DIR "
+            "--earlyexit-exits sentence:0.2") in problems
+    assert any(p.startswith("systems: tokee is an operating point") and p.endswith("token:0.1:1") for p in problems)
+    # each alias's example operating point parses as the earlyexit system's own
+    EvalConfig(systems="earlyexit", earlyexit="m", earlyexit_exits=",".join(EXIT_ALIASES.values()))
