@@ -97,7 +97,8 @@ class TrainConfig:
     max_steps: int = 0
     """Stop after this many optimizer steps (0: run all epochs)."""
     max_minutes: float = 0.0
-    """Stop (and save) after this much wall time, for bounded CPU runs (0: no limit)."""
+    """Stop (and checkpoint) after this much wall time, for bounded CPU runs (0: no limit); --resume continues, and
+    the completed run scores the dev sample."""
     batch_size: int = 16
     """Sequences per micro-batch."""
     grad_accum: int = 1

@@ -88,6 +88,17 @@ def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_llama_dir, tmp_path
     assert [loss for _, loss in log("b")] == pytest.approx([loss for _, loss in log("a")], rel=1e-6)
 
 
+def test_a_run_stopped_by_max_minutes_leaves_dev_scoring_to_the_resumed_run(corpus, tiny_llama_dir, tmp_path):
+    out = tmp_path / "out"
+    stopped = train(config(corpus, tiny_llama_dir, out, **{"train.max_minutes": "1e-9"}), progress=False)
+    assert not stopped["completed"] and stopped["steps"] == 1 and "dev" not in stopped
+    assert "dev" not in json.loads((out / "metrics.json").read_text())
+    assert (out / "checkpoints" / "step-0000001").is_dir()
+    finished = train(config(corpus, tiny_llama_dir, out), resume=True, progress=False)
+    assert finished["completed"] and finished["steps"] == 6 and finished["dev"]["sentences"] == 4
+    assert not (out / "checkpoints").exists()
+
+
 def test_a_run_from_init_adapter_continues_where_that_adapter_stopped(corpus, tiny_llama_dir, tmp_path):
     extra = {"data.dev_split": "", "train.batch_size": "12"}
     first = train(config(corpus, tiny_llama_dir, tmp_path / "a", **extra, **{"train.max_steps": "12"}),
