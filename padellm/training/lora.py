@@ -389,16 +389,17 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         "device": str(accelerator.device),
         "losses": state.get("losses", []),
     }
-    if not stopped_early:
-        discard_checkpoints(output_dir)
-    if run.dev_examples and stopped_early:
+    if stopped_early:
         # Decoding the dev sample costs minutes (25 on Resume's long Chinese texts) for an adapter that --resume
         # replaces: the completed run scores it.
-        logger.info("dev F1 not scored: the run stopped early; --resume scores it when the run completes")
-    elif run.dev_examples:
-        from padellm.training.dev_scoring import dev_scores
+        if run.dev_examples:
+            logger.info("dev F1 not scored: the run stopped early; --resume scores it when the run completes")
+    else:
+        discard_checkpoints(output_dir)
+        if run.dev_examples:
+            from padellm.training.dev_scoring import dev_scores
 
-        metrics["dev"] = dev_scores(unwrapped, encoder, run.dev_examples, progress=progress)
+            metrics["dev"] = dev_scores(unwrapped, encoder, run.dev_examples, progress=progress)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     accelerator.wait_for_everyone()
     return metrics
