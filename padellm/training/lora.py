@@ -362,8 +362,8 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         return {"mode": config.mode, "steps": state["step"], "process_index": accelerator.process_index}
 
     unwrapped.save_pretrained(output_dir)
-    if t.adapter_dtype != "float32":  # and the dev scores below decode with the weights as saved
-        set_lora_weights(unwrapped, store_weights_as(output_dir, t.adapter_dtype))
+    if t.adapter_dtype != "float32":
+        store_weights_as(output_dir, t.adapter_dtype)
     card = output_dir / "README.md"
     if card.is_file() and "[More Information Needed]" in card.read_text():
         card.unlink()  # peft's empty model-card template: config.yaml and metrics.json describe the adapter
@@ -399,6 +399,7 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
         if run.dev_examples:
             from padellm.training.dev_scoring import dev_scores
 
+            set_lora_weights(unwrapped, output_dir / "adapter_model.safetensors")  # decode the weights as saved
             metrics["dev"] = dev_scores(unwrapped, encoder, run.dev_examples, progress=progress)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     accelerator.wait_for_everyone()
