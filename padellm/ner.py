@@ -126,13 +126,13 @@ def entity_record(text: str, entity: Entity) -> dict:
 
 def adapter_encoder(folder: str | Path) -> PromptEncoder:
     """The prompt encoder of an adapter folder: its template and labels, and its base model's tokenizer."""
-    from transformers import AutoTokenizer
-
     from padellm.adapters import base_model_of
+    from padellm.model_families import load_tokenizer
     from padellm.prompts.templates import load_prompt
 
     template, label_set = load_prompt(folder)
-    return PromptEncoder(AutoTokenizer.from_pretrained(base_model_of(folder)), template, label_set)
+    tokenizer, bos_ids = load_tokenizer(base_model_of(folder))
+    return PromptEncoder(tokenizer, template, label_set, bos_ids)
 
 
 def check_texts(adapter: str | Path, texts: list[str], decode_config: DecodeConfig, max_model_len: int) -> None:

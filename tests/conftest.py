@@ -7,12 +7,18 @@ from pathlib import Path
 import pytest
 
 from padellm.data.datasets import shared_data_dir
-from tiny_models import build_tiny_bert, build_tiny_llama
+from tiny_models import build_tiny_bert, build_tiny_causal_lm, build_tiny_llama
 
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_dir(tmp_path_factory) -> Path:
+    """A random Gemma 3 (the family that needs BOS) with Gemma's special tokens."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "tiny-gemma3", "gemma3", seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ SPECIAL_LLAMA = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def _train_bpe(vocab_size: int):
+def _train_bpe(vocab_size: int, special_tokens: list[str]):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -34,7 +34,7 @@ def _train_bpe(vocab_size: int):
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_LLAMA,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -42,8 +42,13 @@ def _train_bpe(vocab_size: int):
     return tokenizer
 
 
-def build_tiny_llama(
+SPECIAL_GEMMA = ["<pad>", "<eos>", "<bos>", "<unk>"]
+ARCHITECTURES = ("llama", "qwen2", "gemma3")
+
+
+def build_tiny_causal_lm(
     path: str | Path,
+    architecture: str = "llama",
     seed: int = 0,
     hidden_size: int = 128,
     num_layers: int = 2,
@@ -53,22 +58,31 @@ def build_tiny_llama(
     max_positions: int = 512,
     dtype: str = "float32",
 ) -> Path:
-    """A random Llama with head_dim ``hidden_size // num_heads`` (64 by default) and its byte-level BPE
-    tokenizer, saved as a plain Hugging Face folder. Same arguments, same files."""
+    """A random causal LM of ``architecture`` (llama, qwen2 or gemma3: one of each padellm model family) with
+    head_dim ``hidden_size // num_heads`` (64 by default) and a byte-level BPE tokenizer that, like the converted
+    packaged models', adds no special token of its own. The Gemma has Gemma's special tokens (``<bos>`` = 2,
+    ``<eos>`` = 1, ``<pad>`` = 0); the others SmolLM2's. Saved as a plain Hugging Face folder. Same arguments,
+    same files."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    import transformers
+    from transformers import PreTrainedTokenizerFast
 
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}; got {architecture!r}")
     if hidden_size // num_heads < 64:
         raise ValueError(f"head_dim must be >= 64 for vLLM on CPU; got hidden_size={hidden_size}, num_heads={num_heads}")
     path = Path(path)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_train_bpe(vocab_size),
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<|im_end|>",
-        unk_token="<|endoftext|>",
-    )
-    config = LlamaConfig(
+    if architecture == "gemma3":
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=_train_bpe(vocab_size, SPECIAL_GEMMA), pad_token="<pad>",
+                                            eos_token="<eos>", bos_token="<bos>", unk_token="<unk>")
+    else:
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=_train_bpe(vocab_size, SPECIAL_LLAMA),
+                                            bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                            unk_token="<|endoftext|>")
+    config_class, model_class = {"llama": ("LlamaConfig", "LlamaForCausalLM"),
+                                 "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+                                 "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM")}[architecture]
+    config = getattr(transformers, config_class)(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
@@ -83,10 +97,15 @@ def build_tiny_llama(
         tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(getattr(torch, dtype))
+    model = getattr(transformers, model_class)(config).to(getattr(torch, dtype))
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_tiny_llama(path: str | Path, seed: int = 0, **kwargs) -> Path:
+    """A random Llama (SmolLM2's architecture): ``build_tiny_causal_lm`` with ``architecture="llama"``."""
+    return build_tiny_causal_lm(path, "llama", seed=seed, **kwargs)
 
 
 def build_tiny_bert(

@@ -3,6 +3,10 @@
 Prompt pieces are tokenized separately and concatenated (never re-tokenized as one string): the stage-2
 prompt of PaDeLLM is then, token for token, the stage-1 prompt followed by the count and the mention marker,
 which is what lets vLLM's prefix cache reuse stage 1's work and what the model saw in training.
+
+Every prompt starts with the base model family's BOS tokens (``bos_ids``: Gemma's ``<bos>``, nothing for SmolLM2),
+exactly once: the text prefix of a parallel prompt and the autoregressive prompt are the only two places a
+sequence starts, and both add them here.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from padellm.types import Example
 class PromptEncoder:
     """Encodes the prompts and targets of one template and label set with one tokenizer."""
 
-    def __init__(self, tokenizer, template: Template, label_set: LabelSet):
+    def __init__(self, tokenizer, template: Template, label_set: LabelSet, bos_ids: tuple[int, ...] = ()):
         if tokenizer.eos_token_id is None:
             raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no EOS token")
         self.tokenizer = tokenizer
         self.template = template
         self.label_set = label_set
+        self.bos_ids: tuple[int, ...] = tuple(bos_ids)
+        """What every sequence starts with (``padellm.model_families.load_tokenizer`` gives a base model's)."""
         self.eos_id: int = tokenizer.eos_token_id
         self._encode_cached = lru_cache(maxsize=4096)(self._encode)
 
@@ -52,7 +58,7 @@ class PromptEncoder:
         filler tokens to a multiple of it (whole KV-cache blocks, which vLLM's prefix cache can share)."""
         # Not cached: the text differs every time.
         head = self.parallel.count_prompt.split("{label}")[0]
-        ids = list(self._encode(head.format(text=text)))
+        ids = [*self.bos_ids, *self._encode(head.format(text=text))]
         block = self.parallel.align_text
         if block and len(ids) % block:
             ids += [self.encode(self.parallel.filler)[0]] * (block - len(ids) % block)
@@ -117,7 +123,7 @@ class PromptEncoder:
         return self.template
 
     def autoregressive_prompt(self, text: str) -> list[int]:
-        return list(self._encode(self.autoregressive.render_prompt(text, list(self.label_set.names))))
+        return [*self.bos_ids, *self._encode(self.autoregressive.render_prompt(text, list(self.label_set.names)))]
 
     def autoregressive_target(self, mentions: list[tuple[str, str]]) -> list[int]:
         """``mentions`` as ``(label, mention)`` pairs in text order."""

@@ -288,6 +288,25 @@ def system_kind(template: Template) -> str:
     return "structured" if getattr(template, "format", "") == "structured" else template.mode
 
 
+DEFAULT_PROMPTS = {("parallel", "en"): "padellm-en-labelwise-v1", ("parallel", "zh"): "padellm-zh-labelwise-v1",
+                   ("autoregressive", "en"): "autoregressive-en-v1", ("autoregressive", "zh"): "autoregressive-zh-v1"}
+"""The template ``padellm finetune`` trains when its config names none, by mode and the language of the training
+text: the formats of the shipped adapters (label-wise branches; the compact autoregressive lines)."""
+
+
+def default_prompt(mode: str, texts: list[str]) -> str:
+    """``DEFAULT_PROMPTS``' template for ``mode`` and ``texts``: Chinese where most texts are mostly CJK characters
+    (a Resume sentence), English otherwise."""
+    from padellm.data.bio import is_cjk
+
+    def chinese(text: str) -> bool:
+        letters = [c for c in text if c.isalpha()]
+        return sum(map(is_cjk, letters)) * 2 > len(letters)
+
+    language = "zh" if sum(map(chinese, texts)) * 2 > len(texts) else "en"
+    return DEFAULT_PROMPTS[(mode, language)]
+
+
 def template_from_dict(data: dict, source: str) -> Template:
     mode = data.get("mode")
     kind = (mode, data.get("format", "parallel" if mode == "parallel" else "lines"))

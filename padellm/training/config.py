@@ -31,7 +31,7 @@ class DataConfig:
     """Comma-separated labels to train (default: every label in the training data)."""
     max_train_examples: int = 0
     """Train on the first N examples after a seeded shuffle (0: all)."""
-    dev_sample: int = 200
+    dev_sample: int = 300
     """Dev sentences decoded for the dev F1 in metrics.json (a seeded sample; 0: the whole split)."""
     max_length: int = 512
     """Training sequences longer than this many tokens are dropped, and counted in the log."""
@@ -90,8 +90,9 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    lr: float = 3e-4
-    """Peak learning rate (AdamW), reached after the warm-up, then cosine decay to 0."""
+    lr: float = 2e-3
+    """Peak learning rate (AdamW), reached after the warm-up, then cosine decay to 0. The default is the shipped
+    adapters' (LoRA rank 8, both decoders)."""
     epochs: int = 1
     """Passes over the training sequences (max_steps, when set, wins)."""
     max_steps: int = 0
@@ -115,7 +116,7 @@ class TrainConfig:
     """Seeds data order, LoRA initialisation and dropout."""
     precision: str = "auto"
     """bf16 (autocast) where the CPU or GPU supports it, else fp32; or force one."""
-    checkpoint_every: int = 100
+    checkpoint_every: int = 50
     """Save a resumable checkpoint every N optimizer steps (0: only at the end)."""
     log_every: int = 10
     """Write a line to train_log.jsonl every N optimizer steps."""
@@ -145,9 +146,12 @@ class FinetuneConfig:
     mode: str = "parallel"
     """parallel (PaDeLLM-NER) or autoregressive (the baseline)."""
     prompt: str = ""
-    """Template name under prompts/ or a file; empty: padellm-en-v1 / autoregressive-en-v1 by mode."""
-    base_model: str = "smollm2-135m-instruct"
-    """A packaged model name (padellm models prepare) or a Hugging Face model folder."""
+    """Template name under prompts/ or a file; empty: the shipped adapters' format for the mode and the language of
+    the training text (padellm-en-labelwise-v1 / autoregressive-en-v1; padellm-zh-labelwise-v1 /
+    autoregressive-zh-v1 for Chinese)."""
+    base_model: str = "gemma3-270m"
+    """A packaged model name (gemma3-270m, smollm2-135m-instruct: padellm models prepare) or a Hugging Face model
+    folder (a Llama, Qwen or Gemma of your own)."""
     init_adapter: str = ""
     """An adapter folder written by ``padellm finetune`` whose LoRA weights start this run instead of fresh ones
     (continued training: another epoch under a new warm-up and cosine schedule). It must have been trained with
@@ -170,7 +174,3 @@ class FinetuneConfig:
         problems += self.data.problems() + self.lora.problems() + self.train.problems()
         if problems:
             raise ConfigError(problems)
-
-    @property
-    def prompt_name(self) -> str:
-        return self.prompt or {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}[self.mode]

@@ -7,6 +7,7 @@ warm-up, seeded order, resumable checkpoints, and a progress bar showing loss an
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -22,8 +23,8 @@ from padellm.data.datasets import load_dataset, read_file
 from padellm.errors import ConfigError, PadellmError
 from padellm.models import cpu_has_native_bf16, resolve_model
 from padellm.prompts.encoding import PromptEncoder
-from padellm.prompts.templates import (LabelSet, Template, load_label_names, load_prompt, load_template,
-                                      save_prompt, shipped_label_names)
+from padellm.prompts.templates import (LabelSet, Template, default_prompt, load_label_names, load_prompt,
+                                      load_template, save_prompt, shipped_label_names)
 from padellm.training.batching import collate, epoch_batches
 from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
 from padellm.training.config import FinetuneConfig
@@ -104,18 +105,20 @@ def prepare_run(config: FinetuneConfig) -> Run:
             problems += [f"labels: {p}" for p in err.problems]
 
     template = None
+    prompt = config.prompt or default_prompt(config.mode, [ex.text for ex in train_examples[:1000]])
+    config = dataclasses.replace(config, prompt=prompt)  # saved with the adapter as the template it trained
     try:
-        template = load_template(config.prompt_name)
+        template = load_template(prompt)
         if template.mode != config.mode:
-            problems.append(f"prompt {config.prompt_name!r} is a {template.mode} template but mode is {config.mode!r}")
+            problems.append(f"prompt {prompt!r} is a {template.mode} template but mode is {config.mode!r}")
         elif template.mode == "parallel" and not template.has_count_stage:
             defaults = type(data)()
-            problems += [f"data.{name}: the count-free prompt {config.prompt_name!r} has no count stage to weigh or "
+            problems += [f"data.{name}: the count-free prompt {prompt!r} has no count stage to weigh or "
                          f"supervise; got {getattr(data, name)!r} (leave it at {getattr(defaults, name)!r})"
                          for name in ("supervision", "count_weight", "zero_count_weight")
                          if getattr(data, name) != getattr(defaults, name)]
         elif template.mode == "parallel" and data.none_weight != 1.0:
-            problems.append(f"data.none_weight: prompt {config.prompt_name!r} has a count stage, not none answers; "
+            problems.append(f"data.none_weight: prompt {prompt!r} has a count stage, not none answers; "
                             f"got {data.none_weight!r} (leave it at 1.0, or use a count-free prompt such as "
                             f"padellm-en-branches-v1)")
     except ConfigError as err:
@@ -151,7 +154,9 @@ def init_adapter_problems(config: FinetuneConfig, labels: list[str]) -> list[str
         return [f"{name}: {err}"]
 
     def shape(c: FinetuneConfig) -> dict:
-        return {"base_model": c.base_model, "mode": c.mode, "prompt": c.prompt_name, "lora.rank": c.lora.rank,
+        # An adapter saved before the default prompt followed the data says '' for the default of its time.
+        prompt = c.prompt or {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}[c.mode]
+        return {"base_model": c.base_model, "mode": c.mode, "prompt": prompt, "lora.rank": c.lora.rank,
                 "lora.alpha": c.lora.alpha, "lora.target_modules": c.lora.target_modules}
 
     mine, theirs = shape(config), shape(saved)
@@ -183,11 +188,13 @@ def set_lora_weights(model, path: Path):
 
 
 def load_lora_model(run: Run):
-    """The base model in fp32 with LoRA weights, fresh (seeded) or ``init_adapter``'s, and its tokenizer."""
+    """The base model in fp32 with LoRA weights, fresh (seeded) or ``init_adapter``'s, and its prompt encoder."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(run.base_model_dir)
+    from padellm.model_families import load_tokenizer
+
+    tokenizer, bos_ids = load_tokenizer(run.base_model_dir)
     # SDPA takes the boolean 4-D masks of tree-packed sequences as they are.
     model = AutoModelForCausalLM.from_pretrained(run.base_model_dir, dtype=torch.float32, attn_implementation="sdpa")
     lora = run.config.lora
@@ -205,20 +212,24 @@ def load_lora_model(run: Run):
                               f"({len(missing)} missing, {len(result.unexpected_keys)} unexpected, e.g. "
                               f"{(missing or result.unexpected_keys)[0]})")
         logger.info("LoRA weights from %s", run.config.init_adapter)
-    return model, tokenizer
+    return model, PromptEncoder(tokenizer, run.template, run.label_set, bos_ids)
 
 
 def sequence_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Weighted summed cross-entropy over the positions that carry a loss, and their number.
 
-    The LM head (576 x 49,152 for SmolLM2, about a fifth of the model's work per token) runs only where there is
-    a loss: a few target tokens per sequence, not the whole prompt. Each target is predicted from the hidden state
-    ``collate`` names for it (the previous token, or in a tree the end of the parent segment).
+    The LM head (576 x 49,152 for SmolLM2, about a fifth of the model's work per token; 640 x 262,144 for Gemma 3,
+    most of it) runs only where there is a loss: a few target tokens per sequence, not the whole prompt. Each
+    target is predicted from the hidden state ``collate`` names for it (the previous token, or in a tree the end of
+    the parent segment).
     """
+    from padellm.model_families import family_for_type
+
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             position_ids=batch["position_ids"]).last_hidden_state
-    logits = causal_lm.lm_head(hidden[batch["loss_rows"], batch["loss_sources"]])
+    family = family_for_type(causal_lm.config.model_type)
+    hidden = family.hidden_states(causal_lm, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                  position_ids=batch["position_ids"])
+    logits = family.logits(causal_lm, hidden[batch["loss_rows"], batch["loss_sources"]])
     losses = torch.nn.functional.cross_entropy(logits.float(), batch["loss_targets"], reduction="none")
     return (losses * batch["loss_weights"]).sum(), int(batch["loss_targets"].numel())
 
@@ -257,13 +268,14 @@ def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -
     output_dir = Path(config.output_dir)
     checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / "adapter_config.json", "adapter")
     run = prepare_run(config)
+    config = run.config  # with the prompt it resolved
     precision = _precision(config.train.precision)
     # Precision is handled by torch.autocast below rather than by Accelerator(mixed_precision=...): accelerate
     # keeps that setting in a process-wide singleton, which refuses a second run with another precision.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     autocast_type = "cuda" if accelerator.device.type == "cuda" else "cpu"
-    model, tokenizer = load_lora_model(run)
-    encoder = PromptEncoder(tokenizer, run.template, run.label_set)
+    model, encoder = load_lora_model(run)
+    tokenizer = encoder.tokenizer
 
     sequences = build_sequences(run.train_examples, encoder, pack=config.data.pack,
                                 supervision=config.data.supervision, count_weight=config.data.count_weight,

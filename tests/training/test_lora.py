@@ -148,7 +148,7 @@ def test_bad_config_lists_every_problem_before_training(corpus, tmp_path):
     with pytest.raises(ConfigError, match="data.none_weight: prompt 'padellm-en-v1' has a count stage"):
         training.prepare_run(load_finetune_config(None, {
             "output_dir": str(tmp_path / "x"), "base_model": str(tmp_path / "no-model"), "data.dataset": str(corpus),
-            "data.none_weight": "0.5"}))
+            "prompt": "padellm-en-v1", "data.none_weight": "0.5"}))
     with pytest.raises(ConfigError) as info:
         load_finetune_config(None, {"output_dir": "x", "lora.rank": "0", "train.lr": "-1", "data.dataset": str(tmp_path / "missing")})
     assert len(info.value.problems) == 2 and "lora.rank must be > 0; got 0" in str(info.value)
@@ -249,3 +249,93 @@ def test_decode_limits_grow_to_what_the_training_data_teaches(tmp_path, tiny_lla
     written = write_generation_limits(tmp_path / "labelwise", [many], labelwise)
     assert written["max_count"] == 125 and set(written) == {"max_count", "max_autoregressive_tokens"}
     assert write_generation_limits(tmp_path / "few", [short], labelwise) == {}
+
+
+# Written for this test: at most one entity a sentence, most labels of a sentence have no mention.
+SPARSE = [
+    [("Anna", "B-PER"), ("Weber", "I-PER"), ("sang", "O"), ("tonight", "O")],
+    [("the", "O"), ("river", "O"), ("rose", "O")],
+    [("rain", "O"), ("fell", "O"), ("in", "O"), ("Lisbon", "B-LOC")],
+    [("nobody", "O"), ("came", "O")],
+    [("Acme", "B-ORG"), ("Corp", "I-ORG"), ("hired", "O"), ("staff", "O")],
+    [("prices", "O"), ("went", "O"), ("up", "O")],
+    [("Olympic", "B-MISC"), ("fans", "O"), ("cheered", "O")],
+    [("we", "O"), ("waited", "O")],
+]
+
+
+RECIPE = ("mode", "prompt", "lora.rank", "lora.alpha", "lora.dropout", "lora.target_modules", "train.lr",
+          "train.warmup_ratio", "train.weight_decay", "train.max_grad_norm", "data.supervision", "data.pack",
+          "data.none_weight")
+
+
+def recipe(config) -> dict:
+    return {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) if "." in key else getattr(config, key)
+            for key in RECIPE}
+
+
+@pytest.mark.parametrize("recipe_config", ["conll2003-labelwise", "resume-parallel", "conll2003-autoregressive",
+                                           "resume-autoregressive", "conll2003-parallel-gemma",
+                                           "conll2003-autoregressive-gemma"])
+def test_the_cli_defaults_are_the_shipped_recipe(recipe_config, tmp_path, tiny_gemma_dir, shipped_corpus):
+    """``padellm finetune --mode M`` with no config file resolves to the format and settings of the first epoch of
+    the shipped adapters of that mode and language (the old default, the counted format at lr 3e-4, predicted no
+    mention at all on a sparse corpus)."""
+    from pathlib import Path
+
+    shipped = load_finetune_config(Path(__file__).resolve().parents[2] / "finetune" / "configs" / f"{recipe_config}.yaml")
+    defaults = load_finetune_config(None, {"output_dir": str(tmp_path / "out"), "mode": shipped.mode,
+                                           "base_model": str(tiny_gemma_dir),
+                                           "data.dataset": shipped_corpus(shipped.data.dataset)})
+    assert load_finetune_config(None, {"output_dir": "x"}).base_model == "gemma3-270m"
+    resolved = training.prepare_run(defaults).config
+    expected = recipe(shipped)
+    if not expected["prompt"]:  # the config leaves it to the default (SmolLM2's compact baseline: the same lines)
+        expected["prompt"] = {"parallel": "padellm-en-labelwise-v1", "autoregressive": "autoregressive-en-v1"}[shipped.mode]
+    assert recipe(resolved) == expected
+
+
+@pytest.fixture
+def shipped_corpus(tmp_path):
+    """A two-sentence corpus in the language of a shared dataset (the default prompt follows the data)."""
+
+    def build(dataset: str) -> str:
+        folder = tmp_path / dataset
+        folder.mkdir()
+        if dataset == "resume_zh":
+            rows = "高 B-NAME\n勇 I-NAME\n， O\n男 O\n\n现 O\n任 O\n教 B-TITLE\n授 I-TITLE\n"
+        else:
+            rows = "Anna B-PER\nWeber I-PER\nsang O\n\nrain O\nfell O\nin O\nLisbon B-LOC\n"
+        (folder / "train.txt").write_text(rows)
+        (folder / "dev.txt").write_text(rows)
+        return str(folder)
+
+    return build
+
+
+# Written for this test: at most one entity a sentence, so that most (sentence, label) branches answer none.
+@pytest.mark.slow
+def test_the_defaults_alone_find_mentions_in_a_sparse_corpus(shared_data, tmp_path):
+    """The packaged Gemma 3 270M trained by the defaults alone on CoNLL-2003 training sentences with at most one
+    entity (a short run), then decoded on such dev sentences: it predicts mentions (the old default predicted none)."""
+    from padellm.adapters import load_adapter
+    from padellm.data.datasets import load_dataset
+    from padellm.data.corpus import write_jsonl
+    from padellm.engine.backend import TransformersBackend
+    from padellm.engine.decoding import decode
+    from padellm.metrics import score
+
+    dataset = load_dataset("conll2003")
+    folder = tmp_path / "sparse"
+    folder.mkdir()
+    for split, n in (("train", 400), ("dev", 40)):
+        write_jsonl(folder / f"{split}.jsonl", [ex for ex in dataset.splits[split] if len(ex.entities) <= 1][:n])
+    metrics = train(load_finetune_config(None, {"output_dir": str(tmp_path / "out"), "data.dataset": str(folder),
+                                                "data.dev_split": "", "train.max_steps": "40"}), progress=False)
+    assert metrics["base_model"] == "gemma3-270m"
+    dev = load_dataset(str(folder)).splits["dev"]
+    adapter = load_adapter(tmp_path / "out")
+    result = decode([ex.text for ex in dev], adapter.encoder, TransformersBackend(adapter.model, adapter.encoder.eos_id))
+    found = sum(len(entities) for entities in result.entities)
+    f1 = score([ex.text for ex in dev], [ex.entities for ex in dev], result.entities).micro.f1
+    assert found >= 10 and f1 >= 0.3, (found, f1)
