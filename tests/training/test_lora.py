@@ -63,6 +63,26 @@ def test_loss_falls_and_the_output_folder_is_complete(corpus, tiny_llama_dir, tm
         train(config(corpus, tiny_llama_dir, out, mode=mode), progress=False)
 
 
+@pytest.mark.parametrize("architecture", ["qwen2", "gemma3"])
+def test_other_families_train_and_decode_through_the_same_pipeline(corpus, tmp_path, architecture):
+    """A Qwen or Gemma folder a user brings trains by ``--base_model DIR`` (LoRA on all linear layers, the LM head
+    at the loss positions only) and decodes, with the family's BOS at the start of every prompt."""
+    from padellm.adapters import load_adapter
+    from padellm.engine.backend import TransformersBackend
+    from padellm.engine.decoding import decode
+    from tiny_models import build_tiny_causal_lm
+
+    base = build_tiny_causal_lm(tmp_path / architecture, architecture)
+    out = tmp_path / "out"
+    metrics = train(config(corpus, base, out, **{"train.max_steps": "12", "train.batch_size": "12",
+                                                 "data.dev_split": ""}), progress=False)
+    assert sum(metrics["losses"][-3:]) / 3 < 0.9 * metrics["losses"][0]
+    adapter = load_adapter(out)
+    assert adapter.encoder.bos_ids == ((2,) if architecture == "gemma3" else ())
+    result = decode(["Peter Blackburn"], adapter.encoder, TransformersBackend(adapter.model, adapter.encoder.eos_id))
+    assert len(result.entities) == 1 and all(e.end <= len("Peter Blackburn") for e in result.entities[0])
+
+
 def test_resume_reproduces_an_uninterrupted_run(corpus, tiny_llama_dir, tmp_path, monkeypatch):
     # dropout: the RNG state must be restored too
     extra = {"data.dev_split": "", "lora.dropout": "0.1", "train.log_every": "2"}
