@@ -193,3 +193,30 @@ def test_prompt_lookup_speculative_decoding_changes_no_output(adapters, tmp_path
     finally:
         for backend in backends:
             backend.engine.close()
+
+
+def test_a_gemma_adapter_on_vllm_equals_the_reference(tiny_gemma_dir, tmp_path, monkeypatch):
+    """The Gemma family on vLLM (its sliding-window layers, head_dim 64 here, the BOS that padellm adds to every
+    prompt): a label-wise adapter merged into a tiny Gemma 3 decodes the same entities, tokens and log-probabilities
+    as the transformers reference."""
+    from padellm.cli import load_finetune_config
+    from padellm.training.lora import train
+
+    monkeypatch.setenv("PADELLM_CACHE_DIR", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n")
+    train(load_finetune_config(None, {"output_dir": str(tmp_path / "gemma"), "base_model": str(tiny_gemma_dir),
+                                      "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "6",
+                                      "train.lr": "0.05", "train.precision": "fp32", "lora.rank": "4"}),
+          progress=False)
+    adapter = tmp_path / "gemma"
+    (backend,) = vllm_backends([adapter], VLLMConfig(lora="merged", dtype="float32", max_model_len=512))
+    try:
+        loaded, reference = _reference(adapter)
+        prompts = [loaded.encoder.count_prompt(t, label) for t in TEXTS for label in loaded.encoder.label_set.labels]
+        assert all(p[0] == 2 and p.count(2) == 1 for p in prompts)  # Gemma's <bos>, once
+        _assert_same(backend.generate(prompts, 8), reference.generate(prompts, 8))
+        assert load(adapter, backend).run(TEXTS).entities == load(adapter, backend="transformers").run(TEXTS).entities
+    finally:
+        backend.engine.close()
