@@ -294,17 +294,20 @@ DEFAULT_PROMPTS = {("parallel", "en"): "padellm-en-labelwise-v1", ("parallel", "
 text: the formats of the shipped adapters (label-wise branches; the compact autoregressive lines)."""
 
 
-def default_prompt(mode: str, texts: list[str]) -> str:
-    """``DEFAULT_PROMPTS``' template for ``mode`` and ``texts``: Chinese where most texts are mostly CJK characters
-    (a Resume sentence), English otherwise."""
+def text_language(texts: list[str]) -> str:
+    """``zh`` where most texts are mostly CJK characters (a Resume sentence), ``en`` otherwise."""
     from padellm.data.bio import is_cjk
 
     def chinese(text: str) -> bool:
         letters = [c for c in text if c.isalpha()]
         return sum(map(is_cjk, letters)) * 2 > len(letters)
 
-    language = "zh" if sum(map(chinese, texts)) * 2 > len(texts) else "en"
-    return DEFAULT_PROMPTS[(mode, language)]
+    return "zh" if sum(map(chinese, texts)) * 2 > len(texts) else "en"
+
+
+def default_prompt(mode: str, texts: list[str]) -> str:
+    """``DEFAULT_PROMPTS``' template for ``mode`` and the language of ``texts``."""
+    return DEFAULT_PROMPTS[(mode, text_language(texts))]
 
 
 def template_from_dict(data: dict, source: str) -> Template:
