@@ -27,6 +27,11 @@ class ConfigError(PadellmError, ValueError):
         super().__init__(message)
 
 
+def one_of_problem(parameter: str, choices: Iterable[object], value: object) -> str:
+    """The one wording of a value outside its choices: ``mode must be one of parallel, autoregressive; got 'x'``."""
+    return f"{parameter} must be one of {', '.join(map(str, choices))}; got {value!r}"
+
+
 def bound_problems(config: object, section: str = "", *, positive: Iterable[str] = (),
                    at_least_one: Iterable[str] = (), non_negative: Iterable[str] = ()) -> list[str]:
     """The problems of ``config``'s numeric fields against their bounds, each naming the field (as

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from padellm.engine.decoding import DecodeConfig, count_from_scores, count_prompts, count_request
 from padellm.errors import ConfigError
@@ -139,3 +140,75 @@ def best_trial(trials: list[Trial]) -> Trial:
     if not trials:
         raise ConfigError("tune: no candidate was tried")
     return max(trials, key=lambda t: t.f1)  # max keeps the first of equal keys
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What ``tune_adapter`` tried on which sentences, and what it chose."""
+
+    adapter: Path
+    dataset: str
+    split: str
+    sentences: int
+    seed: int
+    count_stage: bool
+    trials: list[Trial]
+    best: Trial
+    kept: dict
+    """The adapter's other decode settings (its decode.yaml less the tuned fields), kept as they were."""
+
+    def record(self) -> dict:
+        """The trials and the choice as one JSON-ready object."""
+        return {"adapter": str(self.adapter), "dataset": self.dataset, "split": self.split,
+                "sentences": self.sentences, "seed": self.seed, "chosen": self.best.settings,
+                "trials": [{**t.settings, "f1": round(100 * t.f1, 2), "precision": round(100 * t.precision, 2),
+                            "recall": round(100 * t.recall, 2), "mentions_stated": t.mentions_stated}
+                           for t in self.trials]}
+
+    def save(self, command: str) -> Path:
+        """Write the chosen settings into the adapter's decode.yaml, with every trial in its comment."""
+        from padellm.engine.decode_settings import write_decode_settings
+
+        what = "count rule" if self.count_stage else "bias"
+        lines = [f"Chosen by `{command}`:", f"dev F1 (exact spans) on {self.sentences} {self.dataset} {self.split} "
+                 f"sentences (seed {self.seed}) per {what}:"]
+        lines += [f"  {', '.join(f'{k}={v}' for k, v in t.settings.items())}: F1 {100 * t.f1:.2f} "
+                  f"(P {100 * t.precision:.2f} / R {100 * t.recall:.2f}, {t.mentions_stated} mentions stated)"
+                  for t in self.trials]
+        return write_decode_settings(self.adapter, {**self.kept, **self.best.settings}, "\n".join(lines))
+
+
+def tune_adapter(adapter: str | Path, dataset: str, split: str, sample: int, seed: int = 0,
+                 quantiles: tuple[float, ...] = QUANTILES, biases: tuple[float, ...] = NONE_BIASES,
+                 end_biases: tuple[float, ...] = (), backend: str = "vllm", vllm_config=None,
+                 progress: bool = True) -> Tuning:
+    """Decode a seeded dev sample of ``sample`` sentences under every candidate (a count-stage adapter: argmax and
+    each quantile; a count-free one: each none bias, and each end bias for a label-wise one) and pick the best."""
+    from padellm.data.datasets import available_splits, load_dataset
+    from padellm.engine.decode_settings import read_decode_settings
+    from padellm.evaluation.command import sample_indices
+    from padellm.ner import load
+    from padellm.prompts.templates import load_prompt
+
+    adapter = Path(adapter)
+    if split not in available_splits(dataset):
+        raise ConfigError(f"split: {dataset} has no {split!r} split (it has: {', '.join(available_splits(dataset))})")
+    template = load_prompt(adapter)[0]
+    if template.mode != "parallel":
+        raise ConfigError(f"adapter {adapter}: tuning chooses how parallel decoding trades precision for recall; "
+                          f"this adapter decodes {template.mode}")
+    tuned = (("count_rule", "count_quantile") if template.has_count_stage
+             else ("none_bias", "end_bias") if end_biases else ("none_bias",))
+    examples = load_dataset(dataset, [split]).split(split)
+    examples = [examples[i] for i in sample_indices(len(examples), min(sample, len(examples)), seed)]
+    kept = {k: v for k, v in read_decode_settings(adapter).items() if k not in tuned}
+    ner = load(adapter, backend, decode_config=DecodeConfig(**kept), vllm_config=vllm_config)
+    try:
+        if template.has_count_stage:
+            trials = tune_count_rule(ner, examples, quantiles, progress=progress)
+        else:
+            trials = tune_biases(ner, examples, biases, end_biases, progress=progress)
+    finally:
+        ner.close()
+    return Tuning(adapter, dataset, split, len(examples), seed, template.has_count_stage, trials, best_trial(trials),
+                  kept)
