@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, one_of_problem
 from padellm.types import Entity, Example
 
 
@@ -96,7 +96,7 @@ def score(
 ) -> Scores:
     """Score ``predicted`` against ``gold``: one entity collection per text, aligned by position."""
     if matcher not in MATCHERS:
-        raise ConfigError(f"matcher must be one of {', '.join(MATCHERS)}; got {matcher!r}")
+        raise ConfigError(one_of_problem("matcher", MATCHERS, matcher))
     if not len(texts) == len(gold) == len(predicted):
         raise ConfigError(
             f"texts, gold and predicted must have one entry per sentence; got {len(texts)}, {len(gold)}, {len(predicted)}"

@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, one_of_problem
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class ModelFamily:
 
     def __post_init__(self) -> None:
         if self.bos not in BOS_RULES:
-            raise ConfigError(f"bos must be one of {', '.join(BOS_RULES)}; got {self.bos!r}")
+            raise ConfigError(one_of_problem("bos", BOS_RULES, self.bos))
 
     def bos_ids(self, tokenizer) -> tuple[int, ...]:
         """The tokens every sequence starts with: ``(bos_id,)`` or ``()``."""

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from padellm.errors import ConfigError, MissingPackageError, ModelCacheError
+from padellm.errors import ConfigError, MissingPackageError, ModelCacheError, one_of_problem
 from padellm.model_families import family_for_type
 
 logger = logging.getLogger(__name__)
@@ -247,9 +247,9 @@ def prepare_model(name: str | PackagedModel, dtype: str = "bfloat16") -> Path:
     """
     problems = []
     if isinstance(name, str) and name not in PACKAGED_MODELS:
-        problems.append(f"model must be one of {', '.join(PACKAGED_MODELS)}; got {name!r}")
+        problems.append(one_of_problem("model", PACKAGED_MODELS, name))
     if dtype not in DTYPES:
-        problems.append(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+        problems.append(one_of_problem("dtype", DTYPES, dtype))
     if problems:
         raise ConfigError(problems)
     model = PACKAGED_MODELS[name] if isinstance(name, str) else name

@@ -14,7 +14,7 @@ from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.backend import GenerationBackend
 from padellm.engine.decode_settings import resolve_decode_config
 from padellm.engine.decoding import DecodeConfig, DecodeResult, DecodeSteps, decode_steps, run_steps, run_steps_async
-from padellm.errors import ConfigError, InvalidRequestError
+from padellm.errors import ConfigError, InvalidRequestError, one_of_problem
 from padellm.types import Entity
 
 BACKENDS = ("vllm", "transformers")
@@ -159,7 +159,7 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | M
     from padellm.adapters import load_adapter
 
     if isinstance(backend, str) and backend not in BACKENDS:
-        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        raise ConfigError(one_of_problem("backend", BACKENDS, backend))
     folder = Path(adapter)
     decode_config = resolve_decode_config(folder, decode_config)
     if backend == "transformers":

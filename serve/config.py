@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, one_of_problem
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -52,6 +52,6 @@ class ServerConfig:
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0; got {getattr(self, name)}")
         if self.log_level not in LOG_LEVELS:
-            problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}")
+            problems.append(one_of_problem("log_level", LOG_LEVELS, self.log_level))
         if problems:
             raise ConfigError(problems)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, one_of_problem
 
 CRITERIA = ("none", "entropy", "confidence", "patience", "stable", "gate", "budget")
 STREAKS = ("patience", "stable")
@@ -59,9 +59,9 @@ class ExitConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.criterion not in CRITERIA:
-            problems.append(f"criterion must be one of {', '.join(CRITERIA)}; got {self.criterion!r}")
+            problems.append(one_of_problem("criterion", CRITERIA, self.criterion))
         if self.pooling not in POOLINGS:
-            problems.append(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
+            problems.append(one_of_problem("pooling", POOLINGS, self.pooling))
         if self.criterion in POOLED + ("gate",) and not 0 <= self.threshold <= 1:
             problems.append(f"threshold must be in [0, 1] for {self.criterion}; got {self.threshold}")
         if self.criterion == "budget" and not 0 <= self.threshold <= 100:

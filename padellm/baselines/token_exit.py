@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from padellm.baselines.encoder import LayerwiseEncoder
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, one_of_problem
 
 MODES = ("none", "sentence", "token")
 
@@ -41,7 +41,7 @@ class TokenExitConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.mode not in MODES:
-            problems.append(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+            problems.append(one_of_problem("mode", MODES, self.mode))
         if not 0 <= self.threshold <= 1:
             problems.append(f"threshold must be in [0, 1]; got {self.threshold}")
         if self.window < 0:

@@ -24,7 +24,7 @@ from padellm.data.bio import (
     tokenize,
     tokens_to_entities,
 )
-from padellm.errors import ConfigError, CorpusError
+from padellm.errors import ConfigError, CorpusError, one_of_problem
 from padellm.types import Entity, Example
 
 FORMATS = ("auto", "conll", "spanjson", "jsonl")
@@ -48,11 +48,11 @@ class ReadOptions:
     def __post_init__(self) -> None:
         problems = []
         if self.format not in FORMATS:
-            problems.append(f"format must be one of {', '.join(FORMATS)}; got {self.format!r}")
+            problems.append(one_of_problem("format", FORMATS, self.format))
         if self.scheme not in SCHEMES:
-            problems.append(f"scheme must be one of {', '.join(SCHEMES)}; got {self.scheme!r}")
+            problems.append(one_of_problem("scheme", SCHEMES, self.scheme))
         if self.joiner not in JOINERS:
-            problems.append(f"joiner must be one of {', '.join(JOINERS)}; got {self.joiner!r}")
+            problems.append(one_of_problem("joiner", JOINERS, self.joiner))
         if problems:
             raise ConfigError(problems)
 

@@ -21,7 +21,7 @@ from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.align import Mention, align, occurrences
 from padellm.engine.backend import Generation, GenerationBackend
 from padellm.engine.dedup import STRATEGIES, dedup
-from padellm.errors import ConfigError, InvalidRequestError, bound_problems
+from padellm.errors import ConfigError, InvalidRequestError, bound_problems, one_of_problem
 from padellm.types import Entity
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class DecodeConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.count_rule not in COUNT_RULES:
-            problems.append(f"count_rule must be one of {', '.join(COUNT_RULES)}; got {self.count_rule!r}")
+            problems.append(one_of_problem("count_rule", COUNT_RULES, self.count_rule))
         if not 0 < self.count_quantile < 1:
             problems.append(f"count_quantile must be in (0, 1); got {self.count_quantile}")
         problems += bound_problems(self,
@@ -82,7 +82,7 @@ class DecodeConfig:
             if not -100 <= getattr(self, name) <= 100:
                 problems.append(f"{name} must be in [-100, 100] (a logit offset); got {getattr(self, name)}")
         if self.dedup not in STRATEGIES:
-            problems.append(f"dedup must be one of {', '.join(STRATEGIES)}; got {self.dedup!r}")
+            problems.append(one_of_problem("dedup", STRATEGIES, self.dedup))
         if problems:
             raise ConfigError(problems)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from padellm.engine.align import Mention
-from padellm.errors import ConfigError
+from padellm.errors import ConfigError, one_of_problem
 
 
 def keep_all(mentions: list[Mention]) -> list[Mention]:
@@ -28,5 +28,5 @@ STRATEGIES: dict[str, Callable[[list[Mention]], list[Mention]]] = {"none": keep_
 
 def dedup(mentions: list[Mention], strategy: str = "paper") -> list[Mention]:
     if strategy not in STRATEGIES:
-        raise ConfigError(f"dedup must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+        raise ConfigError(one_of_problem("dedup", STRATEGIES, strategy))
     return STRATEGIES[strategy](mentions)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from padellm.engine.backend import Generation
-from padellm.errors import ConfigError, MissingPackageError, bound_problems
+from padellm.errors import ConfigError, MissingPackageError, bound_problems, one_of_problem
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class VLLMConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.lora not in LORA_MODES:
-            problems.append(f"lora must be one of {', '.join(LORA_MODES)}; got {self.lora!r}")
+            problems.append(one_of_problem("lora", LORA_MODES, self.lora))
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             problems.append(f"dtype must be auto, bfloat16, float16 or float32; got {self.dtype!r}")
         if self.block_size < 0 or self.block_size % 32:

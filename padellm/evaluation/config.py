@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from padellm.baselines.exit_criteria import CRITERIA, POOLED, POOLINGS, STREAKS, ExitConfig
 from padellm.baselines.token_exit import TokenExitConfig
-from padellm.errors import ConfigError, bound_problems
+from padellm.errors import ConfigError, bound_problems, one_of_problem
 
 SYSTEMS = ("parallel", "autoregressive", "structured", "fastner", "earlyexit", "distilled")
 TAGGERS = ("earlyexit", "distilled")
@@ -144,7 +144,7 @@ class EvalConfig:
         if self.oracle_counts and "parallel" not in systems:
             problems.append("oracle_counts needs the parallel system in --systems")
         if self.backend not in LLM_BACKENDS:
-            problems.append(f"backend must be one of {', '.join(LLM_BACKENDS)}; got {self.backend!r}")
+            problems.append(one_of_problem("backend", LLM_BACKENDS, self.backend))
         for tagger in TAGGERS:
             if tagger in systems and not getattr(self, tagger):
                 problems.append(f"{tagger}: a tagger model folder is needed to evaluate {tagger} (padellm finetune "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from padellm.errors import ConfigError, bound_problems
+from padellm.errors import ConfigError, bound_problems, one_of_problem
 from padellm.training.sequences import SUPERVISIONS
 
 MODES = ("parallel", "autoregressive")
@@ -58,7 +58,7 @@ class DataConfig:
         if not self.dataset:
             out.append("data.dataset must name a dataset or a file; got ''")
         if self.supervision not in SUPERVISIONS:
-            out.append(f"data.supervision must be one of {', '.join(SUPERVISIONS)}; got {self.supervision!r}")
+            out.append(one_of_problem("data.supervision", SUPERVISIONS, self.supervision))
         out += bound_problems(self, "data", positive=("count_weight", "zero_count_weight", "none_weight"))
         return out
 
@@ -127,7 +127,7 @@ class TrainConfig:
     def problems(self) -> list[str]:
         out = []
         if self.adapter_dtype not in ADAPTER_DTYPES:
-            out.append(f"train.adapter_dtype must be one of {', '.join(ADAPTER_DTYPES)}; got {self.adapter_dtype!r}")
+            out.append(one_of_problem("train.adapter_dtype", ADAPTER_DTYPES, self.adapter_dtype))
         out += bound_problems(self, "train", positive=("lr",),
                               at_least_one=("epochs", "batch_size", "grad_accum", "bucket_batches", "log_every"),
                               non_negative=("max_steps", "checkpoint_every", "max_minutes", "weight_decay",
@@ -135,7 +135,7 @@ class TrainConfig:
         if not 0 <= self.warmup_ratio < 1:
             out.append(f"train.warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
         if self.precision not in PRECISIONS:
-            out.append(f"train.precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+            out.append(one_of_problem("train.precision", PRECISIONS, self.precision))
         return out
 
 
@@ -168,7 +168,7 @@ class FinetuneConfig:
             problems.append(f"init_adapter must not be output_dir (the run would overwrite the adapter it starts "
                             f"from); got {self.init_adapter!r} for both")
         if self.mode not in MODES:
-            problems.append(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+            problems.append(one_of_problem("mode", MODES, self.mode))
         if not self.base_model:
             problems.append("base_model must be set")
         problems += self.data.problems() + self.lora.problems() + self.train.problems()

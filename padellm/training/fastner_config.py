@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from padellm.baselines.fastner import FastNERConfig, SpanModelConfig
-from padellm.errors import ConfigError, bound_problems
+from padellm.errors import ConfigError, bound_problems, one_of_problem
 
 EXIT_WEIGHTS = ("linear", "uniform")
 
@@ -70,7 +70,7 @@ class FastNERTrain:
         if not 0 <= self.warmup_ratio < 1:
             out.append(f"train.warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
         if self.exit_weights not in EXIT_WEIGHTS:
-            out.append(f"train.exit_weights must be one of {', '.join(EXIT_WEIGHTS)}; got {self.exit_weights!r}")
+            out.append(one_of_problem("train.exit_weights", EXIT_WEIGHTS, self.exit_weights))
         return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from padellm.errors import one_of_problem, PadellmError
+from padellm.errors import PadellmError, one_of_problem
 
 FINETUNE_MODES = ("parallel", "autoregressive", "fastner", "tagger")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from padellm.errors import one_of_problem
 from padellm.prompts.encoding import PromptEncoder, mentions_by_label
 from padellm.types import Example
 
@@ -119,7 +120,7 @@ def _sequence(pieces: list[tuple[list[int], float]], kind: str) -> TrainingSeque
 
 def _check_supervision(supervision: str) -> None:
     if supervision not in SUPERVISIONS:
-        raise ValueError(f"supervision must be one of {', '.join(SUPERVISIONS)}; got {supervision!r}")
+        raise ValueError(one_of_problem("supervision", SUPERVISIONS, supervision))
 
 
 def count_loss_weight(mentions: int, count_weight: float, zero_count_weight: float) -> float:
