@@ -51,6 +51,7 @@ class PackagedModel:
     """Packages (same version) that carry the chunks of a weights file which ``package`` assembles: ``source`` is
     then the module whose ``assemble(output_path)`` writes the file and checks its SHA-256."""
     licence: str = ""
+    """The licence of the weights, which ``padellm models prepare`` states."""
 
     @property
     def install_command(self) -> str:
@@ -115,12 +116,12 @@ def locate_source(model: PackagedModel) -> Path:
     the cache), or a clear error naming the install command."""
     for package in (model.package, *model.chunk_packages):
         try:
-            dist = importlib.metadata.distribution(package)
+            importlib.metadata.distribution(package)
         except importlib.metadata.PackageNotFoundError:
             raise MissingPackageError(package, model.install_command, f"The model {model.name!r}") from None
-    dist = importlib.metadata.distribution(model.package)
     if model.chunk_packages:
         return _assembled(model)
+    dist = importlib.metadata.distribution(model.package)
     path = Path(str(dist.locate_file(model.source)))
     if not path.exists():
         raise ModelCacheError(

