@@ -28,7 +28,8 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_adapter(tmp_path_factory, tiny_llama_dir) -> tuple[Path, Path]:
-    """(adapter folder, corpus folder): a parallel LoRA adapter trained for 2 steps on a 2-sentence corpus."""
+    """(adapter folder, corpus folder): a parallel LoRA adapter (the counted format) trained for 2 steps on a
+    2-sentence corpus."""
     from padellm.cli import load_finetune_config
     from padellm.training.lora import train
 
@@ -38,6 +39,7 @@ def tiny_adapter(tmp_path_factory, tiny_llama_dir) -> tuple[Path, Path]:
     (corpus / "train.txt").write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlackburn I-PER\n")
     (corpus / "test.txt").write_text("Peter B-PER\nsaid O\n\nEU B-ORG\n")
     config = load_finetune_config(None, {"output_dir": str(folder / "out"), "base_model": str(tiny_llama_dir),
+                                "prompt": "padellm-en-v1",
                                 "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "2",
                                 "train.precision": "fp32", "lora.rank": "2"})
     train(config, progress=False)
@@ -60,7 +62,10 @@ def tiny_adapters(tmp_path_factory, tiny_llama_dir) -> dict[str, Path]:
     (corpus / "dev.txt").write_text("German B-MISC\n")
     adapters = {"corpus": corpus}
     for mode in ("parallel", "autoregressive"):
+        # The parallel one has the paper's count stage (padellm-en-v1), which the count-stage tests need.
+        prompt = {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}[mode]
         config = load_finetune_config(None, {"output_dir": str(root / mode), "mode": mode, "base_model": str(tiny_llama_dir),
+                                    "prompt": prompt,
                                     "data.dataset": str(corpus), "data.dev_split": "", "train.max_steps": "6",
                                     "train.lr": "0.05", "train.precision": "fp32", "lora.rank": "4"})
         train(config, progress=False)

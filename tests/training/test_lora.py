@@ -32,6 +32,8 @@ def config(corpus, tiny_llama_dir, out, **overrides):
     values = {"output_dir": str(out), "base_model": str(tiny_llama_dir), "data.dataset": str(corpus),
               "data.dev_sample": "4", "lora.rank": "4", "train.batch_size": "4", "train.max_steps": "6",
               "train.checkpoint_every": "3", "train.log_every": "1", "train.precision": "fp32", "train.lr": "0.01"}
+    if overrides.get("mode") != "autoregressive":
+        values["prompt"] = "padellm-en-v1"  # the paper's counted format unless a test names another
     values.update(overrides)
     return load_finetune_config(None, values)
 
