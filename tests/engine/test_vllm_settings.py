@@ -1,6 +1,7 @@
 """VLLMConfig's CPU runtime settings, checked without starting an engine."""
 
 import pytest
+from conftest import require
 
 from padellm.engine.decoding import DecodeConfig
 from padellm.engine.vllm_backend import (SHUTDOWN_TIMEOUT_S, VLLMConfig, VLLMEngine, _cpu_environment, check_decoding,
@@ -109,7 +110,7 @@ def test_engines_close_with_time_to_exit_and_side_by_side():
 
 
 def test_parallelism_and_any_engine_argument_reach_the_engine(monkeypatch, tmp_path):
-    pytest.importorskip("vllm")
+    require("vllm")
     from padellm.cli import build_parser
     from padellm.configargs import dataclass_from_args, dataclass_to_argv
     from padellm.engine.vllm_backend import engine_arguments

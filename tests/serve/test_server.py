@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("vllm")
+from conftest import require
+
+require("vllm")
 
 from padellm import load  # noqa: E402
 from padellm.cli import main as padellm_main  # noqa: E402
