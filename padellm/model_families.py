@@ -9,7 +9,8 @@ on a model's name. What a family decides:
   SmolLM2 (Llama architecture) has never had one, and its shipped adapters were trained without: a Llama follows
   its own tokenizer (Llama 3's adds ``<|begin_of_text|>``, SmolLM2's adds nothing). Qwen has none.
   :class:`padellm.prompts.encoding.PromptEncoder` adds it exactly once, at the start of every prompt.
-* **EOS**: the tokenizer's EOS token ends every target and every generation; a tokenizer without one is refused.
+* **EOS**: the tokenizer's EOS token ends every target and every generation, in every family; the prompt encoder
+  refuses a tokenizer without one.
 * **The LM head**: its attribute, the transformer body's attribute, whether it is tied to the input embedding
   (Gemma, SmolLM2: yes) and the final logit soft-capping some families apply (Gemma 2). Training computes the
   head only at the positions that carry a loss (Gemma's has 262,144 rows).
@@ -64,12 +65,6 @@ class ModelFamily:
             raise ConfigError(f"tokenizer {tokenizer.name_or_path!r} has no BOS token, which the {self.name} family "
                               "needs at the start of every sequence")
         return (tokenizer.bos_token_id,)
-
-    def eos_id(self, tokenizer) -> int:
-        if tokenizer.eos_token_id is None:
-            raise ConfigError(f"tokenizer {tokenizer.name_or_path!r} has no EOS token: padellm ends every target and "
-                              "generation with it")
-        return tokenizer.eos_token_id
 
     def tied(self, config) -> bool:
         """Whether the LM head shares the input embedding's weights (then it is frozen with it)."""

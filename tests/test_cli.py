@@ -219,3 +219,21 @@ def test_extract_reads_and_checks_every_line_before_an_engine_starts(tiny_adapte
     (tmp_path / "long.txt").write_text("short\n" + "Paris " * 2000 + "\n")
     assert main([*common, "--file", str(tmp_path / "long.txt"), "--max-model-len", "512"]) == 2
     assert f"{tmp_path / 'long.txt'}:2: needs" in capsys.readouterr().err
+
+
+def test_finetune_dataset_shorthand_and_its_default_output_dir(monkeypatch, capsys, tmp_path):
+    """``padellm finetune --mode parallel --dataset X``: no config file, no output_dir; the run goes to
+    runs/X-parallel (said on stderr). Checked up to the config the trainer gets."""
+    import padellm.training.lora as lora
+
+    seen = {}
+    monkeypatch.setattr(lora, "train", lambda config, resume, progress: seen.setdefault("config", config) and
+                        {"steps": 0, "final_loss": None, "tokens_per_s": 0.0, "wall_time_s": 0.0})
+    monkeypatch.chdir(tmp_path)
+    assert main(["finetune", "--mode", "parallel", "--dataset", "conll2003"]) == 0
+    config = seen["config"]
+    assert (config.output_dir, config.data.dataset, config.base_model) == ("runs/conll2003-parallel", "conll2003",
+                                                                             "gemma3-270m")
+    assert "output_dir runs/conll2003-parallel" in capsys.readouterr().err
+    assert main(["finetune", "--dataset", "conll2003", "--data.dataset", "genia"]) == 2
+    assert "disagree" in capsys.readouterr().err

@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from padellm.configargs import add_override_arguments, overrides_from_args
+from padellm.errors import PadellmError
 from padellm.training.modes import FINETUNE_MODES, finetune_config_class, load_finetune_config
 
 
@@ -52,6 +54,8 @@ def _add_finetune_base_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a YAML config file")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--dataset", help="shorthand for --data.dataset; without a config file or --output_dir, the "
+                                          "run goes to runs/DATASET-MODE")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +71,17 @@ def run(args: argparse.Namespace) -> int:
         parser.print_help(args.stdout)
         raise SystemExit(0)
     parsed = parser.parse_args([*args.finetune_argv])
-    config = load_finetune_config(args.config, overrides_from_args(parsed, finetune_config_class(mode)))
+    overrides = overrides_from_args(parsed, finetune_config_class(mode))
+    if parsed.dataset:
+        if overrides.get("data.dataset", parsed.dataset) != parsed.dataset:
+            raise PadellmError(f"--dataset {parsed.dataset!r} and --data.dataset {overrides['data.dataset']!r} "
+                               "disagree; give one")
+        overrides["data.dataset"] = parsed.dataset
+        if not args.config and "output_dir" not in overrides:
+            overrides["output_dir"] = f"runs/{Path(parsed.dataset).name}-{mode}"
+            print(f"padellm finetune: output_dir {overrides['output_dir']} (set --output_dir to choose)",
+                  file=sys.stderr)
+    config = load_finetune_config(args.config, overrides)
     if isinstance(config, (TaggerTrainingConfig, FastNERTrainingConfig)):  # the encoder models
         tagger = isinstance(config, TaggerTrainingConfig)
         metrics = (train_tagger if tagger else train_fastner)(config, resume=args.resume, progress=not args.no_progress)

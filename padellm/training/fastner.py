@@ -24,11 +24,10 @@ from padellm.data.datasets import load_dataset
 from padellm.errors import ConfigError
 from padellm.models import resolve_model
 from padellm.training.batching import epoch_batches
-from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
-from padellm.training.config_files import save_config
+from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, save_checkpoint
 from padellm.training.fastner_config import FastNERTrainingConfig
 from padellm.training.fastner_gates import fit_exit_gates
-from padellm.training.loop import Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
+from padellm.training.loop import Schedule, StepOutcome, begin_run, cosine_with_warmup, loop_metrics, run_loop, update
 from padellm.types import Example
 
 logger = logging.getLogger(__name__)
@@ -100,13 +99,8 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
     scheduler = cosine_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
     weights = exit_weights(t.exit_weights, model.num_layers)
 
-    state = {"step": 0, "elapsed_s": 0.0, "sentences": 0}
-    if checkpoint is not None:
-        state = restore_checkpoint(checkpoint, model.load_state_dict, optimizer, scheduler)
-        logger.info("resuming from %s (step %d of %d)", checkpoint, state["step"], total_steps)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, output_dir / "config.yaml")
-    log_path = start_log(output_dir, resume, state["step"])
+    state, log_path = begin_run(output_dir, config, checkpoint, model.load_state_dict, optimizer, scheduler,
+                                {"step": 0, "elapsed_s": 0.0, "sentences": 0}, resume)
     if lost:
         logger.warning("%d training entities cannot be word spans (inside a word, over %d words, or truncated)",
                        lost, config.model.max_width)
@@ -118,12 +112,8 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
     def step(state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
         indices = batches_of(epoch)[step_in_epoch]
         loss, per_exit = model.loss(collate([encoded[i] for i in indices], tokenizer.pad_token_id), weights)
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if t.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
+        update(optimizer, scheduler, model.parameters(), t.max_grad_norm)
         state["sentences"] += len(indices)
         return StepOutcome(float(loss), postfix={"last_exit": f"{per_exit[-1]:.4f}"}, log={"exit_losses": per_exit})
 
@@ -136,12 +126,9 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
     model.eval()
     model.save(output_dir / MODEL_DIR)
     tokenizer.save_pretrained(output_dir / MODEL_DIR / "encoder")
-    metrics = {"mode": "fastner", "encoder": config.model.encoder, "labels": list(labels), "steps": state["step"],
-               "total_steps": total_steps, "completed": not stopped_early, "train_sentences": len(encoded),
-               "lost_train_entities": lost, "epochs_seen": state["step"] / steps_per_epoch,
-               "final_loss": state["losses"][-1] if state.get("losses") else None,
-               "sentences_per_s": state["sentences"] / max(1e-9, state["elapsed_s"]),
-               "wall_time_s": state["elapsed_s"], "losses": state.get("losses", [])}
+    metrics = {"mode": "fastner", "encoder": config.model.encoder, "labels": list(labels),
+               "train_sentences": len(encoded), "lost_train_entities": lost,
+               **loop_metrics(state, schedule, stopped_early)}
     if not stopped_early:
         discard_checkpoints(output_dir)
     if dev_examples:

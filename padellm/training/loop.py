@@ -133,3 +133,42 @@ def run_loop(schedule: Schedule, state: dict, step: Callable[[dict, int, int], S
         return False
     finally:
         bar.close()
+
+
+def begin_run(output_dir: Path, config, checkpoint: Path | None, load_weights: Callable[[dict], object], optimizer,
+              scheduler, state: dict, resume: bool, main: bool = True) -> tuple[dict, Path]:
+    """What every trainer does before its first step: restore ``checkpoint`` (weights through ``load_weights``,
+    optimizer, scheduler, RNG, the loop state) or start from ``state``, write ``config.yaml`` and (re)start the log.
+    Returns the loop state and the log's path."""
+    from padellm.training.checkpoints import restore_checkpoint
+    from padellm.training.config_files import save_config
+
+    if checkpoint is not None:
+        state = restore_checkpoint(checkpoint, load_weights, optimizer, scheduler)
+        logger.info("resuming from %s (step %d)", checkpoint, state["step"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log_path = output_dir / LOG_FILE
+    if main:
+        save_config(config, output_dir / "config.yaml")
+        start_log(output_dir, resume, state["step"])
+    return state, log_path
+
+
+def update(optimizer, scheduler, parameters, max_grad_norm: float, clip=None) -> None:
+    """The end of every optimizer step, after the backward pass: clip the gradients (``clip``: the trainer's own
+    clipping, e.g. accelerate's; torch's by default), step the optimizer and the schedule, drop the gradients."""
+    if max_grad_norm:
+        (clip or torch.nn.utils.clip_grad_norm_)(parameters, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def loop_metrics(state: dict, schedule: Schedule, stopped_early: bool) -> dict:
+    """The figures every trainer's metrics.json has about its loop."""
+    rate = f"{schedule.throughput}_per_s"
+    return {"steps": state["step"], "total_steps": schedule.total_steps, "completed": not stopped_early,
+            "epochs_seen": state["step"] / schedule.steps_per_epoch,
+            "final_loss": state["losses"][-1] if state.get("losses") else None,
+            rate: state.get(schedule.throughput, 0) / max(1e-9, state["elapsed_s"]),
+            "wall_time_s": state["elapsed_s"], "losses": state.get("losses", [])}

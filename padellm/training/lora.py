@@ -1,173 +1,37 @@
-"""LoRA fine-tuning for PaDeLLM and the autoregressive baseline: one pipeline, two sequence formats.
+"""LoRA fine-tuning for PaDeLLM and the autoregressive baseline: one pipeline, the template's format decides the
+sequences.
 
-``prepare_run`` checks every input (data, labels, template, base model) and reports all problems at once
-before any weight is loaded; ``train`` runs the loop with length-bucketed batches, a cosine schedule with
-warm-up, seeded order, resumable checkpoints, and a progress bar showing loss and tokens/s.
+``train`` runs named steps: ``prepare_run`` (``lora_run``: every input checked, all problems at once, before any
+weight is loaded), ``load_lora_model``, ``training_sequences``, ``OptimizerSteps`` in the shared loop
+(length-bucketed batches, a cosine schedule with warm-up, seeded order, resumable checkpoints, a progress bar with
+loss and tokens/s), ``save_adapter``, and the dev scores.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
 import math
-import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from padellm.adapters import store_weights_as
-from padellm.data.datasets import load_dataset, read_file
-from padellm.errors import ConfigError, PadellmError
-from padellm.models import cpu_has_native_bf16, resolve_model
+from padellm.errors import ConfigError
+from padellm.models import cpu_has_native_bf16
 from padellm.prompts.encoding import PromptEncoder
-from padellm.prompts.templates import (LabelSet, Template, default_prompt, load_label_names, load_prompt,
-                                      load_template, save_prompt, shipped_label_names)
+from padellm.prompts.templates import save_prompt
 from padellm.training.batching import collate, epoch_batches
-from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
+from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, save_checkpoint
 from padellm.training.config import FinetuneConfig
-from padellm.training.config_files import config_from_dict, read_raw_config, save_config
-from padellm.training.loop import LOG_FILE, Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
+from padellm.training.loop import (Schedule, StepOutcome, begin_run, cosine_with_warmup, loop_metrics, run_loop,
+                                   update)
+from padellm.training.lora_run import Run, prepare_run
 from padellm.training.sequences import build_sequences, longest_target, most_mentions
 from padellm.types import Example
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Run:
-    """Everything a training run needs, resolved and checked."""
-
-    config: FinetuneConfig
-    template: Template
-    label_set: LabelSet
-    train_examples: list[Example]
-    dev_examples: list[Example]
-    base_model_dir: Path
-
-
-def _sample(examples: list[Example], n: int, seed: int) -> list[Example]:
-    if not n or n >= len(examples):
-        return list(examples)
-    rng = random.Random(seed)
-    return rng.sample(list(examples), n)
-
-
-def prepare_run(config: FinetuneConfig) -> Run:
-    """Resolve data, labels, template and base model; raise one ConfigError listing every problem."""
-    problems: list[str] = []
-    data = config.data
-    train_examples: list[Example] = []
-    dev_examples: list[Example] = []
-    try:
-        dataset = load_dataset(data.dataset)
-        if data.train_split in dataset.splits:
-            train_examples = dataset.splits[data.train_split]
-        elif "data" in dataset.splits:
-            train_examples = dataset.splits["data"]
-        else:
-            problems.append(f"data.train_split {data.train_split!r} is not in {data.dataset} (has {', '.join(dataset.splits)})")
-        if data.dev_file:
-            dev_examples = read_file(Path(data.dev_file))[0]
-        elif data.dev_split and data.dev_split in dataset.splits:
-            dev_examples = dataset.splits[data.dev_split]
-        elif data.dev_split and data.dev_sample:
-            problems.append(f"data.dev_split {data.dev_split!r} is not in {data.dataset} (set data.dev_split='' for none)")
-    except PadellmError as err:
-        problems.append(f"data: {err}")
-    if not train_examples and not any(p.startswith("data") for p in problems):
-        problems.append(f"data: the training data of {data.dataset} is empty")
-
-    data_labels = sorted({e.label for ex in train_examples for e in ex.entities})
-    if train_examples and not data_labels:
-        problems.append(f"data: the training data of {data.dataset} has no entities, so there is no label to learn")
-    labels = [label.strip() for label in data.labels.split(",") if label.strip()] if data.labels else data_labels
-    unknown = sorted(set(labels) - set(data_labels))
-    if train_examples and unknown:
-        problems.append(f"data.labels: unknown label(s) {unknown}; the training data has {data_labels}")
-    names: dict[str, str] = {}
-    names_spec = data.label_names or shipped_label_names(data.dataset)
-    if names_spec:
-        try:
-            names = load_label_names(names_spec)
-        except ConfigError as err:
-            problems.append(f"data.label_names: {err}")
-        extra = sorted(set(names) - set(data_labels))
-        if train_examples and extra and names_spec == data.label_names:
-            problems.append(f"data.label_names names unknown label(s) {extra}; the training data has {data_labels}")
-    label_set = None
-    if labels and not unknown:
-        try:
-            label_set = LabelSet.for_labels(labels, names)
-        except ConfigError as err:
-            problems += [f"labels: {p}" for p in err.problems]
-
-    template = None
-    prompt = config.prompt or default_prompt(config.mode, [ex.text for ex in train_examples[:1000]])
-    config = dataclasses.replace(config, prompt=prompt)  # saved with the adapter as the template it trained
-    try:
-        template = load_template(prompt)
-        if template.mode != config.mode:
-            problems.append(f"prompt {prompt!r} is a {template.mode} template but mode is {config.mode!r}")
-        elif template.mode == "parallel" and not template.has_count_stage:
-            defaults = type(data)()
-            problems += [f"data.{name}: the count-free prompt {prompt!r} has no count stage to weigh or "
-                         f"supervise; got {getattr(data, name)!r} (leave it at {getattr(defaults, name)!r})"
-                         for name in ("supervision", "count_weight", "zero_count_weight")
-                         if getattr(data, name) != getattr(defaults, name)]
-        elif template.mode == "parallel" and data.none_weight != 1.0:
-            problems.append(f"data.none_weight: prompt {prompt!r} has a count stage, not none answers; "
-                            f"got {data.none_weight!r} (leave it at 1.0, or use a count-free prompt such as "
-                            f"padellm-en-branches-v1)")
-    except ConfigError as err:
-        problems += [f"prompt: {p}" for p in err.problems]
-
-    base = None
-    try:
-        base = resolve_model(config.base_model, "base_model")
-    except PadellmError as err:
-        problems.append(f"base_model: {err}")
-    if config.init_adapter:
-        problems += init_adapter_problems(config, labels)
-    if problems:
-        raise ConfigError(problems)
-
-    train_examples = _sample(train_examples, data.max_train_examples, config.train.seed)
-    dev_examples = _sample(dev_examples, data.dev_sample, config.train.seed)
-    return Run(config, template, label_set, train_examples, dev_examples, base)
-
-
-def init_adapter_problems(config: FinetuneConfig, labels: list[str]) -> list[str]:
-    """Why ``config.init_adapter`` cannot start this run: not an adapter folder, or trained with another base
-    model, mode, prompt, label set or LoRA shape (its weights would not fit, or would answer another prompt)."""
-    folder = Path(config.init_adapter)
-    name = f"init_adapter {config.init_adapter!r}"
-    if not (folder / "config.yaml").is_file() or not (folder / "adapter_model.safetensors").is_file():
-        return [f"{name} is not an adapter folder written by `padellm finetune` (config.yaml and "
-                f"adapter_model.safetensors expected)"]
-    try:
-        saved = config_from_dict(read_raw_config(folder / "config.yaml")[0], str(folder / "config.yaml"), FinetuneConfig)
-        _, saved_labels = load_prompt(folder)
-    except PadellmError as err:
-        return [f"{name}: {err}"]
-
-    def shape(c: FinetuneConfig) -> dict:
-        # An adapter saved before the default prompt followed the data says '' for the default of its time.
-        prompt = c.prompt or {"parallel": "padellm-en-v1", "autoregressive": "autoregressive-en-v1"}[c.mode]
-        return {"base_model": c.base_model, "mode": c.mode, "prompt": prompt, "lora.rank": c.lora.rank,
-                "lora.alpha": c.lora.alpha, "lora.target_modules": c.lora.target_modules}
-
-    mine, theirs = shape(config), shape(saved)
-    problems = [f"{name} was trained with {key} {theirs[key]!r}; this run has {value!r}"
-                for key, value in mine.items() if theirs[key] != value]
-    if labels and sorted(saved_labels.labels) != sorted(labels):
-        problems.append(f"{name} was trained on labels {list(saved_labels.labels)}; this run has {list(labels)}")
-    return problems
-
-
-# ------------------------------------------------------------------------------------------ the model
 
 
 def _precision(choice: str) -> str:
@@ -260,147 +124,139 @@ def write_generation_limits(output_dir: Path, examples: list[Example], encoder: 
     return settings
 
 
+def training_sequences(run: Run, encoder: PromptEncoder) -> tuple[list, int]:
+    """Step 2 of ``train``: the run's training sequences (the template's format decides their shape), without those
+    longer than ``data.max_length``, and how many were dropped."""
+    data = run.config.data
+    sequences = build_sequences(run.train_examples, encoder, pack=data.pack, supervision=data.supervision,
+                                count_weight=data.count_weight, zero_count_weight=data.zero_count_weight,
+                                none_weight=data.none_weight)
+    kept = [s for s in sequences if len(s.input_ids) <= data.max_length]
+    if not kept:
+        raise ConfigError(f"no training sequence fits data.max_length={data.max_length}")
+    return kept, len(sequences) - len(kept)
+
+
+class OptimizerSteps:
+    """Step 3 of ``train``: one optimizer step over ``grad_accum`` micro-batches per process (a weighted token-level
+    mean over the whole step, however its tokens fall into micro-batches and processes), in the loop's terms."""
+
+    def __init__(self, model, optimizer, scheduler, accelerator, sequences: list, pad_id: int, train, precision: str):
+        self.model, self.optimizer, self.scheduler, self.accelerator = model, optimizer, scheduler, accelerator
+        self.sequences, self.pad_id, self.t, self.precision = sequences, pad_id, train, precision
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.world = accelerator.num_processes
+        self.micro_batches = train.grad_accum * self.world
+        lengths = [len(s.input_ids) for s in sequences]
+        # Recomputed from (seed, epoch) rather than stored: a resumed run gets the same order.
+        self.batches_of = functools.lru_cache(maxsize=1)(
+            lambda epoch: epoch_batches(lengths, train.batch_size, train.bucket_batches, train.seed, epoch))
+
+    def global_sum(self, value: float) -> float:
+        """``value`` summed over the processes of a multi-process run (``accelerate launch``, ``torchrun``)."""
+        if self.world == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.accelerator.device)
+        return self.accelerator.reduce(tensor, "sum").item()
+
+    def __call__(self, state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
+        accelerator, sequences = self.accelerator, self.sequences
+        group = self.batches_of(epoch)[step_in_epoch * self.micro_batches : (step_in_epoch + 1) * self.micro_batches]
+        mine = group[accelerator.process_index :: self.world]
+        total_weight = self.global_sum(sum(sequences[i].loss_weight for b in mine for i in b))
+        step_loss = step_tokens = step_loss_tokens = 0.0
+        for batch_indices in mine:
+            batch = {k: v.to(accelerator.device)
+                     for k, v in collate([sequences[i] for i in batch_indices], self.pad_id).items()}
+            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                loss_sum, n = sequence_loss(self.model, batch)
+            accelerator.backward(loss_sum / max(1e-9, total_weight))
+            step_loss += loss_sum.item()
+            step_tokens += int(batch["tokens"])
+            step_loss_tokens += n
+        if self.world > 1:  # each process's share of the gradient, summed (a process may have had no micro-batch)
+            for parameter in self.trainable:
+                if parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
+                torch.distributed.all_reduce(parameter.grad)
+        state["tokens"] += int(self.global_sum(step_tokens))
+        state["loss_tokens"] += int(self.global_sum(step_loss_tokens))
+        update(self.optimizer, self.scheduler, self.trainable, self.t.max_grad_norm, accelerator.clip_grad_norm_)
+        return StepOutcome(self.global_sum(step_loss) / max(1e-9, total_weight), weight=total_weight,
+                           log={"tokens": state["tokens"]})
+
+
+def save_adapter(output_dir: Path, model, run: Run, encoder: PromptEncoder) -> None:
+    """Step 4 of ``train``: the LoRA weights (in ``train.adapter_dtype``), the template and labels they answer, and
+    the decode limits the training data calls for: everything ``padellm.load`` needs."""
+    model.save_pretrained(output_dir)
+    if run.config.train.adapter_dtype != "float32":
+        store_weights_as(output_dir, run.config.train.adapter_dtype)
+    card = output_dir / "README.md"
+    if card.is_file() and "[More Information Needed]" in card.read_text():
+        card.unlink()  # peft's empty model-card template: config.yaml and metrics.json describe the adapter
+    save_prompt(output_dir, run.template, run.label_set)
+    write_generation_limits(output_dir, run.train_examples, encoder)
+
+
 def train(config: FinetuneConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Fine-tune, write the output folder, and return the metrics written to ``metrics.json``."""
+    """Fine-tune, write the output folder, and return the metrics written to ``metrics.json``. The steps: load and
+    check everything (``prepare_run``, ``load_lora_model``), build the sequences (``training_sequences``), run the
+    loop (``OptimizerSteps`` in ``run_loop``), save (``save_adapter``), score the dev sample (``dev_scores``)."""
     from accelerate import Accelerator
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
     output_dir = Path(config.output_dir)
     checkpoint = checkpoint_to_resume(output_dir, resume, output_dir / "adapter_config.json", "adapter")
     run = prepare_run(config)
-    config = run.config  # with the prompt it resolved
-    precision = _precision(config.train.precision)
-    # Precision is handled by torch.autocast below rather than by Accelerator(mixed_precision=...): accelerate
-    # keeps that setting in a process-wide singleton, which refuses a second run with another precision.
+    config, t = run.config, run.config.train  # with the prompt it resolved
+    precision = _precision(t.precision)
+    # Precision is handled by torch.autocast rather than by Accelerator(mixed_precision=...): accelerate keeps that
+    # setting in a process-wide singleton, which refuses a second run with another precision.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    autocast_type = "cuda" if accelerator.device.type == "cuda" else "cpu"
     model, encoder = load_lora_model(run)
-    tokenizer = encoder.tokenizer
+    sequences, too_long = training_sequences(run, encoder)
+    steps_per_epoch = math.ceil(len(sequences) / (t.batch_size * t.grad_accum * accelerator.num_processes))
+    schedule = Schedule(t.max_steps or t.epochs * steps_per_epoch, steps_per_epoch, t.checkpoint_every, t.log_every,
+                        t.max_minutes, "tokens")
 
-    sequences = build_sequences(run.train_examples, encoder, pack=config.data.pack,
-                                supervision=config.data.supervision, count_weight=config.data.count_weight,
-                                zero_count_weight=config.data.zero_count_weight, none_weight=config.data.none_weight)
-    too_long = sum(1 for s in sequences if len(s.input_ids) > config.data.max_length)
-    sequences = [s for s in sequences if len(s.input_ids) <= config.data.max_length]
-    if not sequences:
-        raise ConfigError(f"no training sequence fits data.max_length={config.data.max_length}")
-    lengths = [len(s.input_ids) for s in sequences]
-    t = config.train
-    per_step = t.batch_size * t.grad_accum * accelerator.num_processes
-    steps_per_epoch = math.ceil(len(sequences) / per_step)
-    total_steps = t.max_steps or t.epochs * steps_per_epoch
-
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=t.lr, weight_decay=t.weight_decay)
-    scheduler = cosine_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr,
+                                  weight_decay=t.weight_decay)
+    scheduler = cosine_with_warmup(optimizer, int(t.warmup_ratio * schedule.total_steps), schedule.total_steps)
     if accelerator.num_processes == 1:
         model, optimizer = accelerator.prepare(model, optimizer)
-    else:  # not wrapped in DistributedDataParallel: sequence_loss calls the model's parts; ``step`` syncs gradients
+    else:  # not wrapped in DistributedDataParallel: sequence_loss calls the model's parts; a step syncs gradients
         model = model.to(accelerator.device)
         optimizer = accelerator.prepare(optimizer)
-
-    state = {"step": 0, "tokens": 0, "loss_tokens": 0, "elapsed_s": 0.0}
-    if checkpoint is not None:
-        state = restore_checkpoint(
-            checkpoint, lambda weights: set_peft_model_state_dict(accelerator.unwrap_model(model), weights),
-            optimizer, scheduler)
-        logger.info("resuming from %s (step %d of %d)", checkpoint, state["step"], total_steps)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    log_path = output_dir / LOG_FILE
-    if accelerator.is_main_process:
-        save_config(config, output_dir / "config.yaml")
-        start_log(output_dir, resume, state["step"])
+    unwrapped = accelerator.unwrap_model(model)
+    state, log_path = begin_run(output_dir, config, checkpoint,
+                                lambda weights: set_peft_model_state_dict(unwrapped, weights), optimizer, scheduler,
+                                {"step": 0, "tokens": 0, "loss_tokens": 0, "elapsed_s": 0.0}, resume,
+                                main=accelerator.is_main_process)
     if too_long:
         logger.warning("dropped %d training sequences longer than data.max_length=%d", too_long, config.data.max_length)
-
-    micro_batches_per_step = t.grad_accum * accelerator.num_processes
-    world = accelerator.num_processes
-    # Recomputed from (seed, epoch) rather than stored: a resumed run gets the same order.
-    batches_of = functools.lru_cache(maxsize=1)(
-        lambda epoch: epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch))
-
-    def global_sum(value: float) -> float:
-        """``value`` summed over the processes of a multi-process run (``accelerate launch``, ``torchrun``)."""
-        if world == 1:
-            return value
-        return accelerator.reduce(torch.tensor([value], dtype=torch.float64, device=accelerator.device), "sum").item()
-
-    def step(state: dict, epoch: int, step_in_epoch: int) -> StepOutcome:
-        batches = batches_of(epoch)
-        group = batches[step_in_epoch * micro_batches_per_step : (step_in_epoch + 1) * micro_batches_per_step]
-        mine = group[accelerator.process_index :: world]
-        total_weight = global_sum(sum(sequences[i].loss_weight for b in mine for i in b))
-        step_loss = step_tokens = step_loss_tokens = 0.0
-        for batch_indices in mine:
-            batch = {k: v.to(accelerator.device)
-                     for k, v in collate([sequences[i] for i in batch_indices], tokenizer.pad_token_id).items()}
-            with torch.autocast(autocast_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                loss_sum, n = sequence_loss(model, batch)
-            # Weighted token-level mean over the whole optimizer step, however the tokens fall into micro-batches
-            # and processes.
-            accelerator.backward(loss_sum / max(1e-9, total_weight))
-            step_loss += loss_sum.item()
-            step_tokens += int(batch["tokens"])
-            step_loss_tokens += n
-        if world > 1:  # each process's share of the gradient, summed (a process may have had no micro-batch)
-            for parameter in trainable:
-                if parameter.grad is None:
-                    parameter.grad = torch.zeros_like(parameter)
-                torch.distributed.all_reduce(parameter.grad)
-        state["tokens"] += int(global_sum(step_tokens))
-        state["loss_tokens"] += int(global_sum(step_loss_tokens))
-        if t.max_grad_norm:
-            accelerator.clip_grad_norm_(trainable, t.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        return StepOutcome(global_sum(step_loss) / max(1e-9, total_weight), weight=total_weight,
-                           log={"tokens": state["tokens"]})
+    steps = OptimizerSteps(model, optimizer, scheduler, accelerator, sequences, encoder.tokenizer.pad_token_id, t,
+                           precision)
 
     def save(state: dict) -> None:
         if accelerator.is_main_process:
-            save_checkpoint(output_dir, get_peft_model_state_dict(accelerator.unwrap_model(model)), optimizer,
-                            scheduler, state)
+            save_checkpoint(output_dir, get_peft_model_state_dict(unwrapped), optimizer, scheduler, state)
         accelerator.wait_for_everyone()
 
     model.train()
-    schedule = Schedule(total_steps, steps_per_epoch, t.checkpoint_every, t.log_every, t.max_minutes, "tokens")
-    stopped_early = run_loop(schedule, state, step, save, log_path, scheduler, f"finetune {config.mode}",
+    stopped_early = run_loop(schedule, state, steps, save, log_path, scheduler, f"finetune {config.mode}",
                              progress and accelerator.is_main_process, main=accelerator.is_main_process,
-                             agree=lambda flag: global_sum(float(flag)) > 0)
-    unwrapped = accelerator.unwrap_model(model)
+                             agree=lambda flag: steps.global_sum(float(flag)) > 0)
     if not accelerator.is_main_process:  # the main process writes the adapter, its metrics and the dev scores
         accelerator.wait_for_everyone()
         return {"mode": config.mode, "steps": state["step"], "process_index": accelerator.process_index}
 
-    unwrapped.save_pretrained(output_dir)
-    if t.adapter_dtype != "float32":
-        store_weights_as(output_dir, t.adapter_dtype)
-    card = output_dir / "README.md"
-    if card.is_file() and "[More Information Needed]" in card.read_text():
-        card.unlink()  # peft's empty model-card template: config.yaml and metrics.json describe the adapter
-    save_prompt(output_dir, run.template, run.label_set)
-    write_generation_limits(output_dir, run.train_examples, encoder)
-    metrics = {
-        "mode": config.mode,
-        "base_model": config.base_model,
-        "init_adapter": config.init_adapter,
-        "steps": state["step"],
-        "total_steps": total_steps,
-        "completed": not stopped_early,
-        "train_sentences": len(run.train_examples),
-        "train_sequences": len(sequences),
-        "dropped_too_long": too_long,
-        "epochs_seen": state["step"] / steps_per_epoch,
-        "final_loss": state["losses"][-1] if state.get("losses") else None,
-        "tokens": state["tokens"],
-        "loss_tokens": state["loss_tokens"],
-        "tokens_per_s": state["tokens"] / max(1e-9, state["elapsed_s"]),
-        "wall_time_s": state["elapsed_s"],
-        "precision": precision,
-        "device": str(accelerator.device),
-        "losses": state.get("losses", []),
-    }
+    save_adapter(output_dir, unwrapped, run, encoder)
+    metrics = {"mode": config.mode, "base_model": config.base_model, "init_adapter": config.init_adapter,
+               "train_sentences": len(run.train_examples), "train_sequences": len(sequences),
+               "dropped_too_long": too_long, "tokens": state["tokens"], "loss_tokens": state["loss_tokens"],
+               **loop_metrics(state, schedule, stopped_early), "precision": precision,
+               "device": str(accelerator.device)}
     if stopped_early:
         # Decoding the dev sample costs minutes (25 on Resume's long Chinese texts) for an adapter that --resume
         # replaces: the completed run scores it.

@@ -22,10 +22,9 @@ from padellm.baselines.tagger import CONFIG_FILE, Tagger, encode, layer_entities
 from padellm.errors import ConfigError
 from padellm.metrics import score
 from padellm.training.batching import epoch_batches
-from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, restore_checkpoint, save_checkpoint
-from padellm.training.config_files import save_config
+from padellm.training.checkpoints import checkpoint_to_resume, discard_checkpoints, save_checkpoint
 from padellm.training.fastner import exit_weights, prepare_encoder_run
-from padellm.training.loop import Schedule, StepOutcome, cosine_with_warmup, run_loop, start_log
+from padellm.training.loop import Schedule, StepOutcome, begin_run, cosine_with_warmup, loop_metrics, run_loop, update
 from padellm.training.tagger_config import TaggerTrainingConfig
 from padellm.types import Example
 
@@ -134,13 +133,8 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
     weights = exit_weights(t.exit_weights, model.num_layers)
     d, sampling = config.distill, config.self_sampling
 
-    state = {"step": 0, "elapsed_s": 0.0, "sentences": 0}
-    if checkpoint is not None:
-        state = restore_checkpoint(checkpoint, model.load_state_dict, optimizer, scheduler)
-        logger.info("resuming from %s (step %d of %d)", checkpoint, state["step"], total_steps)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, output_dir / "config.yaml")
-    log_path = start_log(output_dir, resume, state["step"])
+    state, log_path = begin_run(output_dir, config, checkpoint, model.load_state_dict, optimizer, scheduler,
+                                {"step": 0, "elapsed_s": 0.0, "sentences": 0}, resume)
     batches_of = functools.lru_cache(maxsize=1)(
         lambda epoch: epoch_batches(lengths, t.batch_size, t.bucket_batches, t.seed, epoch))
 
@@ -158,12 +152,8 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
             loss = multi_grained_loss(model.crf, model(batch)[-1], batch.word_mask, cache.targets(indices, batch),
                                       batch.tags, d.gold_weight, d.sequence_weight, d.token_weight)
             log = {}
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if t.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
+        update(optimizer, scheduler, model.parameters(), t.max_grad_norm)
         state["sentences"] += len(indices)
         return StepOutcome(float(loss), log=log)
 
@@ -180,12 +170,8 @@ def train_tagger(config: TaggerTrainingConfig, resume: bool = False, progress: b
                "encoder": config.model.encoder, "init": config.model.init or None,
                "self_sampling": dataclasses.asdict(sampling) if sampling.max_threshold else None,
                "layers": model.num_layers, "labels": list(labels),
-               "teacher": config.distill.teacher or None, "steps": state["step"], "total_steps": total_steps,
-               "completed": not stopped_early, "train_sentences": len(train_examples),
-               "epochs_seen": state["step"] / steps_per_epoch,
-               "final_loss": state["losses"][-1] if state.get("losses") else None,
-               "sentences_per_s": state["sentences"] / max(1e-9, state["elapsed_s"]),
-               "wall_time_s": state["elapsed_s"], "losses": state.get("losses", [])}
+               "teacher": config.distill.teacher or None, "train_sentences": len(train_examples),
+               **loop_metrics(state, schedule, stopped_early)}
     if not stopped_early:
         discard_checkpoints(output_dir)
     if dev_examples:

@@ -218,8 +218,8 @@ def test_two_processes_train_what_one_process_with_two_micro_batches_trains(corp
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     if torchrun is None:
         pytest.skip("torchrun is not installed")
-    flags = {"base_model": str(tiny_llama_dir), "data.dataset": str(corpus), "data.dev_sample": "4",
-             "lora.rank": "4", "train.batch_size": "3", "train.max_steps": "4", "train.checkpoint_every": "2",
+    flags = {"base_model": str(tiny_llama_dir), "prompt": "padellm-en-v1", "data.dataset": str(corpus),
+             "data.dev_sample": "4", "lora.rank": "4", "train.batch_size": "3", "train.max_steps": "4", "train.checkpoint_every": "2",
              "train.log_every": "1", "train.precision": "fp32", "train.lr": "0.01"}
     argv = [arg for key, value in flags.items() for arg in (f"--{key}", value)]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
