@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 def example_sets(texts: list[str], sample: int, seed: int) -> tuple[list[tuple[str, list[str], list[str]]], str]:
     """``([(dataset, sentences, warm-up sentences)], where the sentences came from)``: the user's texts (by their
     language), else CoNLL-2003 test sentences where the corpus is present, else the shipped example sentences."""
-    from padellm.data.datasets import shared_data_dir
-    from padellm.data.datasets import load_dataset
+    from padellm.data.datasets import load_dataset, shared_data_dir
     from padellm.prompts.templates import text_language
 
     shipped = {language: (SENTENCES / f"{language}.txt").read_text(encoding="utf-8").splitlines()

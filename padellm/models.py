@@ -134,8 +134,6 @@ def locate_source(model: PackagedModel) -> Path:
 def _assembled(model: PackagedModel) -> Path:
     """The weights file that ``model.source``'s ``assemble`` joins from its chunk packages, built once under
     ``cache_dir()/sources`` (the module checks the file's SHA-256 on every call)."""
-    import importlib
-
     module = importlib.import_module(model.source)
     target = cache_dir() / "sources" / model.name / module.MODEL_NAME
     try:
