@@ -24,7 +24,7 @@ DEFAULT_TEMPLATES = {"en": ("autoregressive-en-v1", "padellm-en-labelwise-v1"),
 
 def label_set_for(dataset: str, examples):
     """The dataset's labels (sorted, as ``padellm finetune`` orders them) with its shipped label names, if any."""
-    from padellm.prompts.templates import LabelSet, load_label_names, shipped_label_names
+    from padellm.prompts.labels import LabelSet, load_label_names, shipped_label_names
 
     labels = sorted({e.label for ex in examples for e in ex.entities})
     spec = shipped_label_names(dataset)

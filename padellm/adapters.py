@@ -35,13 +35,13 @@ def shipped_adapter(system: str, dataset: str = "conll2003") -> Path:
     """The adapter folder shipped in the repository for ``dataset`` and ``system`` (parallel, autoregressive or
     structured): the one whose config.yaml says it was trained on that dataset and whose template makes it that
     system (``adapters/resume-parallel`` for resume_zh; ``adapters/conll2003-structured`` for the paper's format)."""
-    from padellm.prompts.templates import system_kind
+    from padellm.formats import format_of
 
     for folder in sorted(SHIPPED_ADAPTERS.glob("*/config.yaml")):
         config = yaml.safe_load(folder.read_text(encoding="utf-8")) or {}
         if (config.get("data") or {}).get("dataset") != dataset:
             continue
-        if system_kind(load_prompt(folder.parent)[0]) == system:
+        if format_of(load_prompt(folder.parent)[0]).system == system:
             return folder.parent
     raise ConfigError(f"no shipped {system} adapter for {dataset} under {SHIPPED_ADAPTERS}; pass --adapter")
 

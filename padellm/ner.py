@@ -13,7 +13,8 @@ from pathlib import Path
 from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.backend import GenerationBackend
 from padellm.engine.decode_settings import resolve_decode_config
-from padellm.engine.decoding import DecodeConfig, DecodeResult, DecodeSteps, decode_steps, run_steps, run_steps_async
+from padellm.engine.decoding import DecodeConfig, DecodeResult, DecodeSteps, run_steps, run_steps_async
+from padellm.formats import decode_steps, format_of
 from padellm.errors import ConfigError, InvalidRequestError, one_of_problem
 from padellm.types import Entity
 
@@ -34,6 +35,11 @@ class NER:
     @property
     def mode(self) -> str:
         return self.encoder.template.mode
+
+    @property
+    def format(self):
+        """The adapter's decoding format (``padellm.formats``)."""
+        return format_of(self.encoder.template)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -96,16 +102,7 @@ class NER:
 
     def tokens_needed(self, text: str, decode_config: DecodeConfig | None = None) -> int:
         """Prompt plus longest allowed generation of the longest sequence ``text`` leads to."""
-        config = decode_config or self.decode_config
-        if self.mode == "parallel":
-            longest = max(len(self.encoder.label_part(label)) for label in self.labels)
-            if self.encoder.parallel.labelwise:
-                return (len(self.encoder.text_prefix(text)) + longest + len(self.encoder.mention_marker(1))
-                        + config.max_autoregressive_tokens)
-            branch = (len(self.encoder.count_target(config.max_count)) + len(self.encoder.mention_marker(config.max_count))
-                      + config.max_mention_tokens)
-            return len(self.encoder.text_prefix(text)) + longest + branch
-        return len(self.encoder.autoregressive_prompt(text)) + config.max_autoregressive_tokens
+        return format_of(self.encoder.template).tokens_needed(text, self.encoder, decode_config or self.decode_config)
 
 
 def engines_of(ners) -> list:
@@ -169,12 +166,13 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | M
         ner = NER(loaded.encoder, TransformersBackend(loaded.model, loaded.encoder.eos_id), decode_config,
                   name=folder.name)
     else:
-        from padellm.engine.vllm_backend import VLLMConfig, check_decoding, vllm_backends
+        from padellm.engine.vllm_backend import vllm_backends
+        from padellm.engine.vllm_config import VLLMConfig, check_decoding
 
         encoder = adapter_encoder(folder)
         if backend == "vllm":
             vllm_config = vllm_config or VLLMConfig()
-            check_decoding(decode_config, vllm_config, encoder.template)
+            check_decoding(decode_config, vllm_config, format_of(encoder.template))
             if texts is not None:
                 NER(encoder, None, decode_config, max_model_len=vllm_config.max_model_len).check(texts)
             backend = vllm_backends([folder], vllm_config)[0]
@@ -182,7 +180,7 @@ def load(adapter: str | Path, backend="vllm", *, decode_config: DecodeConfig | M
             raise ConfigError(f"the backend given decodes with adapter {getattr(backend, 'adapter', None)}, "
                               f"not {folder}")
         elif isinstance(getattr(getattr(backend, "engine", None), "config", None), VLLMConfig):
-            check_decoding(decode_config, backend.engine.config, encoder.template)
+            check_decoding(decode_config, backend.engine.config, format_of(encoder.template))
         ner = NER(encoder, backend, decode_config, max_model_len=getattr(backend, "max_model_len", None),
                   name=folder.name)
     if texts is not None:

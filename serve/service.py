@@ -29,14 +29,15 @@ def load_on_async_vllm(adapters: list[Path], decode_config: DecodeSettings, vllm
     """One ``NER`` per adapter on vLLM's asynchronous engine (as few engines as the LoRA mode allows)."""
     from padellm.engine.decode_settings import resolve_decode_config
     from padellm.engine.vllm_async import async_vllm_backends
-    from padellm.engine.vllm_backend import check_decoding
+    from padellm.engine.vllm_config import check_decoding
+    from padellm.formats import format_of
     from padellm.ner import load
     from padellm.prompts.templates import load_prompt
 
     # Each adapter's settings resolved once (its decode.yaml under the overrides), checked before engines start.
     settings = [resolve_decode_config(adapter, decode_config) for adapter in adapters]
     for adapter, resolved in zip(adapters, settings):
-        check_decoding(resolved, vllm_config, load_prompt(adapter)[0])
+        check_decoding(resolved, vllm_config, format_of(load_prompt(adapter)[0]))
     backends = async_vllm_backends(adapters, vllm_config)
     return [load(adapter, backend, decode_config=resolved)
             for adapter, backend, resolved in zip(adapters, backends, settings)]

@@ -71,13 +71,15 @@ def test_every_shipped_adapter_is_complete_and_small(folder):
     from safetensors import safe_open
 
     from padellm.engine.decode_settings import read_decode_settings
-    from padellm.prompts.templates import load_label_names, load_prompt, system_kind
+    from padellm.formats import format_of
+    from padellm.prompts.templates import load_prompt
+    from padellm.prompts.labels import load_label_names
 
     config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
     dataset, mode = config["data"]["dataset"], config["mode"]
     template, label_set = load_prompt(folder)
     assert template.mode == mode
-    assert shipped_adapter(system_kind(template), dataset) == folder  # what padellm eval --dataset D decodes
+    assert shipped_adapter(format_of(template).system, dataset) == folder  # what padellm eval --dataset D decodes
     assert label_set.as_mapping() == load_label_names(dataset)  # every label of the corpus, by its shipped name
     read_decode_settings(folder)  # raises, naming the file, on an unknown field or a bad value
     rank = json.loads((folder / "adapter_config.json").read_text())["r"]

@@ -206,7 +206,7 @@ def test_extract_reads_and_checks_every_line_before_an_engine_starts(tiny_adapte
         raise AssertionError("an engine started before the input was checked")
 
     monkeypatch.setattr("padellm.engine.vllm_backend.vllm_backends", no_engine)
-    monkeypatch.setattr("padellm.engine.vllm_backend._on_cpu", lambda: True)
+    monkeypatch.setattr("padellm.engine.vllm_config.on_cpu", lambda: True)
     folder, _ = tiny_adapter
     common = ["extract", "--adapter", str(folder)]
     (tmp_path / "latin1.txt").write_bytes("fine\ncaf\u00e9 au lait\n".encode("latin-1"))

@@ -9,8 +9,10 @@ from transformers import AutoModelForCausalLM
 from padellm.errors import ConfigError
 from padellm.model_families import GENERIC, ModelFamily, family_of, load_tokenizer
 from padellm.prompts.encoding import PromptEncoder
-from padellm.prompts.templates import LabelSet, load_template
-from padellm.training.sequences import build_sequences
+from padellm.prompts.templates import load_template
+from padellm.prompts.labels import LabelSet
+from padellm.formats import format_of
+from padellm.training.config import DataConfig
 from padellm.types import Entity, Example
 from tiny_models import build_tiny_causal_lm
 
@@ -49,7 +51,7 @@ def test_every_prompt_and_training_sequence_starts_with_bos_exactly_once(tiny_mo
         prompts = [encoder.count_prompt(TEXT, label) for label in ("PER", "LOC")]
     else:
         prompts = [encoder.autoregressive_prompt(TEXT)]
-    sequences = build_sequences([EXAMPLE], encoder, pack=True)
+    sequences = format_of(encoder.template).training_sequences(EXAMPLE, encoder, DataConfig(dataset="conll2003"))
     for ids in [*prompts, *(s.input_ids for s in sequences)]:
         assert list(ids[: len(bos_ids)]) == list(bos_ids)
         # Gemma: one BOS, at the start (a second one costs perplexity); the others: none at all.
@@ -58,7 +60,7 @@ def test_every_prompt_and_training_sequence_starts_with_bos_exactly_once(tiny_mo
 
 def test_decoders_send_prompts_with_one_bos(tiny_gemma_dir):
     """What reaches the engine, for both decoders: a recording backend that answers 'none' / nothing."""
-    from padellm.engine.decoding import decode
+    from padellm.formats import decode
     from padellm.engine.backend import Generation
 
     tokenizer, bos_ids = load_tokenizer(tiny_gemma_dir)

@@ -13,8 +13,9 @@ import logging
 from pathlib import Path
 
 from padellm.engine.backend import Generation
-from padellm.engine.vllm_backend import (SHUTDOWN_TIMEOUT_S, LoRARegistry, VLLMConfig, import_vllm, engine_arguments, engine_plan,
-                                         check_call_with_speculation, sampling_params, to_generation)
+from padellm.engine.vllm_backend import LoRARegistry, engine_plan, sampling_params, to_generation
+from padellm.engine.vllm_config import (SHUTDOWN_TIMEOUT_S, VLLMConfig, check_call_with_speculation, engine_arguments,
+                                        import_vllm)
 
 logger = logging.getLogger(__name__)
 

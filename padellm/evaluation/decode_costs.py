@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from padellm.prompts.encoding import PromptEncoder, mentions_by_label
-from padellm.training.sequences import autoregressive_mentions
+from padellm.formats import format_of
+from padellm.prompts.encoding import PromptEncoder
 from padellm.types import Example
 
 
@@ -101,71 +101,14 @@ def shared_block_tokens(prompts: Sequence[Sequence[int]], block: int) -> int:
     return shared
 
 
-Call = tuple[list[list[int]], list[list[int]]]
-"""One batched backend call: its prompts and, for each, the gold generation (EOS included)."""
-
-
-def labelwise_calls(example: Example, encoder: PromptEncoder) -> list[Call]:
-    """One call: every label's branch writes the label's mentions in text order, or none."""
-    prompts = [encoder.count_prompt(example.text, label) for label in encoder.label_set.labels]
-    targets = [encoder.label_target(m) for m in mentions_by_label(example, encoder.label_set.labels).values()]
-    return [(prompts, targets)]
-
-
-def count_stage_calls(example: Example, encoder: PromptEncoder) -> list[Call]:
-    """The paper's two stages: every label's count, read in one step (count rule argmax), then one branch per
-    stated mention, all in one call."""
-    labels = encoder.label_set.labels
-    prompts = [encoder.count_prompt(example.text, label) for label in labels]
-    one_step = [encoder.count_target(0)[:1] for _ in labels]  # its length is what counts: one pass per label
-    calls: list[Call] = [(prompts, one_step)]
-    branches: Call = ([], [])
-    for prompt, mentions in zip(prompts, mentions_by_label(example, labels).values()):
-        for k, mention in enumerate(mentions, 1):
-            branches[0].append(encoder.mention_prompt(prompt, len(mentions), k))
-            branches[1].append(encoder.mention_target(mention))
-    return calls + ([branches] if branches[0] else [])
-
-
-def count_free_calls(example: Example, encoder: PromptEncoder) -> list[Call]:
-    """The count-free branches in rounds, as ``branch_steps`` decodes them: each round opens the next ``window``
-    branches of every label whose branches all found a mention; branch k writes the k-th mention or none. (No
-    max_count: the gold answer's own number of mentions.)"""
-    window = encoder.parallel.window
-    labels = encoder.label_set.labels
-    prompts = [encoder.count_prompt(example.text, label) for label in labels]
-    lists = list(mentions_by_label(example, labels).values())
-    calls: list[Call] = []
-    following = {index: 1 for index in range(len(labels))}
-    while following:
-        call: Call = ([], [])
-        for index, start in following.items():
-            for k in range(start, start + window):
-                call[0].append(encoder.branch_prompt(prompts[index], k))
-                found = k <= len(lists[index])
-                call[1].append(encoder.mention_target(lists[index][k - 1]) if found else encoder.none_target())
-        calls.append(call)
-        following = {index: start + window for index, start in following.items()
-                     if start + window - 1 <= len(lists[index])}
-    return calls
-
-
 def text_cost(example: Example, encoder: PromptEncoder, block: int = 32,
               speculation: Speculation = Speculation()) -> TextCost:
-    """``example``'s cost under ``encoder``'s template: the label-wise branches, the count-free branches, the
-    paper's count stage and branches, or a one-sequence baseline (compact or structured); with ``speculation``,
+    """``example``'s cost under ``encoder``'s template, whatever its format (the calls it makes come from
+    ``DecodingFormat.gold_calls``); with ``speculation``,
     the forward passes n-gram speculation would take if every draft matching the gold answer were accepted."""
     if block < 1:
         raise ValueError(f"block must be >= 1; got {block}")
-    if encoder.template.mode != "parallel":
-        calls = [([encoder.autoregressive_prompt(example.text)],
-                  [encoder.autoregressive_target(autoregressive_mentions(example, encoder))])]
-    elif encoder.parallel.labelwise:
-        calls = labelwise_calls(example, encoder)
-    elif encoder.parallel.has_count_stage:
-        calls = count_stage_calls(example, encoder)
-    else:
-        calls = count_free_calls(example, encoder)
+    calls = format_of(encoder.template).gold_calls(example, encoder)
     prompts = [p for call_prompts, _ in calls for p in call_prompts]
     targets = [t for _, call_targets in calls for t in call_targets]
     passes = [[forward_passes(p, t, speculation) for p, t in zip(*call)] for call in calls]

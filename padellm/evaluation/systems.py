@@ -58,8 +58,9 @@ class LLMSystem:
     kind = "llm"
 
     def __init__(self, name: str, ner, artifact: str | Path, oracle_counts: bool = False):
-        if oracle_counts and ner.mode != "parallel":
-            raise ConfigError(f"oracle counts: {artifact} is a {ner.mode} adapter; only parallel decoding counts")
+        if oracle_counts and not ner.format.count_stage:
+            raise ConfigError(f"oracle counts: {artifact} decodes in the {ner.format.name} format, which has no count "
+                              "stage to replace")
         self.name, self.ner, self.artifact, self.oracle_counts = name, ner, str(artifact), oracle_counts
         self.labels = tuple(ner.labels)
 
@@ -200,10 +201,11 @@ def check_labels(artifact: str, artifact_labels: tuple[str, ...], data: str, dat
 def adapter_labels(folder: str | Path) -> tuple[str, tuple[str, ...]]:
     """(system kind, labels) an adapter was trained for, read from its folder without loading weights: parallel,
     autoregressive (the compact format) or structured (the paper's AutoReg_Struct format)."""
-    from padellm.prompts.templates import load_prompt, system_kind
+    from padellm.formats import format_of
+    from padellm.prompts.templates import load_prompt
 
     template, label_set = load_prompt(folder)
-    return system_kind(template), tuple(label_set.labels)
+    return format_of(template).system, tuple(label_set.labels)
 
 
 def fastner_labels(folder: str | Path) -> tuple[str, ...]:
@@ -250,21 +252,24 @@ def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_con
     the engines' context. ``oracle_counts``: also the parallel adapter with the gold counts (on the same
     engine)."""
     from padellm.engine.decode_settings import resolve_decode_config
+    from padellm.formats import format_of
     from padellm.ner import load
     from padellm.prompts.templates import load_prompt
 
-    if oracle_counts and "parallel" in adapters and not load_prompt(adapters["parallel"])[0].has_count_stage:
+    formats = {mode: format_of(load_prompt(folder)[0]) for mode, folder in adapters.items()}
+    if oracle_counts and "parallel" in adapters and not formats["parallel"].count_stage:
         raise ConfigError(f"oracle_counts: the parallel adapter {adapters['parallel']} is count-free; it has no count "
                           "stage to replace")
     # Each adapter's settings resolved once (its decode.yaml under the overrides), checked before engines start.
     settings = {mode: resolve_decode_config(folder, decode_config) for mode, folder in adapters.items()}
     if backend == "vllm":
-        from padellm.engine.vllm_backend import check_decoding, vllm_backends
+        from padellm.engine.vllm_backend import vllm_backends
+        from padellm.engine.vllm_config import check_decoding
 
         from padellm.ner import check_texts
 
         for mode, folder in adapters.items():
-            check_decoding(settings[mode], vllm_config, load_prompt(folder)[0])
+            check_decoding(settings[mode], vllm_config, formats[mode])
             if texts is not None:
                 check_texts(folder, texts, settings[mode], vllm_config.max_model_len)
         backends = vllm_backends(list(adapters.values()), vllm_config)
@@ -274,7 +279,7 @@ def llm_systems(adapters: dict[str, Path], backend: str, decode_config, vllm_con
                for (mode, folder), engine in zip(adapters.items(), backends)]
     if oracle_counts:
         systems += [LLMSystem(s.name + ORACLE_SUFFIX, s.ner, s.artifact, oracle_counts=True)
-                    for s in systems if s.ner.mode == "parallel"]
+                    for s in systems if s.ner.format.count_stage]
     return systems
 
 

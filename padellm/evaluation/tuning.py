@@ -19,7 +19,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from padellm.engine.decoding import DecodeConfig, count_from_scores, count_prompts, count_request
+from padellm.engine.decoding import DecodeConfig
+from padellm.formats import format_of
+from padellm.formats.branches import count_prompts
+from padellm.formats.counted import count_from_scores, count_request
 from padellm.errors import ConfigError
 from padellm.metrics import score
 from padellm.types import Example
@@ -51,12 +54,18 @@ def counts_under(scores: list[tuple[float, ...]], config: DecodeConfig) -> list[
     return [min(count_from_scores(s, config.count_rule, config.count_quantile), config.max_count) for s in scores]
 
 
+def untunable(adapter, decoding_format) -> None:
+    """Refuse an adapter whose format has nothing to tune: no count stage and no logit bias."""
+    if not decoding_format.count_stage and not decoding_format.biases:
+        raise ConfigError(f"adapter {adapter}: tuning chooses how parallel decoding trades precision for recall; "
+                          f"this adapter decodes in the {decoding_format.name} format, which has neither a count "
+                          "stage nor a none answer")
+
+
 def _tunable(ner, examples: list[Example], count_stage: bool) -> list[str]:
     """The texts to tune on, once ``ner`` is known to be a parallel extractor of the right kind."""
-    if ner.mode != "parallel":
-        raise ConfigError(f"adapter {ner.name}: tuning chooses how parallel decoding trades precision for recall; "
-                          f"this adapter decodes {ner.mode}")
-    if ner.encoder.parallel.has_count_stage != count_stage:
+    untunable(ner.name, ner.format)
+    if ner.format.count_stage != count_stage:
         raise ConfigError(f"adapter {ner.name}: its template {ner.encoder.template.name!r} "
                           + ("is count-free; tune its none_bias" if count_stage else "has a count stage; tune its "
                                                                                      "count rule"))
@@ -115,7 +124,7 @@ def tune_biases(ner, examples: list[Example], biases: tuple[float, ...] = NONE_B
     from tqdm.auto import tqdm
 
     texts = _tunable(ner, examples, count_stage=False)
-    if end_biases and not ner.encoder.parallel.labelwise:
+    if end_biases and "end_bias" not in ner.format.biases:
         raise ConfigError(f"adapter {ner.name}: end biases apply to label-wise templates, whose branches end a list "
                           f"of mentions; its template {ner.encoder.template.name!r} writes one mention per branch")
     options = [{"none_bias": b} for b in sorted(dict.fromkeys(biases), key=abs)]
@@ -193,22 +202,20 @@ def tune_adapter(adapter: str | Path, dataset: str, split: str, sample: int, see
     adapter = Path(adapter)
     if split not in available_splits(dataset):
         raise ConfigError(f"split: {dataset} has no {split!r} split (it has: {', '.join(available_splits(dataset))})")
-    template = load_prompt(adapter)[0]
-    if template.mode != "parallel":
-        raise ConfigError(f"adapter {adapter}: tuning chooses how parallel decoding trades precision for recall; "
-                          f"this adapter decodes {template.mode}")
-    tuned = (("count_rule", "count_quantile") if template.has_count_stage
+    form = format_of(load_prompt(adapter)[0])
+    untunable(adapter, form)
+    tuned = (("count_rule", "count_quantile") if form.count_stage
              else ("none_bias", "end_bias") if end_biases else ("none_bias",))
     examples = load_dataset(dataset, [split]).split(split)
     examples = [examples[i] for i in sample_indices(len(examples), min(sample, len(examples)), seed)]
     kept = {k: v for k, v in read_decode_settings(adapter).items() if k not in tuned}
     ner = load(adapter, backend, decode_config=DecodeConfig(**kept), vllm_config=vllm_config)
     try:
-        if template.has_count_stage:
+        if form.count_stage:
             trials = tune_count_rule(ner, examples, quantiles, progress=progress)
         else:
             trials = tune_biases(ner, examples, biases, end_biases, progress=progress)
     finally:
         ner.close()
-    return Tuning(adapter, dataset, split, len(examples), seed, template.has_count_stage, trials, best_trial(trials),
+    return Tuning(adapter, dataset, split, len(examples), seed, form.count_stage, trials, best_trial(trials),
                   kept)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from padellm.prompts.templates import AutoregressiveTemplate, LabelSet, ParallelTemplate, StructuredTemplate, Template
+from padellm.prompts.templates import AutoregressiveTemplate, ParallelTemplate, StructuredTemplate, Template
+from padellm.prompts.labels import LabelSet
 from padellm.types import Example
 
 

@@ -7,7 +7,6 @@ them, so it can never use a template other than the one the weights learned.
 
 from __future__ import annotations
 
-import os
 import re
 import string
 import dataclasses
@@ -17,15 +16,10 @@ from pathlib import Path
 import yaml
 
 from padellm.errors import ConfigError
+from padellm.prompts.labels import LabelSet, prompts_dir
 
-PROMPTS_ENV = "PADELLM_PROMPTS_DIR"
 PROMPT_FILE = "prompt.yaml"
 LABELS_FILE = "labels.yaml"
-
-
-def prompts_dir() -> Path:
-    """``$PADELLM_PROMPTS_DIR``, else the project's ``prompts/`` folder."""
-    return Path(os.environ.get(PROMPTS_ENV) or Path(__file__).resolve().parents[2] / "prompts")
 
 
 def _placeholders(template: str) -> set[str]:
@@ -86,6 +80,9 @@ class ParallelTemplate:
     Labels are decoded in parallel and a label's mentions one after another, so a later mention sees the earlier
     ones, and a text takes one round of one sequence per label. ``window`` must then be 1 and ``mention_prompt``
     (what follows the label part, e.g. empty) has no ``{k}``."""
+    format: str = ""
+    """The decoding format (``padellm.formats``), which the fields above decide: ``labelwise`` (separator set),
+    ``count-free`` (none_target set) or ``counted``; empty (a template saved before it was recorded) is filled in."""
 
     def __post_init__(self) -> None:
         required = {"count_prompt": {"text", "label"}, "mention_prompt": set() if self.separator else {"k"},
@@ -116,19 +113,13 @@ class ParallelTemplate:
         ):
             # The part before {label} is the prefix every label of a text shares (see padellm.prompts.encoding).
             problems.append(f"{self.name}: count_prompt must contain {{text}} once, then {{label}} once")
+        shaped = "labelwise" if self.separator else "count-free" if self.none_target else "counted"
+        if self.format and self.format != shaped:
+            problems.append(f"{self.name}: format {self.format!r} does not match the template's fields, which make "
+                            f"it {shaped!r}")
         if problems:
             raise ConfigError(problems)
-
-    @property
-    def has_count_stage(self) -> bool:
-        """False for the count-free format (``none_target`` set)."""
-        return not self.none_target
-
-    @property
-    def labelwise(self) -> bool:
-        """True for the label-wise count-free format (``separator`` set): one branch per label writes all its
-        mentions."""
-        return bool(self.separator)
+        object.__setattr__(self, "format", shaped)
 
     def is_none(self, generated: str) -> bool:
         """Count-free format: the branch says the label has no k-th mention (or wrote nothing)."""
@@ -278,14 +269,8 @@ class StructuredTemplate(_OneSequenceTemplate):
 
 
 Template = ParallelTemplate | AutoregressiveTemplate | StructuredTemplate
-TEMPLATE_CLASSES = {("parallel", "parallel"): ParallelTemplate, ("autoregressive", "lines"): AutoregressiveTemplate,
-                    ("autoregressive", "structured"): StructuredTemplate}
-
-
-def system_kind(template: Template) -> str:
-    """What a template makes of an adapter as a system: parallel, autoregressive (the compact format) or structured
-    (the paper's AutoReg_Struct format)."""
-    return "structured" if getattr(template, "format", "") == "structured" else template.mode
+ONE_SEQUENCE_TEMPLATES = {"lines": AutoregressiveTemplate, "structured": StructuredTemplate}
+"""The autoregressive templates by their ``format`` (a parallel template's format follows from its fields)."""
 
 
 DEFAULT_PROMPTS = {("parallel", "en"): "padellm-en-labelwise-v1", ("parallel", "zh"): "padellm-zh-labelwise-v1",
@@ -312,15 +297,17 @@ def default_prompt(mode: str, texts: list[str]) -> str:
 
 def template_from_dict(data: dict, source: str) -> Template:
     mode = data.get("mode")
-    kind = (mode, data.get("format", "parallel" if mode == "parallel" else "lines"))
-    if kind not in TEMPLATE_CLASSES:
-        known = ", ".join(f"mode {m} format {f}" for m, f in TEMPLATE_CLASSES)
-        raise ConfigError(f"{source}: 'mode' and 'format' must be one of: {known}; got mode {mode!r} format {kind[1]!r}")
-    cls = TEMPLATE_CLASSES[kind]
+    if mode == "parallel":
+        cls = ParallelTemplate
+    elif mode == "autoregressive" and data.get("format", "lines") in ONE_SEQUENCE_TEMPLATES:
+        cls = ONE_SEQUENCE_TEMPLATES[data.get("format", "lines")]
+    else:
+        raise ConfigError(f"{source}: 'mode' must be parallel, or autoregressive with 'format' one of "
+                          f"{', '.join(ONE_SEQUENCE_TEMPLATES)}; got mode {mode!r} format {data.get('format')!r}")
     required = {f.name for f in fields(cls) if f.default is dataclasses.MISSING}
     accepted = {f.name for f in fields(cls)}
     problems = [f"{source}: missing field {n!r}" for n in sorted(required - data.keys())]
-    problems += [f"{source}: unknown field {n!r}" for n in sorted(data.keys() - accepted - {"format"})]
+    problems += [f"{source}: unknown field {n!r}" for n in sorted(data.keys() - accepted)]
     if problems:
         raise ConfigError(problems)
     return cls(**{key: value for key, value in data.items() if key in accepted})
@@ -335,69 +322,6 @@ def load_template(spec: str | Path) -> Template:
         known = sorted(p.stem for p in prompts_dir().glob("*.yaml"))
         raise ConfigError(f"prompt must be a template file or one of {', '.join(known)}; got {str(spec)!r}")
     return template_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, str(path))
-
-
-@dataclass(frozen=True)
-class LabelSet:
-    """The labels a model predicts, in a fixed order, and the natural-language name each prompt uses."""
-
-    labels: tuple[str, ...]
-    names: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.labels:
-            problems.append("a label set needs at least one label")
-        if len(self.labels) != len(self.names):
-            problems.append(f"{len(self.labels)} labels but {len(self.names)} names")
-        for kind, values in (("label", self.labels), ("label name", self.names)):
-            duplicates = sorted({v for v in values if values.count(v) > 1})
-            if duplicates:
-                problems.append(f"duplicate {kind}s: {duplicates}")
-            blank = [v for v in values if not isinstance(v, str) or not v.strip()]
-            if blank:
-                problems.append(f"every {kind} must be a non-blank string; got {blank}")
-        if problems:
-            raise ConfigError(problems)
-
-    @classmethod
-    def from_mapping(cls, mapping: dict[str, str]) -> LabelSet:
-        return cls(tuple(mapping), tuple(str(v) for v in mapping.values()))
-
-    @classmethod
-    def for_labels(cls, labels: list[str], names: dict[str, str] | None = None) -> LabelSet:
-        """``labels`` (sorted) named by ``names`` where given, else by themselves."""
-        names = names or {}
-        return cls(tuple(sorted(labels)), tuple(names.get(label, label) for label in sorted(labels)))
-
-    def name(self, label: str) -> str:
-        return self.names[self.labels.index(label)]
-
-    def label(self, name: str) -> str:
-        return self.labels[self.names.index(name)]
-
-    def as_mapping(self) -> dict[str, str]:
-        return dict(zip(self.labels, self.names))
-
-
-def shipped_label_names(dataset: str | Path) -> str:
-    """The spec of the label names shipped for ``dataset`` (a name or a folder: its last part) under
-    ``prompts/labels/``, or '' when none ships (each label is then its own name)."""
-    name = Path(dataset).name
-    return name if (prompts_dir() / "labels" / f"{name}.yaml").is_file() else ""
-
-
-def load_label_names(spec: str | Path) -> dict[str, str]:
-    """Label names from a YAML mapping file, or by dataset name from ``prompts/labels/`` (``conll2003``)."""
-    path = Path(spec)
-    if not path.is_file():
-        path = prompts_dir() / "labels" / f"{spec}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"label_names must be a YAML file or a dataset under {prompts_dir() / 'labels'}; got {str(spec)!r}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        raise ConfigError(f"{path}: expected a mapping from label to name")
-    return {k: str(v) for k, v in data.items()}
 
 
 def save_prompt(folder: str | Path, template: Template, label_set: LabelSet) -> None:

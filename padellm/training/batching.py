@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from padellm.training.sequences import IGNORE, TrainingSequence
+from padellm.formats.training_sequence import IGNORE, TrainingSequence
 
 
 def epoch_batches(lengths: Sequence[int], batch_size: int, bucket_batches: int, seed: int, epoch: int) -> list[list[int]]:

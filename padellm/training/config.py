@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from padellm.errors import ConfigError, bound_problems, one_of_problem
-from padellm.training.sequences import SUPERVISIONS
+from padellm.formats.counted import SUPERVISIONS
 
 MODES = ("parallel", "autoregressive")
 ADAPTER_DTYPES = ("bfloat16", "float32")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from padellm.baselines.fastner import FastNER
 from padellm.baselines.fastner_inference import predict_examples
 from padellm.engine.backend import TransformersBackend
-from padellm.engine.decoding import decode
+from padellm.formats import decode
 from padellm.metrics import count_accuracy, gold_counts, score
 from padellm.prompts.encoding import PromptEncoder
 from padellm.types import Example

@@ -19,6 +19,8 @@ import torch
 
 from padellm.adapters import store_weights_as
 from padellm.errors import ConfigError
+from padellm.formats import format_of
+from padellm.formats.base import most_mentions
 from padellm.models import cpu_has_native_bf16
 from padellm.prompts.encoding import PromptEncoder
 from padellm.prompts.templates import save_prompt
@@ -28,7 +30,6 @@ from padellm.training.config import FinetuneConfig
 from padellm.training.loop import (Schedule, StepOutcome, begin_run, cosine_with_warmup, loop_metrics, run_loop,
                                    update)
 from padellm.training.lora_run import Run, prepare_run
-from padellm.training.sequences import build_sequences, longest_target, most_mentions
 from padellm.types import Example
 
 logger = logging.getLogger(__name__)
@@ -108,8 +109,9 @@ def write_generation_limits(output_dir: Path, examples: list[Example], encoder: 
     from padellm.engine.decode_settings import read_decode_settings, write_decode_settings
     from padellm.engine.decoding import DecodeConfig
 
-    limits = [(*longest_target(examples, encoder), "generation", "tokens (EOS included)")]
-    if encoder.template.mode == "parallel" and encoder.parallel.labelwise:
+    form = format_of(encoder.template)
+    limits = [(form.generation_limit, form.longest_target(examples, encoder), "generation", "tokens (EOS included)")]
+    if form.caps_mentions:
         limits.append(("max_count", most_mentions(examples, encoder), "number of one label's mentions", "in a text"))
     settings, reasons = {}, []
     for field, largest, what, unit in limits:
@@ -128,9 +130,8 @@ def training_sequences(run: Run, encoder: PromptEncoder) -> tuple[list, int]:
     """Step 2 of ``train``: the run's training sequences (the template's format decides their shape), without those
     longer than ``data.max_length``, and how many were dropped."""
     data = run.config.data
-    sequences = build_sequences(run.train_examples, encoder, pack=data.pack, supervision=data.supervision,
-                                count_weight=data.count_weight, zero_count_weight=data.zero_count_weight,
-                                none_weight=data.none_weight)
+    form = format_of(encoder.template)
+    sequences = [s for example in run.train_examples for s in form.training_sequences(example, encoder, data)]
     kept = [s for s in sequences if len(s.input_ids) <= data.max_length]
     if not kept:
         raise ConfigError(f"no training sequence fits data.max_length={data.max_length}")

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from padellm.data.datasets import load_dataset, read_file
 from padellm.errors import ConfigError, PadellmError
+from padellm.formats import format_of
 from padellm.models import resolve_model
-from padellm.prompts.templates import (LabelSet, Template, default_prompt, load_label_names, load_prompt,
-                                      load_template, shipped_label_names)
+from padellm.prompts.templates import Template, default_prompt, load_prompt, load_template
+from padellm.prompts.labels import LabelSet, load_label_names, shipped_label_names
 from padellm.training.config import FinetuneConfig
 from padellm.training.config_files import config_from_dict, read_raw_config
 from padellm.types import Example
@@ -93,16 +94,8 @@ def prepare_run(config: FinetuneConfig) -> Run:
         template = load_template(prompt)
         if template.mode != config.mode:
             problems.append(f"prompt {prompt!r} is a {template.mode} template but mode is {config.mode!r}")
-        elif template.mode == "parallel" and not template.has_count_stage:
-            defaults = type(data)()
-            problems += [f"data.{name}: the count-free prompt {prompt!r} has no count stage to weigh or "
-                         f"supervise; got {getattr(data, name)!r} (leave it at {getattr(defaults, name)!r})"
-                         for name in ("supervision", "count_weight", "zero_count_weight")
-                         if getattr(data, name) != getattr(defaults, name)]
-        elif template.mode == "parallel" and data.none_weight != 1.0:
-            problems.append(f"data.none_weight: prompt {prompt!r} has a count stage, not none answers; "
-                            f"got {data.none_weight!r} (leave it at 1.0, or use a count-free prompt such as "
-                            f"padellm-en-branches-v1)")
+        else:
+            problems += format_of(template).training_problems(data, prompt)
     except ConfigError as err:
         problems += [f"prompt: {p}" for p in err.problems]
 

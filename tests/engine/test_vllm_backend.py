@@ -173,7 +173,7 @@ def test_prompt_lookup_speculative_decoding_changes_no_output(adapters, tmp_path
     """n-gram speculation proposes tokens copied from the prompt and verifies them: greedy output must not move."""
     monkeypatch.setenv("PADELLM_CACHE_DIR", str(tmp_path))
     config = VLLMConfig(lora="merged", dtype="float32", max_model_len=512, speculative_tokens=4, prompt_lookup_max=3)
-    from padellm.engine.vllm_backend import engine_arguments
+    from padellm.engine.vllm_config import engine_arguments
 
     assert engine_arguments(tmp_path, config, False)["speculative_config"] == {
         "method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3, "prompt_lookup_min": 1}

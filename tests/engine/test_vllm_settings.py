@@ -4,8 +4,8 @@ import pytest
 from conftest import require
 
 from padellm.engine.decoding import DecodeConfig
-from padellm.engine.vllm_backend import (SHUTDOWN_TIMEOUT_S, VLLMConfig, VLLMEngine, _cpu_environment, check_decoding,
-                                         close_engines, library_path)
+from padellm.engine.vllm_backend import VLLMEngine, close_engines
+from padellm.engine.vllm_config import SHUTDOWN_TIMEOUT_S, VLLMConfig, _cpu_environment, check_decoding, library_path
 from padellm.errors import ConfigError
 
 
@@ -38,29 +38,31 @@ def test_speculative_decoding_settings_are_checked():
 
 
 def test_speculation_with_a_one_step_count_stage_is_refused_before_an_engine_starts():
+    from padellm.formats import format_of
     from padellm.prompts.templates import load_template
 
     speculative = VLLMConfig(speculative_tokens=4)
-    counting = load_template("padellm-en-v1")
+    counting = format_of(load_template("padellm-en-v1"))
     for rule in ("argmax", "quantile"):
         with pytest.raises(ConfigError, match=f"speculative_tokens=4: .*count_rule '{rule}'.*use count_rule greedy"):
             check_decoding(DecodeConfig(count_rule=rule), speculative, counting)
     check_decoding(DecodeConfig(count_rule="greedy"), speculative, counting)
     for template in ("autoregressive-en-v1", "padellm-en-branches-v1"):  # no count stage
-        check_decoding(DecodeConfig(), speculative, load_template(template))
+        check_decoding(DecodeConfig(), speculative, format_of(load_template(template)))
     check_decoding(DecodeConfig(), VLLMConfig(), counting)
 
 
 def test_speculation_with_a_logit_bias_is_refused_before_an_engine_starts():
     """vLLM 0.32 verifies speculated tokens on logits without the request's logit bias."""
+    from padellm.formats import format_of
     from padellm.prompts.templates import load_template
 
     speculative = VLLMConfig(speculative_tokens=4)
-    labelwise = load_template("padellm-en-labelwise-v1")
+    labelwise = format_of(load_template("padellm-en-labelwise-v1"))
     with pytest.raises(ConfigError, match=r"speculative_tokens=4: .*none_bias -1 and end_bias -1 set.*"
                                           r"--none-bias 0 --end-bias 0, or speculative_tokens 0"):
         check_decoding(DecodeConfig(none_bias=-1, end_bias=-1), speculative, labelwise)
-    branches = load_template("padellm-en-branches-v1")
+    branches = format_of(load_template("padellm-en-branches-v1"))
     with pytest.raises(ConfigError, match=r"without the logit bias that none_bias -0.5 set"):
         check_decoding(DecodeConfig(none_bias=-0.5, end_bias=-1), speculative, branches)
     check_decoding(DecodeConfig(end_bias=-1), speculative, branches)  # the branches do not use end_bias
@@ -69,7 +71,7 @@ def test_speculation_with_a_logit_bias_is_refused_before_an_engine_starts():
 
 
 def test_auto_dtype_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
-    from padellm.engine.vllm_backend import cpu_dtype
+    from padellm.engine.vllm_config import cpu_dtype
 
     monkeypatch.setattr("padellm.models.cpu_has_native_bf16", lambda: False)
     assert cpu_dtype("auto") == "float32" and cpu_dtype("bfloat16") == "bfloat16"
@@ -113,9 +115,9 @@ def test_parallelism_and_any_engine_argument_reach_the_engine(monkeypatch, tmp_p
     require("vllm")
     from padellm.cli import build_parser
     from padellm.configargs import dataclass_from_args, dataclass_to_argv
-    from padellm.engine.vllm_backend import engine_arguments
+    from padellm.engine.vllm_config import engine_arguments
 
-    monkeypatch.setattr("padellm.engine.vllm_backend._on_cpu", lambda: False)  # as on a GPU machine
+    monkeypatch.setattr("padellm.engine.vllm_config.on_cpu", lambda: False)  # as on a GPU machine
     args = build_parser().parse_args(["extract", "x", "--tensor-parallel-size", "4", "--data-parallel-size", "2",
                                       "--engine-arg", "seed=7", "--engine-arg", "tokenizer_mode=slow",
                                       "--engine-arg", 'hf_overrides={"a": 1}'])

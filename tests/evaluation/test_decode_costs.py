@@ -10,7 +10,8 @@ import numpy as np
 from padellm.evaluation.decode_costs import (Speculation, TextCost, cost_ratios, forward_passes, propose,
                                              shared_block_tokens, summarize_costs, text_cost)
 from padellm.prompts.encoding import PromptEncoder
-from padellm.prompts.templates import LabelSet, load_template
+from padellm.prompts.templates import load_template
+from padellm.prompts.labels import LabelSet
 from padellm.types import Entity, Example
 
 LABELS = LabelSet.for_labels(["LOC", "PER"], {"LOC": "location", "PER": "person"})

@@ -2,7 +2,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from padellm.prompts.encoding import PromptEncoder, mentions_by_label
-from padellm.prompts.templates import LabelSet, load_template
+from padellm.prompts.templates import load_template
+from padellm.prompts.labels import LabelSet
 from padellm.types import Entity, Example
 
 LABELS = LabelSet.for_labels(["LOC", "PER"], {"LOC": "location", "PER": "person"})

@@ -1,17 +1,8 @@
 import pytest
 
 from padellm.errors import ConfigError
-from padellm.prompts.templates import (
-    AutoregressiveTemplate,
-    LabelSet,
-    ParallelTemplate,
-    StructuredTemplate,
-    load_label_names,
-    load_prompt,
-    load_template,
-    save_prompt,
-    shipped_label_names,
-)
+from padellm.prompts.templates import AutoregressiveTemplate, ParallelTemplate, StructuredTemplate, load_prompt, load_template, save_prompt
+from padellm.prompts.labels import LabelSet, load_label_names, shipped_label_names
 
 
 def test_shipped_templates_load_and_render_the_papers_format():

@@ -71,7 +71,7 @@ def test_other_families_train_and_decode_through_the_same_pipeline(corpus, tmp_p
     at the loss positions only) and decodes, with the family's BOS at the start of every prompt."""
     from padellm.adapters import load_adapter
     from padellm.engine.backend import TransformersBackend
-    from padellm.engine.decoding import decode
+    from padellm.formats import decode
     from tiny_models import build_tiny_causal_lm
 
     base = build_tiny_causal_lm(tmp_path / architecture, architecture)
@@ -243,7 +243,8 @@ def test_decode_limits_grow_to_what_the_training_data_teaches(tmp_path, tiny_lla
 
     from padellm.engine.decode_settings import read_decode_settings
     from padellm.prompts.encoding import PromptEncoder
-    from padellm.prompts.templates import LabelSet, load_template
+    from padellm.prompts.templates import load_template
+    from padellm.prompts.labels import LabelSet
     from padellm.training.lora import write_generation_limits
     from padellm.types import Entity, Example
 
@@ -344,7 +345,7 @@ def test_the_defaults_alone_find_mentions_in_a_sparse_corpus(shared_data, tmp_pa
     from padellm.data.datasets import load_dataset
     from padellm.data.corpus import write_jsonl
     from padellm.engine.backend import TransformersBackend
-    from padellm.engine.decoding import decode
+    from padellm.formats import decode
     from padellm.metrics import score
 
     dataset = load_dataset("conll2003")

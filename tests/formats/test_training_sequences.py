@@ -2,11 +2,15 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from padellm.training.batching import collate, epoch_batches
+from padellm.training.batching import collate
 from padellm.prompts.encoding import PromptEncoder
-from padellm.prompts.templates import LabelSet, load_template
-from padellm.training.sequences import (IGNORE, TrainingSequence, autoregressive_sequence, build_sequences,
-                                       longest_target, parallel_sequences, parallel_tree)
+from padellm.prompts.templates import load_template
+from padellm.prompts.labels import LabelSet
+from padellm.formats import format_of
+from padellm.formats.counted import parallel_sequences, parallel_tree
+from padellm.formats.lines import autoregressive_sequence
+from padellm.formats.training_sequence import IGNORE, TrainingSequence
+from padellm.training.config import DataConfig
 from padellm.training.lora import sequence_loss
 from padellm.types import Entity, Example
 
@@ -19,6 +23,12 @@ EXAMPLE = Example(TEXT, tuple(TEXT.split()), ((0, 5), (6, 9), (10, 14), (15, 17)
 @pytest.fixture(scope="module")
 def tokenizer(tiny_llama_dir):
     return AutoTokenizer.from_pretrained(tiny_llama_dir)
+
+
+def build_sequences(examples, encoder, **data):
+    """Every training sequence of ``examples`` as the trainer builds them: the template's format, under ``data``."""
+    config = DataConfig(dataset="conll2003", **data)
+    return [s for example in examples for s in format_of(encoder.template).training_sequences(example, encoder, config)]
 
 
 def _view(encoder, sequence):
@@ -145,22 +155,6 @@ def test_paper_supervision_packed_gives_the_loss_of_the_papers_separate_sequence
     assert packed_sum.item() == pytest.approx(sum(plain), rel=1e-5)
 
 
-def test_epoch_batches_are_seeded_bucketed_and_complete():
-    lengths = [5, 50, 7, 48, 6, 49, 8, 47] * 4
-    first = epoch_batches(lengths, batch_size=4, bucket_batches=8, seed=0, epoch=0)
-    assert first == epoch_batches(lengths, 4, 8, 0, 0)
-    assert first != epoch_batches(lengths, 4, 8, 0, 1)
-    assert sorted(i for b in first for i in b) == list(range(len(lengths)))
-    assert all(max(lengths[i] for i in b) - min(lengths[i] for i in b) <= 3 for b in first)
-
-
-def test_collate_pads_and_masks():
-    batch = collate([TrainingSequence((1, 2, 3), (IGNORE, 2, 3), "count"), TrainingSequence((4,), (IGNORE,), "count")], 0)
-    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
-    assert batch["labels"].tolist() == [[IGNORE, 2, 3], [IGNORE, IGNORE, IGNORE]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and int(batch["tokens"]) == 4
-
-
 def test_count_free_branches_answer_each_mention_then_none(tokenizer, tiny_llama_dir):
     three = LabelSet.for_labels(["LOC", "ORG", "PER"], {"LOC": "location", "ORG": "organization", "PER": "person"})
     encoder = PromptEncoder(tokenizer, load_template("padellm-en-branches-v1"), three)
@@ -203,8 +197,10 @@ def test_count_free_templates_are_checked():
         ParallelTemplate(**base, count_target="", none_target="<none>", window=0)
     with pytest.raises(ConfigError, match="none_target must be visible text"):
         ParallelTemplate(**base, count_target="", none_target="  ")
-    assert not ParallelTemplate(**base, count_target="", none_target="<none>").has_count_stage
-    assert ParallelTemplate(**base, count_target="{count}").has_count_stage
+    assert ParallelTemplate(**base, count_target="", none_target="<none>").format == "count-free"
+    assert ParallelTemplate(**base, count_target="{count}").format == "counted"
+    with pytest.raises(ConfigError, match="format 'labelwise' does not match the template's fields, which make it 'counted'"):
+        ParallelTemplate(**base, count_target="{count}", format="labelwise")
     with pytest.raises(ConfigError, match="label-wise template .* window must be 1; got 2"):
         ParallelTemplate(**{**base, "mention_prompt": ""}, count_target="", none_target="none", separator="\n", window=2)
     with pytest.raises(ConfigError, match="label-wise template .* none_target must be set"):
@@ -213,8 +209,7 @@ def test_count_free_templates_are_checked():
         ParallelTemplate(**base, count_target="", none_target="none", separator="\n", window=1)
     labelwise = ParallelTemplate(**{**base, "mention_prompt": ""}, count_target="", none_target="none", separator="\n",
                                  window=1)
-    assert labelwise.labelwise and not labelwise.has_count_stage
-    assert not ParallelTemplate(**base, count_target="", none_target="<none>").labelwise
+    assert labelwise.format == "labelwise" and not format_of(labelwise).count_stage
 
 
 def test_labelwise_branches_write_all_their_labels_mentions_in_one_sequence(tokenizer, tiny_llama_dir):
@@ -240,4 +235,6 @@ def test_labelwise_branches_write_all_their_labels_mentions_in_one_sequence(toke
             separate_sum, _ = sequence_loss(model, collate(apart, 0))
             assert packed_sum.item() == pytest.approx(separate_sum.item(), rel=1e-5)
     # the decode limit a label-wise branch stretches is the whole label's output, not one mention
-    assert longest_target([EXAMPLE], encoder) == ("max_autoregressive_tokens", len(encoder.label_target(["Peter", "Anna"])))
+    labelwise = format_of(encoder.template)
+    assert labelwise.generation_limit == "max_autoregressive_tokens"
+    assert labelwise.longest_target([EXAMPLE], encoder) == len(encoder.label_target(["Peter", "Anna"]))
