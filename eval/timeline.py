@@ -5,7 +5,8 @@ handling, prefill step, decode steps (with how many sequences each advanced) and
         --dataset conll2003 --split test --sample 200
 
 One engine is live at a time: each adapter is loaded with its own decode settings, warmed up, timed on the same
-seeded sentences one request at a time, and closed before the next starts. Prints a Markdown table (milliseconds
+seeded sentences one request at a time, and closed before the next starts. The engine flags are padellm
+extract's (``--in-process``, ``--speculative-tokens``, ...). Prints a Markdown table (milliseconds
 per request, means unless marked p50) and the mean decode-step time by the number of sequences it advanced, or
 JSON with ``--json``. Run it alone on the machine: it is a benchmark.
 """
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="requests run before timing starts")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("-v", "--verbose", action="store_true", help="let vLLM and other libraries log their INFO lines")
+    from padellm.configargs import add_dataclass_arguments, dataclass_from_args
+    from padellm.engine.vllm_config import VLLMConfig
+
+    add_dataclass_arguments(parser.add_argument_group("vLLM engine"), VLLMConfig)
     args = parser.parse_args(argv)
 
     from padellm.data.datasets import load_dataset
@@ -63,12 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.sample < 1 or args.warmup < 0:
             raise PadellmError(f"--sample must be >= 1 and --warmup >= 0; got {args.sample} and {args.warmup}")
+        vllm_config = dataclass_from_args(VLLMConfig, args)
         split = load_dataset(args.dataset, [args.split]).split(args.split)
         texts = [split[i].text for i in sample_indices(len(split), args.sample, args.seed)]
         summaries = {}
         with data_stdout() as stdout:
             for adapter in args.adapter:
-                ner = load(adapter, texts=texts)
+                ner = load(adapter, vllm_config=vllm_config, texts=texts)
                 try:
                     with TimelineRecorder(ner) as recorder:
                         for text in texts[: args.warmup]:

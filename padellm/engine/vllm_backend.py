@@ -11,6 +11,8 @@ with, and the checks before it starts, are in ``padellm.engine.vllm_config``.
 from __future__ import annotations
 
 import logging
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from padellm.engine import vllm_config
@@ -48,7 +50,8 @@ class VLLMEngine:
         self.model_dir = Path(model_dir)
         self.config = config
         self.loras = LoRARegistry(self.model_dir, enable_lora)
-        self.llm = vllm.LLM(**engine_arguments(self.model_dir, config, enable_lora))
+        with in_process(config.in_process):
+            self.llm = vllm.LLM(**engine_arguments(self.model_dir, config, enable_lora))
         self.eos_id = self.llm.get_tokenizer().eos_token_id
 
     def backend(self, adapter_dir: str | Path | None = None) -> "VLLMBackend":
@@ -63,6 +66,22 @@ class VLLMEngine:
         shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
         if shutdown is not None:
             shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+
+
+@contextmanager
+def in_process(enabled: bool):
+    """With ``enabled``, VLLM_ENABLE_V1_MULTIPROCESSING=0 while an engine starts (vLLM reads it then), and as it
+    was afterwards; otherwise the environment as it is."""
+    key, before = "VLLM_ENABLE_V1_MULTIPROCESSING", os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+    if enabled:
+        os.environ[key] = "0"
+    try:
+        yield
+    finally:
+        if enabled and before is None:
+            del os.environ[key]
+        elif enabled:
+            os.environ[key] = before
 
 
 def close_engines(engines) -> None:

@@ -57,6 +57,11 @@ class VLLMConfig:
     forward pass; 0: off. Greedy output is unchanged; vLLM turns off asynchronous scheduling with it."""
     prompt_lookup_max: int = 4
     """With speculative_tokens: the longest n-gram matched against the prompt."""
+    in_process: bool = False
+    """The blocking engine (``padellm.load``, extract, eval) runs its engine core and model worker in padellm's own
+    process (vLLM's VLLM_ENABLE_V1_MULTIPROCESSING=0): no inter-process hop per engine step, and no reader process
+    busy-polling a core after each step. False: vLLM's default (on CPU, three processes: padellm, the engine core,
+    the worker). The server's asynchronous engine always runs in its own process."""
     preload: str = ""
     """CPU only: comma-separated runtime libraries to LD_PRELOAD into vLLM's engine processes, as vLLM's CPU guide
     recommends: tcmalloc (memory allocator) and iomp (Intel OpenMP); empty: none."""

@@ -141,6 +141,31 @@ def test_merged_adapter_engine_equals_the_reference(adapters, tmp_path, monkeypa
     assert processes and all(p.exitcode is not None and p.exitcode != -9 for p in processes)
 
 
+def test_an_in_process_engine_decodes_the_same_and_leaves_the_environment_as_it_was(adapters, tmp_path, monkeypatch):
+    """in_process: the engine core and worker run in this process (no engine-core child process to wait on)."""
+    import os
+
+    from padellm.evaluation.timeline import TimelineRecorder
+
+    monkeypatch.setenv("PADELLM_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    (backend,) = vllm_backends([adapters["parallel"]], VLLMConfig(lora="merged", dtype="float32", max_model_len=512,
+                                                                  in_process=True))
+    try:
+        assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ
+        assert type(backend.engine.llm.llm_engine.engine_core).__name__ == "InprocClient"
+        ner = load(adapters["parallel"], backend)
+        reference = load(adapters["parallel"], backend="transformers")
+        assert ner.run(TEXTS).entities == reference.run(TEXTS).entities
+        # the timeline recorder reads the in-process engine's steps as it reads a child process's
+        with TimelineRecorder(ner) as recorder:
+            timeline = recorder.request(TEXTS[0])
+        assert timeline.calls and all(call.steps for call in timeline.calls)
+        assert timeline.calls[0].steps[0].new == timeline.calls[0].sequences  # every label's branch, first step
+    finally:
+        backend.engine.close()
+
+
 def test_eval_command_on_vllm(adapters, tmp_path, capsys):
     import json
 
