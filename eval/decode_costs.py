@@ -50,13 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
 
-    from transformers import AutoTokenizer
-
     from padellm.data.bio import is_cjk
     from padellm.data.datasets import load_dataset
     from padellm.errors import PadellmError
     from padellm.evaluation.command import sample_indices
     from padellm.evaluation.decode_costs import Speculation, cost_ratios, summarize_costs, text_cost
+    from padellm.model_families import load_tokenizer
     from padellm.models import resolve_model
     from padellm.prompts.encoding import PromptEncoder
     from padellm.prompts.templates import load_template
@@ -72,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         if templates is None:
             chinese = any(is_cjk(ch) for ex in examples[:50] for ch in ex.text)
             templates = [load_template(t) for t in DEFAULT_TEMPLATES["zh" if chinese else "en"]]
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.base_model, "--base-model"))
+        tokenizer, bos_ids = load_tokenizer(resolve_model(args.base_model, "--base-model"))  # Gemma: its BOS
         summaries = {}
         for template in templates:
-            encoder = PromptEncoder(tokenizer, template, label_set)
+            encoder = PromptEncoder(tokenizer, template, label_set, bos_ids)
             summaries[template.name] = summarize_costs([text_cost(ex, encoder, args.block, speculation) for ex in examples])
     except (PadellmError, ValueError) as err:
         print(f"decode_costs: error: {err}", file=sys.stderr)

@@ -1,0 +1,89 @@
+"""Every shipped adapter decoded in CI: a fixed seeded sample of its corpus's dev split on the transformers backend,
+with the adapter's own decode settings (its decode.yaml), must score within a margin of the dev F1 recorded in its
+metrics.json, so that the floor moves with the adapter, never with the code. One adapter is also decoded on vLLM,
+which must find exactly what the reference backend finds.
+
+The margin is wide because 24 sentences are a small sample: measured once (2026-12-07, Intel Xeon, the
+SmolLM2-135M adapters) every adapter's sample F1 lies within 9 points of its metrics.json figure (see
+``SAMPLE_F1`` for each); a template, alignment or decoding fault costs far more (a missing BOS, a broken count or
+separator: F1 near 0).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ADAPTERS = sorted(p.parent for p in (ROOT / "adapters").glob("*/config.yaml"))
+SENTENCES = 24
+SEED = 0
+MARGIN = 0.12
+"""How far under the recorded dev F1 the sample may score (24 sentences; see the module docstring)."""
+
+
+def dev_sample(folder: Path):
+    from padellm.data.datasets import load_dataset
+
+    dataset = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))["data"]["dataset"]
+    examples = load_dataset(dataset, ["dev"]).split("dev")
+    return random.Random(SEED).sample(examples, SENTENCES)
+
+
+def recorded_f1(folder: Path) -> float:
+    return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["dev"]["span"]["micro"]["f1"]
+
+
+def sample_f1(examples, predicted) -> float:
+    from padellm.metrics import score
+
+    return score([ex.text for ex in examples], [ex.entities for ex in examples], predicted).micro.f1
+
+
+@pytest.fixture(scope="module")
+def decoded(shared_data):
+    """Per adapter folder: (sample, predictions on the transformers backend)."""
+    from padellm import load
+
+    found = {}
+    for folder in ADAPTERS:
+        examples = dev_sample(folder)
+        with load(folder, backend="transformers") as ner:
+            found[folder] = (examples, ner.run([ex.text for ex in examples]).entities)
+    return found
+
+
+def test_every_adapter_folder_is_covered():
+    assert [f.name for f in ADAPTERS] == sorted(p.name for p in (ROOT / "adapters").iterdir() if p.is_dir())
+    assert len(ADAPTERS) >= 7
+
+
+@pytest.mark.parametrize("folder", ADAPTERS, ids=lambda p: p.name)
+def test_a_shipped_adapter_scores_near_its_recorded_dev_f1(folder, decoded):
+    examples, predicted = decoded[folder]
+    f1, floor = sample_f1(examples, predicted), recorded_f1(folder) - MARGIN
+    print(f"{folder.name}: sample F1 {100 * f1:.2f} (recorded dev {100 * recorded_f1(folder):.2f})")
+    assert f1 >= floor, f"{folder.name}: F1 {f1:.4f} on {SENTENCES} dev sentences, under the floor {floor:.4f}"
+    assert sum(map(len, predicted)) > 0
+
+
+def test_the_parallel_adapter_finds_the_same_on_vllm(decoded):
+    """vLLM (float32, merged adapter) against the reference: the same floor, and the same entities in nearly every
+    sentence (a near-tie between two tokens may go either way between two numerical paths)."""
+    from conftest import require
+
+    require("vllm")
+    from padellm import load
+    from padellm.engine.vllm_config import VLLMConfig
+
+    folder = ROOT / "adapters" / "conll2003-parallel"
+    examples, reference = decoded[folder]
+    with load(folder, "vllm", vllm_config=VLLMConfig(dtype="float32")) as ner:
+        ours = ner.run([ex.text for ex in examples]).entities
+    assert sample_f1(examples, ours) >= recorded_f1(folder) - MARGIN
+    same = sum(set(a) == set(b) for a, b in zip(ours, reference))
+    assert same >= SENTENCES - 1, f"vLLM and the reference differ on {SENTENCES - same} of {SENTENCES} sentences"
