@@ -237,3 +237,35 @@ def test_finetune_dataset_shorthand_and_its_default_output_dir(monkeypatch, caps
     assert "output_dir runs/conll2003-parallel" in capsys.readouterr().err
     assert main(["finetune", "--dataset", "conll2003", "--data.dataset", "genia"]) == 2
     assert "disagree" in capsys.readouterr().err
+
+
+def test_extract_writes_conll_and_label_studio_in_input_order(tiny_adapter, tmp_path, capsys, monkeypatch):
+    """The formats other tools read, from what the decoder found (a scripted decoder: the tiny model's entities
+    are not the point here)."""
+    found = {"Peter met EU-officials": [{"start": 0, "end": 5, "label": "PER", "text": "Peter", "probability": 0.8},
+                                        {"start": 10, "end": 12, "label": "ORG", "text": "EU", "probability": 0.6}],
+             "in Paris": [{"start": 3, "end": 8, "label": "LOC", "text": "Paris", "probability": 0.9},
+                          {"start": 3, "end": 6, "label": "LOC", "text": "Par", "probability": 0.1}]}
+
+    def scripted(args, lines):
+        return (lambda chunk: ([found[text] for text in chunk], 0.01)), None
+
+    monkeypatch.setattr("padellm.cli.extract.local_decoder", scripted)
+    (tmp_path / "in.txt").write_text("Peter met EU-officials\n\nin Paris\n")
+    common = ["extract", "--adapter", str(tiny_adapter[0]), "--file", str(tmp_path / "in.txt")]
+    assert main([*common, "--format", "conll"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ("Peter B-PER\nmet O\nEU B-ORG\n- O\nofficials O\n\n"
+                            "in O\nParis B-LOC\n\n")
+    assert "1 blank line(s) have no tokens" in captured.err and "1 nested or overlapping mention(s)" in captured.err
+    assert main([*common, "--format", "labelstudio", "--batch-size", "1"]) == 0
+    tasks = json.loads(capsys.readouterr().out)
+    assert [t["data"]["text"] for t in tasks] == ["Peter met EU-officials", "", "in Paris"]
+    assert [[r["value"]["labels"][0] for r in t["predictions"][0]["result"]] for t in tasks] == [["PER", "ORG"], [],
+                                                                                                ["LOC", "LOC"]]
+    assert tasks[0]["predictions"][0]["model_version"] == "out"  # the adapter folder's name
+    monkeypatch.setattr("padellm.cli.extract.local_decoder", lambda args, lines: (None, None))
+    (tmp_path / "blank.txt").write_text("\n")
+    assert main(["extract", "--file", str(tmp_path / "blank.txt"), "--format", "labelstudio"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"data": {"text": ""}, "predictions": [
+        {"model_version": "conll2003-parallel", "result": []}]}]

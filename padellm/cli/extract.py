@@ -1,5 +1,6 @@
-"""``padellm extract``: entities of texts (arguments, ``--file`` or stdin) as JSON lines, decoded here or on a running
-``padellm serve``. Output line N answers input line N; blank lines are answered with no entities."""
+"""``padellm extract``: entities of texts (arguments, ``--file`` or stdin) as JSON lines (or CoNLL, or Label Studio
+tasks), decoded here or on a running ``padellm serve``. Output N answers input line N; blank lines are answered with
+no entities."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from padellm.configargs import add_dataclass_arguments, dataclass_from_args, given_fields
+from padellm.data.export import EXPORT_FORMATS
 from padellm.errors import InvalidRequestError, PadellmError
 from padellm.terminal.text_input import InputLine, from_arguments, read_file, read_stream
 
@@ -32,7 +34,12 @@ def add_parser(commands) -> None:
     extract.add_argument("--backend", choices=("vllm", "transformers"), default="vllm")
     extract.add_argument("--batch-size", type=int, default=64, help="texts per decoding call")
     extract.add_argument("--timings", action="store_true", help="add each text's share of the decoding time (ms)")
-    extract.add_argument("--out", help="write JSONL here instead of stdout")
+    extract.add_argument("--out", help="write the output here instead of stdout")
+    extract.add_argument("--format", choices=EXPORT_FORMATS, default="jsonl",
+                         help="jsonl: one JSON line per text (default); conll: one 'token TAG' line per token (BIO), "
+                              "a blank line after each text (blank input lines and nested mentions cannot be "
+                              "written: stderr says how many); labelstudio: a JSON list of Label Studio tasks with "
+                              "the entities as pre-annotations")
     extract.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dataclass_arguments(extract, DecodeConfig, default_from="the adapter's decode.yaml")
     add_dataclass_arguments(extract, VLLMConfig)
@@ -66,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     decode, close = (remote_decoder(args) if args.server else local_decoder(args, tagged)) if tagged else (None, None)
     answers = {line.number: {"text": line.text, "entities": [], "skipped": "blank"} for line in lines if line.blank}
     out = open(args.out, "w", encoding="utf-8") if args.out else args.stdout
+    writer = Writer(args.format, out, model_version(args))
     try:
         written = 0
         for start in tqdm(range(0, len(tagged), args.batch_size), desc="extracting", unit="batch",
@@ -76,18 +84,64 @@ def run(args: argparse.Namespace) -> int:
                 answers[line.number] = {"text": line.text, "entities": entities}
                 if args.timings:
                     answers[line.number]["ms"] = round(1000 * seconds / len(chunk), 2)
-            # Output line N answers input line N: write every line answered so far, in input order.
+            # Output N answers input line N: write every line answered so far, in input order.
             while written < len(lines) and lines[written].number in answers:
-                print(json.dumps(answers.pop(lines[written].number), ensure_ascii=False), file=out, flush=True)
+                writer.write(answers.pop(lines[written].number))
                 written += 1
         for line in lines[written:]:  # blank lines after the last text (or every line, when all are blank)
-            print(json.dumps(answers.pop(line.number), ensure_ascii=False), file=out, flush=True)
+            writer.write(answers.pop(line.number))
+        writer.close()
     finally:
         if args.out:
             out.close()
         if close is not None:
             close()
     return 0
+
+
+def model_version(args: argparse.Namespace) -> str:
+    """What Label Studio records as the predictions' source: the adapter folder's name, or the server's URL."""
+    if args.server:
+        return args.server
+    return Path(args.adapter).name if args.adapter else f"conll2003-{args.mode or 'parallel'}"
+
+
+class Writer:
+    """Writes answers in one of ``EXPORT_FORMATS``, each as soon as it is given, in the order given."""
+
+    def __init__(self, form: str, out, version: str):
+        self.form, self.out, self.version = form, out, version
+        self.count = self.blank = self.nested = 0
+
+    def write(self, answer: dict) -> None:
+        from padellm.data.export import conll_lines, labelstudio_task
+        from padellm.types import Entity
+
+        if self.form == "jsonl":
+            print(json.dumps(answer, ensure_ascii=False), file=self.out, flush=True)
+        elif self.form == "conll":
+            if answer.get("skipped"):
+                self.blank += 1
+                return
+            entities = [Entity(e["start"], e["end"], e["label"]) for e in answer["entities"]]
+            rows, dropped = conll_lines(answer["text"], entities)
+            self.nested += dropped
+            print("\n".join(rows) + "\n", file=self.out, flush=True)
+        else:
+            task = json.dumps(labelstudio_task(answer["text"], answer["entities"], self.version), ensure_ascii=False)
+            print(("[\n" if not self.count else ",\n") + task, end="", file=self.out, flush=True)
+        self.count += 1
+
+    def close(self) -> None:
+        if self.form == "labelstudio":
+            print("[\n]" if not self.count else "\n]", file=self.out, flush=True)
+        if self.blank:
+            print(f"padellm extract: --format conll: {self.blank} blank line(s) have no tokens and are not written; "
+                  f"block N of the output answers the N-th non-blank line", file=sys.stderr)
+        if self.nested:
+            print(f"padellm extract: --format conll: {self.nested} nested or overlapping mention(s) left out (BIO "
+                  f"cannot nest; the longest of overlapping mentions is kept); --format jsonl keeps them all",
+                  file=sys.stderr)
 
 
 def local_decoder(args: argparse.Namespace, lines: list[InputLine]):
