@@ -14,6 +14,7 @@ from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.backend import GenerationBackend
 from padellm.engine.decode_settings import resolve_decode_config
 from padellm.engine.decoding import DecodeConfig, DecodeResult, DecodeSteps, run_steps, run_steps_async
+from padellm.engine.windows import plan_windows, window_steps
 from padellm.formats import decode_steps, format_of
 from padellm.errors import ConfigError, InvalidRequestError, one_of_problem
 from padellm.types import Entity
@@ -82,23 +83,39 @@ class NER:
         config = decode_config or self.decode_config
         if check:
             self.check(texts, config)
-        return decode_steps(list(texts), self.encoder, config, labels, counts)
+        texts = list(texts)
+        if self.max_model_len is None:
+            return decode_steps(texts, self.encoder, config, labels, counts)
+
+        def fits(text: str) -> bool:
+            return self.tokens_needed(text, config) <= self.max_model_len
+
+        if all(map(fits, texts)):
+            return decode_steps(texts, self.encoder, config, labels, counts)
+        if counts is not None:
+            raise ConfigError("counts: a text longer than the engine's context is decoded in windows, which have no "
+                              "counts of their own; shorten the texts or raise max_model_len")
+        plans = [plan_windows(text, fits) for text in texts]
+        return window_steps(texts, plans, lambda windows: decode_steps(windows, self.encoder, config, labels))
 
     def check(self, texts: list[str], decode_config: DecodeConfig | None = None) -> None:
-        """Raise InvalidRequestError naming the first text that cannot be decoded."""
+        """Raise InvalidRequestError naming the first text that cannot be decoded (texts longer than the engine's
+        context can: they are decoded in windows)."""
         if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
             raise InvalidRequestError("texts", texts, "must be a list of strings")
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InvalidRequestError(f"texts[{index}]", text, "must be a string")
-            if self.max_model_len is None:
-                continue
-            needed = self.tokens_needed(text, decode_config)
-            if needed > self.max_model_len:
-                raise InvalidRequestError(
-                    f"texts[{index}]", text if len(text) <= 80 else text[:77] + "...",
-                    f"needs {needed} tokens (prompt + longest generation) but the engine's max_model_len is "
-                    f"{self.max_model_len}; split the text or raise max_model_len", index=index)
+        if self.max_model_len is None or not texts:
+            return
+        # A text longer than the engine's context is decoded in windows (padellm.engine.windows); what must fit is
+        # the prompt and the longest generation around one character of it.
+        needed = self.tokens_needed("x", decode_config)
+        if needed > self.max_model_len:
+            raise InvalidRequestError("texts[0]", texts[0] if len(texts[0]) <= 80 else texts[0][:77] + "...",
+                                      f"the prompt and the longest generation alone need {needed} tokens but the "
+                                      f"engine's max_model_len is {self.max_model_len}; raise max_model_len or lower "
+                                      "max_autoregressive_tokens / max_mention_tokens", index=0)
 
     def tokens_needed(self, text: str, decode_config: DecodeConfig | None = None) -> int:
         """Prompt plus longest allowed generation of the longest sequence ``text`` leads to."""

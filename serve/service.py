@@ -150,9 +150,9 @@ class NERService:
         # A rejected max_count must not reach the length check (a 4,000-digit count is a valid JSON integer).
         own = ner.decode_config if ner else DecodeConfig()  # what the adapter decodes with: its tuned settings
         decode_config = request.decode_config(own) if not problems else own
-        for index, text in enumerate(texts[: limits.max_texts]):  # more are an error already: tokenise no more
+        for index, text in enumerate(texts[: limits.max_texts]):  # more are an error already: check no more
             field = "input" if isinstance(request.input, str) else f"input[{index}]"
-            problem = self._text_problem(field, text, ner, decode_config)
+            problem = self._text_problem(field, text)
             if problem:
                 problems.append(problem)
         labels = None
@@ -172,7 +172,7 @@ class NERService:
             raise RequestRejected(400, "invalid_request", problems)
         return Job(ner, texts, labels, decode_config, request)
 
-    def _text_problem(self, field: str, text: str, ner: NER | None, decode_config: DecodeConfig) -> Problem | None:
+    def _text_problem(self, field: str, text: str) -> Problem | None:
         if not text.strip():
             return Problem(field=field, message="empty or whitespace only")
         if len(text) > self.config.max_text_chars:
@@ -180,15 +180,10 @@ class NERService:
         problem = surrogate_problem(text)
         if problem:
             return Problem(field=field, message=problem)
-        if ner is not None and ner.max_model_len is not None:
-            needed = ner.tokens_needed(text, decode_config)
-            if needed > ner.max_model_len:
-                return Problem(field=field, message=f"needs {needed} tokens (prompt + longest generation); split the "
-                                                    f"text", limit=ner.max_model_len)
-        return None
+        return None  # a text longer than the engine's context is decoded in windows (padellm.engine.windows)
 
     async def run(self, job: Job) -> DecodeResult:
-        # check() has already tokenised every text against the model's context: no second pass.
+        # check() has already checked every text; the extractor windows those longer than the engine's context.
         return await job.ner.arun(job.texts, job.labels, job.decode_config, check=False)
 
     @staticmethod

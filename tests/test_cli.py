@@ -216,9 +216,11 @@ def test_extract_reads_and_checks_every_line_before_an_engine_starts(tiny_adapte
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"ok\n\xff\xfe\n")))
     assert main(common) == 2
     assert "<stdin>:2: not UTF-8: byte 0xff at byte offset 3" in capsys.readouterr().err
+    # A long text is decoded in windows; what must fit the context is the prompt and the longest generation.
     (tmp_path / "long.txt").write_text("short\n" + "Paris " * 2000 + "\n")
-    assert main([*common, "--file", str(tmp_path / "long.txt"), "--max-model-len", "512"]) == 2
-    assert f"{tmp_path / 'long.txt'}:2: needs" in capsys.readouterr().err
+    assert main([*common, "--file", str(tmp_path / "long.txt"), "--max-model-len", "512",
+                 "--max-mention-tokens", "500"]) == 2
+    assert f"{tmp_path / 'long.txt'}:1: the prompt and the longest generation alone need" in capsys.readouterr().err
 
 
 def test_finetune_dataset_shorthand_and_its_default_output_dir(monkeypatch, capsys, tmp_path):

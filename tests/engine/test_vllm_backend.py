@@ -110,8 +110,12 @@ def test_load_checks_inputs_and_backend(engine, adapters):
     ner = load(adapters["parallel"], engine.backend(adapters["parallel"]))
     with pytest.raises(InvalidRequestError, match=r"texts\[1\]: must be a string"):
         ner.batch(["fine", 3])
-    with pytest.raises(InvalidRequestError, match=r"texts\[0\]: needs \d+ tokens .* max_model_len is 512"):
-        ner.batch(["word " * 600])
+    long = ner.run(["Peter went to Paris . " * 150])  # about 1,000 tokens: decoded in windows of 512
+    assert long.stats["windows"] > 0 and all(0 <= e.start < e.end <= len("Peter went to Paris . " * 150)
+                                             for e in long.entities[0])
+    with pytest.raises(InvalidRequestError, match=r"texts\[0\]: the prompt and the longest generation alone need "
+                                                  r"\d+ tokens but the engine's max_model_len is 512"):
+        ner.run(["fine"], decode_config=DecodeConfig(max_mention_tokens=500))
     with pytest.raises(InvalidRequestError, match="texts: must be a list of strings"):
         ner.batch("a string, not a list")
     assert ner.batch([]) == []
