@@ -1,0 +1,1 @@
+"""padellm inside other tools: a spaCy pipeline component (``spacy``)."""
