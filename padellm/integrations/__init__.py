@@ -1,1 +1,1 @@
-"""padellm inside other tools: a spaCy pipeline component (``spacy``)."""
+"""padellm inside other tools: a spaCy pipeline component (``spacy``) and a Ray Data predictor (``ray``)."""
