@@ -7,7 +7,6 @@ they need (``DecodeSteps``), so the blocking library and the asynchronous server
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -18,8 +17,6 @@ from padellm.engine.backend import Generation, GenerationBackend
 from padellm.engine.dedup import STRATEGIES, dedup
 from padellm.errors import ConfigError, InvalidRequestError, bound_problems, one_of_problem
 from padellm.types import Entity
-
-logger = logging.getLogger(__name__)
 
 
 COUNT_RULES = ("greedy", "argmax", "quantile")
