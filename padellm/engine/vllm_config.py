@@ -57,11 +57,15 @@ class VLLMConfig:
     forward pass; 0: off. Greedy output is unchanged; vLLM turns off asynchronous scheduling with it."""
     prompt_lookup_max: int = 4
     """With speculative_tokens: the longest n-gram matched against the prompt."""
-    in_process: bool = False
+    in_process: bool = True
     """The blocking engine (``padellm.load``, extract, eval) runs its engine core and model worker in padellm's own
-    process (vLLM's VLLM_ENABLE_V1_MULTIPROCESSING=0): no inter-process hop per engine step, and no reader process
-    busy-polling a core after each step. False: vLLM's default (on CPU, three processes: padellm, the engine core,
-    the worker). The server's asynchronous engine always runs in its own process."""
+    process (vLLM's VLLM_ENABLE_V1_MULTIPROCESSING=0): a request's sequences are all scheduled before the first
+    engine step (in vLLM's own processes the core starts stepping on the first one it receives, and the others
+    join steps later), there is no inter-process hop per step, and an idle engine polls no core. Measured on the
+    shipped SmolLM2 CoNLL-2003 adapters, 100 test sentences one at a time (eval/timeline.py, docs/speed.md): parallel
+    mean 662 -> 511 ms, branches entering after the first step 2.26 -> 0 of 4, autoregressive 877 -> 863 ms.
+    False: vLLM's default (on CPU, three processes: padellm, the engine core, the worker). The server's asynchronous
+    engine always runs in its own process."""
     preload: str = ""
     """CPU only: comma-separated runtime libraries to LD_PRELOAD into vLLM's engine processes, as vLLM's CPU guide
     recommends: tcmalloc (memory allocator) and iomp (Intel OpenMP); empty: none."""

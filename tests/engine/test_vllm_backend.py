@@ -129,7 +129,8 @@ def test_load_checks_inputs_and_backend(engine, adapters):
 
 def test_merged_adapter_engine_equals_the_reference(adapters, tmp_path, monkeypatch):
     monkeypatch.setenv("PADELLM_CACHE_DIR", str(tmp_path))
-    (backend,) = vllm_backends([adapters["parallel"]], VLLMConfig(lora="merged", dtype="float32", max_model_len=512))
+    (backend,) = vllm_backends([adapters["parallel"]], VLLMConfig(lora="merged", dtype="float32", max_model_len=512,
+                                                                  in_process=False))
     try:
         assert backend.lora_request is None and backend.engine.model_dir.parent == tmp_path / "merged"
         ner = load(adapters["parallel"], backend)
