@@ -71,7 +71,12 @@ class VLLMEngine:
 @contextmanager
 def in_process(enabled: bool):
     """With ``enabled``, VLLM_ENABLE_V1_MULTIPROCESSING=0 while an engine starts (vLLM reads it then), and as it
-    was afterwards; otherwise the environment as it is."""
+    was afterwards; otherwise the environment as it is. An engine core started in this process freezes vLLM's
+    reading of the environment for the process (``vllm.envs.enable_envs_cache``): unfreeze it first, so that every
+    engine starts with the environment as it is now (its own mode, KV-cache size, threads)."""
+    from vllm import envs
+
+    getattr(envs, "disable_envs_cache", lambda: None)()
     key, before = "VLLM_ENABLE_V1_MULTIPROCESSING", os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
     if enabled:
         os.environ[key] = "0"

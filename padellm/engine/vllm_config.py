@@ -57,15 +57,17 @@ class VLLMConfig:
     forward pass; 0: off. Greedy output is unchanged; vLLM turns off asynchronous scheduling with it."""
     prompt_lookup_max: int = 4
     """With speculative_tokens: the longest n-gram matched against the prompt."""
-    in_process: bool = True
+    in_process: bool = False
     """The blocking engine (``padellm.load``, extract, eval) runs its engine core and model worker in padellm's own
     process (vLLM's VLLM_ENABLE_V1_MULTIPROCESSING=0): a request's sequences are all scheduled before the first
     engine step (in vLLM's own processes the core starts stepping on the first one it receives, and the others
     join steps later), there is no inter-process hop per step, and an idle engine polls no core. Measured on the
     shipped SmolLM2 CoNLL-2003 adapters, 100 test sentences one at a time (eval/timeline.py, docs/speed.md): parallel
     mean 662 -> 511 ms, branches entering after the first step 2.26 -> 0 of 4, autoregressive 877 -> 863 ms.
-    False: vLLM's default (on CPU, three processes: padellm, the engine core, the worker). The server's asynchronous
-    engine always runs in its own process."""
+    Not with speculative_tokens: vLLM's n-gram proposer loads numba, and a later in-process engine's start then
+    fails in vLLM's scan of the process's modules (llvmlite's objects break it); an in-process engine shares the
+    process with whatever else it imported. False: vLLM's default (on CPU, three processes: padellm, the engine
+    core, the worker). The server's asynchronous engine always runs in its own process."""
     preload: str = ""
     """CPU only: comma-separated runtime libraries to LD_PRELOAD into vLLM's engine processes, as vLLM's CPU guide
     recommends: tcmalloc (memory allocator) and iomp (Intel OpenMP); empty: none."""
@@ -95,6 +97,9 @@ class VLLMConfig:
             problems.append(f"preload must be a comma-separated subset of {', '.join(PRELOADS)}; got {self.preload!r}")
         if self.speculative_tokens < 0:
             problems.append(f"speculative_tokens must be >= 0 (0: off); got {self.speculative_tokens}")
+        if self.speculative_tokens and self.in_process:
+            problems.append("in_process: vLLM's n-gram speculation loads numba, after which an engine started in this "
+                            "process fails in vLLM's kernel set-up; use speculative_tokens 0 or --no-in-process")
         problems += bound_problems(self, at_least_one=(
             "max_model_len", "kv_cache_gib", "max_num_seqs", "max_lora_rank", "max_loras", "prompt_lookup_max",
             "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"))

@@ -129,8 +129,7 @@ def test_load_checks_inputs_and_backend(engine, adapters):
 
 def test_merged_adapter_engine_equals_the_reference(adapters, tmp_path, monkeypatch):
     monkeypatch.setenv("PADELLM_CACHE_DIR", str(tmp_path))
-    (backend,) = vllm_backends([adapters["parallel"]], VLLMConfig(lora="merged", dtype="float32", max_model_len=512,
-                                                                  in_process=False))
+    (backend,) = vllm_backends([adapters["parallel"]], VLLMConfig(lora="merged", dtype="float32", max_model_len=512))
     try:
         assert backend.lora_request is None and backend.engine.model_dir.parent == tmp_path / "merged"
         ner = load(adapters["parallel"], backend)
@@ -147,7 +146,8 @@ def test_merged_adapter_engine_equals_the_reference(adapters, tmp_path, monkeypa
 
 
 def test_an_in_process_engine_decodes_the_same_and_leaves_the_environment_as_it_was(adapters, tmp_path, monkeypatch):
-    """in_process: the engine core and worker run in this process (no engine-core child process to wait on)."""
+    """in_process: the engine core and worker run in this process (no engine-core child process to wait on); an
+    engine started in vLLM's processes after it is one again (vLLM froze its reading of the environment)."""
     import os
 
     from padellm.evaluation.timeline import TimelineRecorder
@@ -169,6 +169,13 @@ def test_an_in_process_engine_decodes_the_same_and_leaves_the_environment_as_it_
         assert timeline.calls[0].steps[0].new == timeline.calls[0].sequences  # every label's branch, first step
     finally:
         backend.engine.close()
+    (after,) = vllm_backends([adapters["parallel"]], VLLMConfig(lora="merged", dtype="float32", max_model_len=512))
+    try:
+        assert type(after.engine.llm.llm_engine.engine_core).__name__ == "SyncMPClient"
+    finally:
+        after.engine.close()
+    with pytest.raises(ConfigError, match="in_process: vLLM's n-gram speculation loads numba"):
+        VLLMConfig(in_process=True, speculative_tokens=4)
 
 
 def test_eval_command_on_vllm(adapters, tmp_path, capsys):
