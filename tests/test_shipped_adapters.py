@@ -3,10 +3,13 @@ with the adapter's own decode settings (its decode.yaml), must score within a ma
 metrics.json, so that the floor moves with the adapter, never with the code. One adapter is also decoded on vLLM,
 which must find exactly what the reference backend finds.
 
-The margin is wide because 24 sentences are a small sample: measured once (2026-12-07, Intel Xeon, the
-SmolLM2-135M adapters) every adapter's sample F1 lies within 9 points of its metrics.json figure (see
-``SAMPLE_F1`` for each); a template, alignment or decoding fault costs far more (a missing BOS, a broken count or
-separator: F1 near 0).
+The margin is wide because 24 sentences are a small sample. Measured once (2026-12-07, Intel Xeon, the SmolLM2-135M
+adapters; sample F1 against metrics.json's dev F1): conll2003-parallel 88.24 / 88.80, conll2003-autoregressive
+88.00 / 91.20, conll2003-structured 86.87 / 89.64, genia-autoregressive 78.83 / 77.22, genia-parallel 84.44 /
+78.43. A template, alignment or decoding fault costs far more (a missing BOS, a broken count or separator: F1 near
+0). Marked slow for now: the seven adapters take about 9 minutes on this machine on the transformers backend, and
+the Resume adapters' metrics.json holds no dev F1 (they were trained without a dev split), so they have no floor
+yet.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTERS = sorted(p.parent for p in (ROOT / "adapters").glob("*/config.yaml"))
@@ -35,7 +40,10 @@ def dev_sample(folder: Path):
 
 
 def recorded_f1(folder: Path) -> float:
-    return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["dev"]["span"]["micro"]["f1"]
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    if "dev" not in metrics:
+        pytest.fail(f"{folder / 'metrics.json'} records no dev F1 (trained without a dev split): no floor to check")
+    return metrics["dev"]["span"]["micro"]["f1"]
 
 
 def sample_f1(examples, predicted) -> float:
@@ -44,17 +52,18 @@ def sample_f1(examples, predicted) -> float:
     return score([ex.text for ex in examples], [ex.entities for ex in examples], predicted).micro.f1
 
 
-@pytest.fixture(scope="module")
-def decoded(shared_data):
-    """Per adapter folder: (sample, predictions on the transformers backend)."""
+DECODED: dict[Path, tuple] = {}
+
+
+def decoded(folder: Path) -> tuple:
+    """(sample, predictions on the transformers backend) of ``folder``, decoded once per session."""
     from padellm import load
 
-    found = {}
-    for folder in ADAPTERS:
+    if folder not in DECODED:
         examples = dev_sample(folder)
         with load(folder, backend="transformers") as ner:
-            found[folder] = (examples, ner.run([ex.text for ex in examples]).entities)
-    return found
+            DECODED[folder] = (examples, ner.run([ex.text for ex in examples]).entities)
+    return DECODED[folder]
 
 
 def test_every_adapter_folder_is_covered():
@@ -63,15 +72,15 @@ def test_every_adapter_folder_is_covered():
 
 
 @pytest.mark.parametrize("folder", ADAPTERS, ids=lambda p: p.name)
-def test_a_shipped_adapter_scores_near_its_recorded_dev_f1(folder, decoded):
-    examples, predicted = decoded[folder]
+def test_a_shipped_adapter_scores_near_its_recorded_dev_f1(folder, shared_data):
+    examples, predicted = decoded(folder)
     f1, floor = sample_f1(examples, predicted), recorded_f1(folder) - MARGIN
     print(f"{folder.name}: sample F1 {100 * f1:.2f} (recorded dev {100 * recorded_f1(folder):.2f})")
     assert f1 >= floor, f"{folder.name}: F1 {f1:.4f} on {SENTENCES} dev sentences, under the floor {floor:.4f}"
     assert sum(map(len, predicted)) > 0
 
 
-def test_the_parallel_adapter_finds_the_same_on_vllm(decoded):
+def test_the_parallel_adapter_finds_the_same_on_vllm(shared_data):
     """vLLM (float32, merged adapter) against the reference: the same floor, and the same entities in nearly every
     sentence (a near-tie between two tokens may go either way between two numerical paths)."""
     from conftest import require
@@ -81,7 +90,7 @@ def test_the_parallel_adapter_finds_the_same_on_vllm(decoded):
     from padellm.engine.vllm_config import VLLMConfig
 
     folder = ROOT / "adapters" / "conll2003-parallel"
-    examples, reference = decoded[folder]
+    examples, reference = decoded(folder)
     with load(folder, "vllm", vllm_config=VLLMConfig(dtype="float32")) as ner:
         ours = ner.run([ex.text for ex in examples]).entities
     assert sample_f1(examples, ours) >= recorded_f1(folder) - MARGIN
