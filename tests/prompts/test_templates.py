@@ -46,7 +46,8 @@ def test_structured_render_and_parse_the_papers_autoreg_struct_format():
     # cut short: what was complete is kept; an entry without a parenthesised mention is counted
     assert template.parse("((person): (A), (location): ", names) == ([("person", "A")], 1)
     assert template.parse(template.render_target([], names), names) == ([], 0)
-    with pytest.raises(ConfigError, match="'mode' and 'format' must be one of"):
+    with pytest.raises(ConfigError, match="'mode' must be parallel, or autoregressive with 'format' one of lines, structured; "
+                                          "got mode 'autoregressive' format 'table'"):
         from padellm.prompts.templates import template_from_dict
         template_from_dict({"mode": "autoregressive", "format": "table"}, "x.yaml")
 
