@@ -120,9 +120,9 @@ def window_steps(texts: list[str], windows: list[list[Window]],
     position = 0
     for plan in windows:
         entities = merge_windows(plan, inner.entities[position : position + len(plan)])
-        position += len(plan)
         result.entities.append(entities)
         if inner.counts:
             found = Counter(e.label for e in entities)
-            result.counts.append({label: found[label] for label in inner.counts[position - len(plan)]})
+            result.counts.append({label: found[label] for label in inner.counts[position]})
+        position += len(plan)
     return result

@@ -96,6 +96,11 @@ def branch_sequences(example: Example, encoder: PromptEncoder, targets: Targets)
             for label, branches in targets.items() for k, target, weight in branches]
 
 
+def target_sequences(example: Example, encoder: PromptEncoder, targets: Targets, pack: bool) -> list[TrainingSequence]:
+    """``targets`` as training sequences: one tree (``pack``) or one padded sequence per branch."""
+    return [branch_tree(example, encoder, targets)] if pack else branch_sequences(example, encoder, targets)
+
+
 def branch_tree(example: Example, encoder: PromptEncoder, targets: Targets) -> TrainingSequence:
     """``branch_sequences`` packed as one tree (root: the text part; a child per label: its label part; a grandchild
     per branch: marker and target), the same loss per token as the separate sequences."""

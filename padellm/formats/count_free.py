@@ -16,8 +16,8 @@ from padellm.engine.backend import Generation
 from padellm.engine.decoding import DecodeConfig, DecodeResult, DecodeSteps, GenerateCall, check_labels
 from padellm.errors import ConfigError
 from padellm.formats.base import Call
-from padellm.formats.branches import (BranchFormat, Targets, branch_arguments, branch_call_stats, branch_sequences,
-                                      branch_tree, count_prompts, finish_count_free, longest_mention)
+from padellm.formats.branches import (BranchFormat, Targets, branch_arguments, branch_call_stats, count_prompts,
+                                      finish_count_free, longest_mention, target_sequences)
 from padellm.formats.training_sequence import TrainingSequence
 from padellm.prompts.encoding import PromptEncoder, mentions_by_label
 from padellm.types import Example
@@ -138,8 +138,7 @@ class CountFree(BranchFormat):
     generation_limit: ClassVar[str] = "max_mention_tokens"
 
     def training_sequences(self, example: Example, encoder: PromptEncoder, data) -> list[TrainingSequence]:
-        targets = count_free_targets(example, encoder, data.none_weight)
-        return [branch_tree(example, encoder, targets)] if data.pack else branch_sequences(example, encoder, targets)
+        return target_sequences(example, encoder, count_free_targets(example, encoder, data.none_weight), data.pack)
 
     def training_problems(self, data, prompt: str) -> list[str]:
         return count_stage_settings(data, prompt)
