@@ -46,17 +46,28 @@ def shipped_adapter(system: str, dataset: str = "conll2003") -> Path:
     raise ConfigError(f"no shipped {system} adapter for {dataset} under {SHIPPED_ADAPTERS}; pass --adapter")
 
 
-def base_model_of(folder: str | Path) -> Path:
-    """The base model folder an adapter was trained on (from its config.yaml)."""
-    from padellm.models import resolve_model
-
-    folder = Path(folder)
+def _base_model_spec(folder: Path) -> tuple[str, Path]:
     config_path = folder / "config.yaml"
     if not config_path.is_file() or not (folder / "adapter_config.json").is_file():
         raise ConfigError(f"{folder} is not an adapter folder written by `padellm finetune` (config.yaml and "
                           "adapter_config.json expected)")
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    return resolve_model(config["base_model"], f"{config_path}: base_model")
+    return yaml.safe_load(config_path.read_text(encoding="utf-8"))["base_model"], config_path
+
+
+def base_model_of(folder: str | Path) -> Path:
+    """The base model folder an adapter was trained on (from its config.yaml)."""
+    from padellm.models import resolve_model
+
+    spec, config_path = _base_model_spec(Path(folder))
+    return resolve_model(spec, f"{config_path}: base_model")
+
+
+def base_model_name(folder: str | Path) -> str:
+    """The base model's name as a user would give it: a packaged model's name, or its folder's last part."""
+    from padellm.models import PACKAGED_MODELS
+
+    spec, _ = _base_model_spec(Path(folder))
+    return spec if spec in PACKAGED_MODELS else Path(spec).name
 
 
 def merged_model(folder: str | Path) -> Path:

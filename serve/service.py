@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from padellm_serve.config import ServerConfig
 from padellm_serve.protocol import MAX_PROBLEMS, EntityOut, NERRequest, NERResponse, Problem, TextResult, Usage, brief
 
 logger = logging.getLogger("padellm.serve")
+NON_BLANK = re.compile(r"\S")  # the schema's pattern for a text (padellm_serve.schema)
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~/])(?:~|/)(?:[^\s/'\"]+/)+([^\s/'\"]+)")
 
 DecodeSettings = DecodeConfig | Mapping | None
 """As ``padellm.load`` takes them: None (each adapter's tuned settings), fields on top of those, or a config."""
@@ -41,6 +44,26 @@ def load_on_async_vllm(adapters: list[Path], decode_config: DecodeSettings, vllm
     backends = async_vllm_backends(adapters, vllm_config)
     return [load(adapter, backend, decode_config=resolved)
             for adapter, backend, resolved in zip(adapters, backends, settings)]
+
+
+def served_labels(adapters: list[Path]) -> dict[str, tuple[str, ...]]:
+    """Each adapter's mode and labels, read from its files before any engine starts (at most one per mode)."""
+    from padellm.prompts.templates import load_prompt
+
+    served: dict[str, tuple[str, ...]] = {}
+    named: dict[str, str] = {}
+    for adapter in adapters:
+        template, label_set = load_prompt(adapter)
+        if template.mode in served:
+            raise ConfigError(f"two {template.mode} adapters given ({named[template.mode]}, {adapter.name}); "
+                              f"a server serves at most one per mode")
+        served[template.mode], named[template.mode] = label_set.labels, adapter.name
+    return served
+
+
+def without_paths(message: str) -> str:
+    """``message`` with every absolute file path cut to its last part (answers never show the server's disk)."""
+    return ABSOLUTE_PATH.sub(lambda match: match.group(1), message)
 
 
 class RequestRejected(Exception):
@@ -71,6 +94,8 @@ class NERService:
         if not adapters:
             raise ConfigError("the server needs at least one adapter (--adapter DIR)")
         self.adapters = [Path(a) for a in adapters]
+        self.served_labels = served_labels(self.adapters)
+        self.default_mode = "parallel" if "parallel" in self.served_labels else next(iter(self.served_labels))
         self.config = config
         self.decode_config = decode_config
         self.vllm_config = vllm_config
@@ -92,10 +117,7 @@ class NERService:
         try:
             ners = await asyncio.to_thread(self.loader, self.adapters, self.decode_config, self.vllm_config)
             models: dict[str, NER] = {}
-            for adapter, ner in zip(self.adapters, ners):
-                if ner.mode in models:
-                    raise ConfigError(f"two {ner.mode} adapters given ({models[ner.mode].name}, {adapter.name}); "
-                                      f"a server serves at most one per mode")
+            for adapter, ner in zip(self.adapters, ners):  # one per mode: served_labels checked that
                 models[ner.mode] = ner
                 self.adapter_of[ner.mode] = adapter
             if self.config.warmup:
@@ -103,7 +125,7 @@ class NERService:
                     await ner.arun(["Warm-up: EU rejects German call."])
             self.models = models
         except Exception as err:  # reported through /health and the exit status, never swallowed
-            self.status, self.detail = "failed", f"{type(err).__name__}: {err}"
+            self.status, self.detail = "failed", f"{type(err).__name__}: {without_paths(str(err))}"
             logger.exception("loading the adapters failed")
             close_engines(engines_of(ners))  # engines that did start must not outlive the failure
             raise
@@ -134,9 +156,10 @@ class NERService:
                 else f"the server failed to load its engines: {self.detail}"))], {"Retry-After": "5"})
         limits = self.config
         problems: list[Problem] = []
-        ner = self.models.get(request.mode)
+        mode = request.mode or self.default_mode
+        ner = self.models.get(mode)
         if ner is None:
-            problems.append(Problem(field="mode", message=f"this server has no {request.mode} adapter; it serves "
+            problems.append(Problem(field="mode", message=f"this server has no {mode} adapter; it serves "
                                                           f"{', '.join(sorted(self.models))}"))
         if request.max_count is not None and request.max_count > limits.max_count_limit:
             problems.append(Problem(field="max_count", message=f"{brief(request.max_count)} is above the server's "
@@ -173,7 +196,7 @@ class NERService:
         return Job(ner, texts, labels, decode_config, request)
 
     def _text_problem(self, field: str, text: str) -> Problem | None:
-        if not text.strip():
+        if not NON_BLANK.search(text):
             return Problem(field=field, message="empty or whitespace only")
         if len(text) > self.config.max_text_chars:
             return Problem(field=field, message=f"{len(text)} characters", limit=self.config.max_text_chars)
@@ -204,13 +227,12 @@ class NERService:
                            timings_ms=timings)
 
     def describe(self) -> list[dict]:
-        """What /v1/models lists."""
-        from padellm.adapters import base_model_of
+        """What /v1/models lists: names, never paths on the server's disk."""
+        from padellm.adapters import base_model_name
 
         described = []
         for mode, ner in self.models.items():
-            adapter, template = self.adapter_of[mode], ner.encoder.template
-            described.append({"id": ner.name, "mode": mode, "adapter": str(adapter),
-                              "base_model": str(base_model_of(adapter)), "labels": list(ner.labels),
-                              "template": f"{template.name}-v{template.version}"})
+            template = ner.encoder.template
+            described.append({"id": ner.name, "mode": mode, "base_model": base_model_name(self.adapter_of[mode]),
+                              "labels": list(ner.labels), "template": f"{template.name}-v{template.version}"})
         return described

@@ -28,6 +28,8 @@ def add_parser(commands) -> None:
     extract.add_argument("--file", help="a text file (one text per line) or JSONL with a 'text' field")
     extract.add_argument("--server", metavar="URL", help="decode on a running `padellm serve` (e.g. "
                          "http://127.0.0.1:8000) instead of starting an engine here")
+    extract.add_argument("--api-key-file", metavar="FILE", help="with --server: a file whose first key is sent "
+                         "(default: $PADELLM_API_KEY, when it is set)")
     extract.add_argument("--adapter", help="an adapter folder (default: the shipped CoNLL-2003 adapter of --mode)")
     extract.add_argument("--mode", choices=("parallel", "autoregressive"),
                          help="which shipped adapter to use; with --adapter, checked against it")
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise PadellmError(f"--batch-size must be >= 1; got {args.batch_size}")
+    if args.api_key_file and not args.server:
+        raise PadellmError("--api-key-file is the key for --server URL; without --server nothing asks for a key")
     lines = read_input(args)
     if not lines:
         print("padellm extract: no texts given (arguments, --file or stdin); nothing to do", file=sys.stderr)
@@ -179,6 +183,7 @@ REMOTE_OPTIONS = ("dedup", "max_count")
 
 def remote_decoder(args: argparse.Namespace):
     """Decode on a running ``padellm serve``: ``(decode, close)`` as ``local_decoder``'s."""
+    from padellm.api_keys import client_key
     from padellm.client import NERClient
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
@@ -199,7 +204,7 @@ def remote_decoder(args: argparse.Namespace):
     for name in REMOTE_OPTIONS:
         if name in decode_given:
             options[name] = decode_given[name]
-    client = NERClient(args.server)
+    client = NERClient(args.server, api_key=client_key(args.api_key_file))
 
     def decode(chunk: list[str]):
         response = client.request(chunk, **options)

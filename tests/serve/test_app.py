@@ -3,6 +3,7 @@ kind of bad input, failures, readiness, time-outs and client disconnects."""
 
 import asyncio
 import json
+import re
 import threading
 import time
 
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from padellm import load
 from padellm.engine.decoding import DecodeConfig
+from padellm.errors import ConfigError
 from padellm_serve.app import create_app, decode_or_abort
 from padellm_serve.config import ServerConfig
 from padellm_serve.service import NERService
@@ -45,16 +47,30 @@ def client(service):
         yield client
 
 
-def post(client, body, **headers):
+INTERNALS = re.compile(r"Traceback|File \"|(?<![\w.])/(?:home|root|tmp|usr|opt|var|work)/|\.cache|site-packages")
+
+
+def assert_no_internals(response) -> None:
+    """An error body never shows a path on the server's disk or a traceback."""
+    assert not INTERNALS.search(response.text), response.text
+
+
+def post(client, body, content_type="application/json", **headers):
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return client.post("/v1/ner", content=data, headers={"Content-Type": "application/json", **headers})
+    response = client.post("/v1/ner", content=data, headers={"Content-Type": content_type, **headers})
+    if response.status_code >= 400:
+        assert_no_internals(response)
+    return response
 
 
 def test_health_and_models(client, tiny_adapters):
     assert client.get("/health").json() == {"status": "ok"}
-    models = {m["mode"]: m for m in client.get("/v1/models").json()["data"]}
+    answer = client.get("/v1/models")
+    models = {m["mode"]: m for m in answer.json()["data"]}
     assert set(models) == {"parallel", "autoregressive"}
-    assert models["parallel"]["adapter"] == str(tiny_adapters["parallel"])
+    assert models["parallel"]["id"] == tiny_adapters["parallel"].name == "parallel"
+    assert models["parallel"]["base_model"] == "tiny-llama"  # a local base model: its folder's name, no path
+    assert "/" not in answer.text  # names only: nothing of the server's disk
     assert models["parallel"]["labels"] == ["LOC", "MISC", "ORG", "PER"]
     assert models["parallel"]["template"] == "padellm-en-v1"
     assert client.get("/openapi.json").json()["paths"].keys() >= {"/v1/ner", "/health", "/v1/models", "/metrics"}
@@ -191,8 +207,6 @@ def test_errors_stay_small_whatever_the_request_repeats(client):
 
 
 def test_the_page_to_try_it_is_self_contained(client):
-    import re
-
     response = client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     page = response.text
@@ -349,8 +363,46 @@ def test_a_server_without_an_autoregressive_adapter_says_so(tiny_adapters):
                                                                   "serves parallel", "limit": None}]
 
 
-def test_two_adapters_of_one_mode_are_refused(tiny_adapters):
-    service = NERService([tiny_adapters["parallel"], tiny_adapters["parallel"]], loader=transformers_loader)
+def test_two_adapters_of_one_mode_are_refused_before_any_engine_starts(tiny_adapters):
+    def loader(*args):
+        raise AssertionError("no engine may start")
+
+    with pytest.raises(ConfigError, match="two parallel adapters given"):
+        NERService([tiny_adapters["parallel"], tiny_adapters["parallel"]], loader=loader)
+
+
+def test_a_server_of_one_autoregressive_adapter_defaults_to_it(tiny_adapters):
+    service = NERService([tiny_adapters["autoregressive"]], LIMITS, DECODE, loader=transformers_loader)
     with TestClient(create_app(service)) as client:
+        wait_ready(client)
+        response = post(client, {"input": "Paris"})
+        assert response.status_code == 200 and response.json()["mode"] == "autoregressive"
+        schema = client.get("/openapi.json").json()
+        mode = schema["components"]["schemas"]["NERRequest"]["properties"]["mode"]
+        assert mode["anyOf"][0]["enum"] == ["autoregressive"] and "default autoregressive" in mode["description"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", None])
+def test_a_body_that_is_not_json_is_a_415_naming_the_type(client, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/v1/ner", content=json.dumps({"input": "Paris"}).encode(), headers=headers)
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["type"] == "unsupported_media_type" and error["problems"][0]["field"] == "Content-Type"
+    sent = f"sent as {content_type.split(';')[0]!r}" if content_type else "sent without a Content-Type"
+    assert sent in error["message"] and "application/json" in error["message"]
+
+
+def test_json_with_a_charset_is_read(client):
+    assert post(client, {"input": "Paris"}, content_type="Application/JSON; charset=utf-8").status_code == 200
+
+
+def test_a_failed_load_shows_no_path_of_the_servers_disk(tiny_adapters):
+    def loader(adapters, decode_config, vllm_config):
+        raise OSError("cannot open /root/.cache/padellm/models/secret-model/model.safetensors: no space left")
+
+    with TestClient(create_app(NERService([tiny_adapters["parallel"]], loader=loader))) as client:
         health = wait_ready(client)
-        assert health.status_code == 503 and "two parallel adapters" in health.json()["detail"]
+        assert health.json()["detail"] == "OSError: cannot open model.safetensors: no space left"
+        assert_no_internals(post(client, {"input": "Paris"}))

@@ -80,8 +80,43 @@ def test_slow_request_heads_and_bodies_are_cut_off(running):
         slow_body.settimeout(5)
         answer = slow_body.recv(4096).decode()
         assert answer.startswith("HTTP/1.1 408") and '"type":"request_timeout"' in answer
+        assert "connection: close" in answer.lower()
+        assert closed_by_server(slow_body, within=1)  # at once, not after the keep-alive time
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # prompt clients are served as ever
     connection.request("HEAD", "/health")
+    assert connection.getresponse().status == 200
+
+
+def answer_to(port: int, raw: bytes) -> tuple[int, dict, dict]:
+    """(status, headers, JSON body) of the answer to ``raw`` bytes sent on a new connection."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(raw)
+        sock.settimeout(5)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def test_requests_the_http_parser_cannot_read_get_json_errors(running):
+    server, _, _ = running()
+    port = server.config.port
+    status, headers, body = answer_to(port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 131_072
+                                      + b"\r\n\r\n")
+    assert status == 431 and headers["content-type"] == "application/json" and headers["connection"] == "close"
+    assert body["error"]["type"] == "request_header_fields_too_large"
+    assert body["error"]["problems"][0] == {"field": "headers", "limit": 16384,
+                                            "message": "the request head (request line and headers) is too large"}
+    for malformed in (b"GET /health HTTP/1.1\r\nHost x\r\n\r\n", b"NOT HTTP AT ALL\r\n\r\n",
+                      b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"):
+        status, headers, body = answer_to(port, malformed)
+        assert status == 400 and headers["connection"] == "close", malformed
+        assert body["error"]["type"] == "invalid_http" and body["error"]["request_id"], malformed
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # and the server goes on
+    connection.request("GET", "/health")
     assert connection.getresponse().status == 200
 
 

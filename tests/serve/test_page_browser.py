@@ -1,51 +1,57 @@
-"""``GET /`` in a real headless browser (Chromium, driven by Selenium): type a sentence, submit, find the
-highlighted entities in the DOM. Slow (the shipped parallel adapter on the transformers backend); skipped where
-Chromium, its driver or Selenium is absent (Debian: apt-get install chromium chromium-driver; pip install
-selenium). ``PADELLM_SCREENSHOT=FILE`` also saves a screenshot (the README's)."""
+"""``GET /`` in a real headless browser (Chromium, driven by Selenium) on a server with an API key: the page asks
+for the key, a text submitted without it is refused, and with it the entities appear highlighted in the DOM.
+
+The server decodes with the tiny test adapter's real decoding path (template, count stage, branches, alignment,
+dedup) on a scripted backend, so that the entities are known. Chromium and its driver come from Debian
+(``apt-get install chromium chromium-driver``; ``.ci/run`` installs them); where they are missing the test is
+skipped, and in CI it fails. ``PADELLM_SCREENSHOT=FILE`` also saves a screenshot."""
 
 import os
 import shutil
-import threading
-import time
+import sys
+from pathlib import Path
 
 import pytest
 
-from padellm.adapters import shipped_adapter
-from padellm_serve.app import create_app
-from padellm_serve.config import ServerConfig
-from padellm_serve.http_server import build_server
-from padellm_serve.process import free_port
-from padellm_serve.service import NERService
+from conftest import missing, require
+from padellm.adapters import load_adapter
+from padellm.ner import load
 
-from threaded_backend import transformers_loader
+sys.path.insert(0, str(Path(__file__).parents[1] / "formats"))
+from scripted import ScriptedBackend  # noqa: E402
+from live_server import live_server  # noqa: E402
+from threaded_backend import ThreadedBackend  # noqa: E402
 
-pytestmark = pytest.mark.slow
-webdriver = pytest.importorskip("selenium.webdriver")
-if not (shutil.which("chromium") and shutil.which("chromedriver")):
-    pytest.skip("Chromium and chromedriver are not installed", allow_module_level=True)
-
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+KEY = "browser-test-key-0123456789"
+SENTENCE = "Peter Blackburn went to Brussels ."
+ANSWERS = {  # the tiny corpus names its labels by their tags
+    "PER\n\n<num>": ("1", 0.0), "LOC\n\n<num>": ("1", 0.0), "ORG\n\n<num>": ("0", 0.0), "MISC\n\n<num>": ("0", 0.0),
+    "PER\n\n<num>1\n<mention 1>": ("Peter Blackburn", -0.05), "LOC\n\n<num>1\n<mention 1>": ("Brussels", -0.2)}
 
 
-@pytest.fixture(scope="module")
-def server():
-    config = ServerConfig(port=free_port(), warmup=False, log_level="warning")
-    service = NERService([shipped_adapter("parallel")], config, loader=transformers_loader)
-    server = build_server(create_app(service), service, config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 300
-    while not (server.started and service.status == "ok"):
-        assert time.monotonic() < deadline and thread.is_alive() and service.status != "failed", service.detail
-        time.sleep(0.2)
-    yield f"http://127.0.0.1:{config.port}"
-    server.should_exit = True
-    thread.join(60)
+def scripted_loader(adapters, decode_config, vllm_config):
+    (adapter,) = adapters
+    encoder = load_adapter(adapter).encoder
+    backend = ThreadedBackend(ScriptedBackend(encoder, ANSWERS), adapter.resolve())
+    return [load(adapter, backend, decode_config=decode_config)]
 
 
 @pytest.fixture(scope="module")
-def browser():
+def webdriver():
+    module = require("selenium.webdriver")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        missing("Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)")
+    return module
+
+
+@pytest.fixture(scope="module")
+def server(tiny_adapters):
+    with live_server([tiny_adapters["parallel"]], scripted_loader, keys=[KEY]) as (url, _, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(webdriver):
     options = webdriver.ChromeOptions()
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--window-size=1000,620"):
@@ -56,28 +62,42 @@ def browser():
     driver.quit()
 
 
-def highlighted(browser, seconds=180):
-    marks = WebDriverWait(browser, seconds).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#result mark.entity") or
-        (d.find_element(By.ID, "timings").text.startswith("no entities") and []))
-    return {(m.get_attribute("textContent"), m.get_attribute("data-label")): m.get_attribute("title") for m in marks}
+def test_the_page_asks_for_the_key_then_highlights_the_entities(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
+    def highlighted():
+        marks = WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#result mark.entity"))
+        return {(m.get_attribute("textContent"), m.get_attribute("data-label")): m.get_attribute("title")
+                for m in marks}
 
-def test_type_a_sentence_and_see_its_entities(server, browser):
     browser.get(server)
-    WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".label-toggle")) == 4)
-    browser.find_element(By.ID, "text").send_keys("Peter Blackburn went to Brussels .")
+    key_form = browser.find_element(By.ID, "key")
+    WebDriverWait(browser, 30).until(lambda d: key_form.is_displayed())  # /v1/models answered 401
+    assert "API key" in browser.find_element(By.ID, "error").text
+
+    browser.find_element(By.ID, "text").send_keys(SENTENCE)
+    browser.find_element(By.ID, "run").click()  # without the key: refused, nothing highlighted
+    WebDriverWait(browser, 30).until(lambda d: not d.find_element(By.ID, "run").get_attribute("disabled"))
+    assert "API key" in browser.find_element(By.ID, "error").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "#result mark.entity")
+
+    browser.find_element(By.ID, "key-input").send_keys(KEY)
+    browser.find_element(By.ID, "use-key").click()
+    WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".label-toggle")) == 4)
+    assert not key_form.is_displayed()
+    assert browser.execute_script("return sessionStorage.getItem('padellm-api-key')") == KEY
     browser.find_element(By.ID, "run").click()
-    found = highlighted(browser)
-    assert ("Peter Blackburn", "PER") in found and ("Brussels", "LOC") in found
-    assert found[("Peter Blackburn", "PER")].startswith("PER \u00b7 p = 0.")  # label and probability on hover
+    found = highlighted()
+    assert set(found) == {("Peter Blackburn", "PER"), ("Brussels", "LOC")}
+    assert found[("Peter Blackburn", "PER")] == "PER \u00b7 p = 0.951"  # label and exp(-0.05) on hover
     assert "branches" in browser.find_element(By.ID, "timings").text  # the per-stage timings
     assert browser.find_element(By.ID, "result").text.replace("PER", "").replace("LOC", "").split() == \
-        "Peter Blackburn went to Brussels .".split()  # the text itself, unchanged around the marks
+        SENTENCE.split()  # the text itself, unchanged around the marks
     if os.environ.get("PADELLM_SCREENSHOT"):
         browser.save_screenshot(os.environ["PADELLM_SCREENSHOT"])
 
     browser.find_element(By.CSS_SELECTOR, ".label-toggle[value='PER']").click()  # decode without PER
     browser.execute_script("document.getElementById('result').replaceChildren()")
     browser.find_element(By.ID, "run").click()
-    assert {label for _, label in highlighted(browser)} == {"LOC"}
+    assert set(highlighted()) == {("Brussels", "LOC")}

@@ -64,8 +64,8 @@ def server(tiny_adapters, tmp_path_factory):
 def test_endpoints(server, tiny_adapters):
     client = NERClient(server.url)
     assert client.health() == {"status": "ok"}
-    assert {m["mode"]: m["adapter"] for m in client.models()} == {
-        "parallel": str(tiny_adapters["parallel"]), "autoregressive": str(tiny_adapters["autoregressive"])}
+    assert {m["mode"]: (m["id"], m["base_model"]) for m in client.models()} == {
+        "parallel": ("parallel", "tiny-llama"), "autoregressive": ("autoregressive", "tiny-llama")}
     schema = json.loads(urllib.request.urlopen(f"{server.url}/openapi.json").read())
     assert schema["paths"]["/v1/ner"]["post"]["requestBody"]["content"]["application/json"]
     assert metric(server, "padellm_ready") == 1

@@ -1,0 +1,83 @@
+"""Load shedding by queued work: a request is accepted only when the texts already in flight and its own are
+predicted to be decoded before the server's request time-out; otherwise it is refused at once (HTTP 503 with
+Retry-After) instead of waiting and timing out.
+
+The prediction divides the texts in flight by the throughput the server has measured: texts finished per second
+of busy time (time with at least one text in flight), over its last ``window`` requests. Throughput measured at
+a low load understates what a batching engine does at a high one, so the estimate errs on the side of refusing.
+Until the first requests have finished there is no estimate, and only ``max_texts_in_flight`` bounds the queue.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Refusal:
+    message: str
+    limit: float
+    retry_after_s: int
+
+
+class Admission:
+    def __init__(self, max_texts_in_flight: int, timeout_s: float, shed_at: float = 0.8, window: int = 32,
+                 clock: Callable[[], float] = time.monotonic):
+        self.max_texts_in_flight, self.timeout_s, self.shed_at = max_texts_in_flight, timeout_s, shed_at
+        self.clock = clock
+        self.texts_in_flight = 0
+        self._busy_total, self._busy_since = 0.0, None
+        self._finished = 0
+        self._samples: deque[tuple[float, int]] = deque([(0.0, 0)], maxlen=window + 1)
+
+    def _busy(self) -> float:
+        return self._busy_total + (self.clock() - self._busy_since if self._busy_since is not None else 0.0)
+
+    def texts_per_s(self) -> float | None:
+        """Measured throughput; None before there is any."""
+        busy, finished = self._busy(), self._finished
+        then_busy, then_finished = self._samples[0]
+        if finished == then_finished or busy - then_busy <= 0:
+            return None
+        return (finished - then_finished) / (busy - then_busy)
+
+    def predicted_s(self, texts: int) -> float | None:
+        """Seconds until ``texts`` more would be decoded, behind those in flight (None: no estimate yet)."""
+        rate = self.texts_per_s()
+        return None if rate is None else (self.texts_in_flight + texts) / rate
+
+    def refusal(self, texts: int) -> Refusal | None:
+        """Why a request of ``texts`` texts cannot start now (None: it can)."""
+        rate = self.texts_per_s()
+        if self.texts_in_flight and self.texts_in_flight + texts > self.max_texts_in_flight:
+            wait = self.texts_in_flight / rate if rate else 1.0
+            return Refusal(f"{self.texts_in_flight} texts are being decoded and this request brings {texts}; retry "
+                           f"shortly", self.max_texts_in_flight, self._retry_after(wait))
+        predicted = self.predicted_s(texts)
+        if self.texts_in_flight and predicted is not None and predicted > self.shed_at * self.timeout_s:
+            return Refusal(f"the server would not finish this request before its time-out: {self.texts_in_flight} "
+                           f"texts are ahead of it at about {rate:.1f} texts/s; retry later",
+                           self.timeout_s, self._retry_after(self.texts_in_flight / rate))
+        return None
+
+    def _retry_after(self, seconds: float) -> int:
+        return max(1, min(math.ceil(seconds), math.ceil(self.timeout_s)))
+
+    def start(self, texts: int) -> None:
+        if self.texts_in_flight == 0:
+            self._busy_since = self.clock()
+        self.texts_in_flight += texts
+
+    def finish(self, texts: int, decoded: bool = True) -> None:
+        """``texts`` leave the queue; ``decoded``: they were decoded (they count towards the throughput)."""
+        self.texts_in_flight -= texts
+        if decoded:
+            self._finished += texts
+            self._samples.append((self._busy(), self._finished))
+        if self.texts_in_flight == 0 and self._busy_since is not None:
+            self._busy_total += self.clock() - self._busy_since
+            self._busy_since = None
