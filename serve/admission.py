@@ -2,10 +2,13 @@
 predicted to be decoded before the server's request time-out; otherwise it is refused at once (HTTP 503 with
 Retry-After) instead of waiting and timing out.
 
-The prediction divides the texts in flight by the throughput the server has measured: texts finished per second
-of busy time (time with at least one text in flight), over its last ``window`` requests. Throughput measured at
-a low load understates what a batching engine does at a high one, so the estimate errs on the side of refusing.
-Until the first requests have finished there is no estimate, and only ``max_texts_in_flight`` bounds the queue.
+The prediction divides the texts in flight by the throughput the server has measured (texts finished per second
+of busy time, i.e. time with at least one text in flight, over its last ``window`` requests), then scales it by
+how far such predictions fell short of the truth for the last ``window`` requests (the largest ratio of a
+request's measured time to the time predicted when it was accepted). The scale covers what a queue length cannot
+see: a parallel request waits twice (its count stage, then its branches, each behind newer requests' work), and
+engines do not serve strictly in order. Until the first requests have finished there is no estimate, and only
+``max_texts_in_flight`` bounds the queue.
 """
 
 from __future__ import annotations
@@ -15,6 +18,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """An accepted request: its texts, when it started and the queue-length prediction for it then, before
+    scaling (None: no estimate)."""
+
+    texts: int
+    started: float
+    unscaled_s: float | None
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,7 @@ class Admission:
         self._busy_total, self._busy_since = 0.0, None
         self._finished = 0
         self._samples: deque[tuple[float, int]] = deque([(0.0, 0)], maxlen=window + 1)
+        self._shortfalls: deque[float] = deque(maxlen=window)  # measured / predicted time of finished requests
 
     def _busy(self) -> float:
         return self._busy_total + (self.clock() - self._busy_since if self._busy_since is not None else 0.0)
@@ -45,10 +59,18 @@ class Admission:
             return None
         return (finished - then_finished) / (busy - then_busy)
 
-    def predicted_s(self, texts: int) -> float | None:
-        """Seconds until ``texts`` more would be decoded, behind those in flight (None: no estimate yet)."""
+    def scale(self) -> float:
+        """How many times longer than predicted requests have taken lately (at least 1)."""
+        return max(1.0, *self._shortfalls) if self._shortfalls else 1.0
+
+    def _unscaled_s(self, texts: int) -> float | None:
         rate = self.texts_per_s()
         return None if rate is None else (self.texts_in_flight + texts) / rate
+
+    def predicted_s(self, texts: int) -> float | None:
+        """Seconds until ``texts`` more would be decoded, behind those in flight (None: no estimate yet)."""
+        unscaled = self._unscaled_s(texts)
+        return None if unscaled is None else unscaled * self.scale()
 
     def refusal(self, texts: int) -> Refusal | None:
         """Why a request of ``texts`` texts cannot start now (None: it can)."""
@@ -61,23 +83,29 @@ class Admission:
         if self.texts_in_flight and predicted is not None and predicted > self.shed_at * self.timeout_s:
             return Refusal(f"the server would not finish this request before its time-out: {self.texts_in_flight} "
                            f"texts are ahead of it at about {rate:.1f} texts/s; retry later",
-                           self.timeout_s, self._retry_after(self.texts_in_flight / rate))
+                           self.timeout_s, self._retry_after(self.texts_in_flight / rate * self.scale()))
         return None
 
     def _retry_after(self, seconds: float) -> int:
         return max(1, min(math.ceil(seconds), math.ceil(self.timeout_s)))
 
-    def start(self, texts: int) -> None:
+    def start(self, texts: int) -> Ticket:
+        ticket = Ticket(texts, self.clock(), self._unscaled_s(texts))
         if self.texts_in_flight == 0:
-            self._busy_since = self.clock()
+            self._busy_since = ticket.started
         self.texts_in_flight += texts
+        return ticket
 
-    def finish(self, texts: int, decoded: bool = True) -> None:
-        """``texts`` leave the queue; ``decoded``: they were decoded (they count towards the throughput)."""
-        self.texts_in_flight -= texts
-        if decoded:
-            self._finished += texts
+    def finish(self, ticket: Ticket, outcome: str = "decoded") -> None:
+        """The ticket's texts leave the queue. ``outcome``: "decoded" (they count towards the throughput and the
+        scale), "timeout" (towards the scale: the request took at least that long), or "aborted" (the client
+        left, the server stopped: neither)."""
+        self.texts_in_flight -= ticket.texts
+        if outcome == "decoded":
+            self._finished += ticket.texts
             self._samples.append((self._busy(), self._finished))
+        if outcome in ("decoded", "timeout") and ticket.unscaled_s:
+            self._shortfalls.append((self.clock() - ticket.started) / ticket.unscaled_s)
         if self.texts_in_flight == 0 and self._busy_since is not None:
             self._busy_total += self.clock() - self._busy_since
             self._busy_since = None

@@ -263,11 +263,11 @@ def create_app(service: NERService, metrics: ServerMetrics | None = None, on_loa
                                   headers=rejected.headers)
         service.in_flight += 1
         metrics.in_flight.inc()
-        admission.start(len(job.texts))
-        decoded = False
+        ticket = admission.start(len(job.texts))
+        finished = "aborted"
         try:
             outcome = await decode_or_abort(service.run(job), request, config.request_timeout_s, service.stopping)
-            decoded = not isinstance(outcome, str)
+            finished = "timeout" if outcome == "timeout" else "aborted" if isinstance(outcome, str) else "decoded"
         except Exception as exc:
             metrics.record(mode, 500)
             logger.error("request %s failed: %s", request_id, exc, exc_info=exc)
@@ -276,7 +276,7 @@ def create_app(service: NERService, metrics: ServerMetrics | None = None, on_loa
         finally:
             service.in_flight -= 1
             metrics.in_flight.dec()
-            admission.finish(len(job.texts), decoded)
+            admission.finish(ticket, finished)
         if outcome == "disconnected":
             metrics.record(mode, CLIENT_CLOSED)
             logger.info("request %s: client disconnected; its engine requests were aborted", request_id)

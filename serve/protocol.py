@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from padellm.engine.decoding import DecodeConfig
 from padellm.engine.dedup import STRATEGIES
@@ -20,6 +20,17 @@ from padellm.types import Entity, surrogate_problem
 
 Mode = Literal["parallel", "autoregressive"]
 Text = Annotated[StrictStr, Field(min_length=1)]
+
+
+def _whole_number(value):
+    """JSON Schema counts 2.0 as an integer (generated clients send it): read it as 2; strings, booleans and
+    fractions stay errors."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Count = Annotated[StrictInt, Field(ge=1), BeforeValidator(_whole_number)]
 
 
 class NERRequest(BaseModel):
@@ -36,8 +47,8 @@ class NERRequest(BaseModel):
                                                 "the server has a parallel adapter, else autoregressive.")
     dedup: Literal[tuple(STRATEGIES)] | None = Field(  # type: ignore[valid-type]
         None, description="De-duplication across labels: paper (a mention keeps its most probable label) or none.")
-    max_count: StrictInt | None = Field(
-        None, ge=1, description="Cap on the mentions per label (at most the server's max_count_limit).")
+    max_count: Count | None = Field(
+        None, description="Cap on the mentions per label (at most the server's max_count_limit).")
     return_probabilities: StrictBool = Field(
         True, description="Add each entity's log-probability (score) and probability (parallel mode only).")
     return_timings: StrictBool = Field(False, description="Add per-stage timings in milliseconds.")

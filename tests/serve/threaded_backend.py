@@ -1,10 +1,11 @@
 """Test helper: the service on the transformers reference backend (fast, in-process), through an
-asynchronous wrapper that runs one generate call at a time in a worker thread."""
+asynchronous wrapper that runs one generate call at a time, in the order they come, in a worker thread."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from padellm.adapters import load_adapter
 from padellm.engine.backend import TransformersBackend
@@ -12,24 +13,27 @@ from padellm.ner import load
 
 
 class ThreadedBackend:
-    """An asynchronous backend over a blocking one."""
+    """An asynchronous backend over a blocking one: calls run one at a time, first come first served (as an
+    engine's scheduler would); a call cancelled before it starts never runs."""
 
-    def __init__(self, backend, adapter, max_model_len: int = 256):
-        self.backend, self.adapter, self.max_model_len = backend, adapter, max_model_len
-        self.lock = threading.Lock()
+    def __init__(self, backend, adapter, max_model_len: int = 256, delay_s: float = 0.0):
+        """``delay_s``: each call also takes this long (a slow engine)."""
+        self.backend, self.adapter, self.max_model_len, self.delay_s = backend, adapter, max_model_len, delay_s
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threaded-backend")
 
     async def generate(self, prompts, max_new_tokens, stop_ids=(), score_ids=()):
         def run():
-            with self.lock:
-                return self.backend.generate(prompts, max_new_tokens, stop_ids, score_ids)
+            time.sleep(self.delay_s)
+            return self.backend.generate(prompts, max_new_tokens, stop_ids, score_ids)
 
-        return await asyncio.to_thread(run)
+        return await asyncio.get_running_loop().run_in_executor(self.worker, run)
 
 
-def transformers_loader(adapters, decode_config, vllm_config):
+def transformers_loader(adapters, decode_config, vllm_config, delay_s: float = 0.0):
     ners = []
     for adapter in adapters:
         loaded = load_adapter(adapter)
-        backend = ThreadedBackend(TransformersBackend(loaded.model, loaded.encoder.eos_id), adapter.resolve())
+        backend = ThreadedBackend(TransformersBackend(loaded.model, loaded.encoder.eos_id), adapter.resolve(),
+                                  delay_s=delay_s)
         ners.append(load(adapter, backend, decode_config=decode_config))
     return ners
