@@ -2,6 +2,10 @@
 autoregressive, on the same server), on loopback, sending seeded CoNLL-2003 test sentences one per request.
 
     python eval/benchmark_server.py --clients 8 --duration 60 --out runs/load.json --plot docs/load-cpu.png
+    python eval/benchmark_server.py --rate 6 --duration 60 --request-timeout-s 10 --out runs/overload.json
+
+With --rate, requests arrive on a fixed schedule (open loop) instead of from N waiting clients: offered at
+twice what the server sustains, every request must be answered or refused at once (503), none lost or timed out.
 
 Starts the server itself (a child process with both shipped adapters, so the peak memory of the server and
 its engine processes is measured) unless --url names a running one. Reports requests/s, latency percentiles,
@@ -40,12 +44,14 @@ def offline_entities(adapters: dict[str, Path], sentences: dict[int, str], decod
 
 
 def format_table(results: dict) -> str:
-    rows = [("mode", "requests", "ok", "errors", "lost", "req/s", "mean ms", "p50", "p95", "p99", "peak MiB",
-             "spot-check")]
+    rows = [("mode", "requests", "ok", "errors", "503", "504", "lost", "req/s", "mean ms", "p50", "p95", "p99",
+             "max", "503 max ms", "peak MiB", "spot-check")]
     for mode, r in results.items():
         check = r.get("spot_check") or {}
-        rows.append((mode, r["requests"], r["ok"], sum(r["errors"].values()), r["lost"], f"{r['requests_per_s']:.2f}",
+        rows.append((mode, r["requests"], r["ok"], sum(r["errors"].values()), r["errors"].get("503", 0),
+                     r["errors"].get("504", 0), r["lost"], f"{r['requests_per_s']:.2f}",
                      f"{r['mean_ms']:.0f}", f"{r['p50_ms']:.0f}", f"{r['p95_ms']:.0f}", f"{r['p99_ms']:.0f}",
+                     f"{r['max_ms']:.0f}", f"{r['refused_max_ms']:.0f}",
                      r.get("peak_server_mib", "-"),
                      f"{check['agree']}/{check['responses_checked']}" if check else "-"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
@@ -61,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.errors import ConfigError, PadellmError
     from padellm.evaluation.environment import environment
-    from padellm_serve.loadgen import consistency, run_load, spot_check, summarize_load
+    from padellm.api_keys import client_key
+    from padellm_serve.loadgen import consistency, run_load, run_open_loop, spot_check, summarize_load
     from padellm_serve.process import PeakMemory, ServerProcess
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -70,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--autoregressive", help="autoregressive adapter (default: the shipped CoNLL-2003 one)")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, measured in this order")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (requests in flight)")
+    parser.add_argument("--rate", type=float, help="open loop: send this many requests per second whatever the "
+                        "server does (instead of --clients)")
+    parser.add_argument("--request-timeout-s", type=float,
+                        help="the started server's request time-out (padellm serve --request-timeout-s)")
+    parser.add_argument("--api-key-file", help="with --url: the server's API key (first line of the file)")
     parser.add_argument("--duration", type=float, default=45.0, help="seconds of load per mode")
     parser.add_argument("--warmup", type=int, default=4, help="requests per mode before measuring")
     parser.add_argument("--dataset", default="conll2003")
@@ -91,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [m for m in modes if m not in MODES]
         if unknown or not modes:
             raise ConfigError(f"--modes {args.modes!r}: each must be one of {', '.join(MODES)}")
+        if args.rate is not None and args.rate <= 0:
+            raise ConfigError(f"--rate must be > 0; got {args.rate}")
+        if args.api_key_file and not args.url:
+            raise ConfigError("--api-key-file is for --url: a server this script starts has no key")
         for name in ("clients", "sample"):
             if getattr(args, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1; got {getattr(args, name)}")
@@ -109,19 +125,27 @@ def main(argv: list[str] | None = None) -> int:
             server_args = [a for adapter in adapters.values() for a in ("--adapter", str(adapter))]
             server_args += [a for name, value in decode_config.items() for a in (f"--{name.replace('_', '-')}", str(value))]
             server_args += dataclass_to_argv(vllm_config) + ["--log-level", "warning"]
+            if args.request_timeout_s:
+                server_args += ["--request-timeout-s", str(args.request_timeout_s)]
             started = time.perf_counter()
             print(f"starting the server ({' '.join(server_args)}); log: {args.log}", file=sys.stderr)
             server = ServerProcess(server_args, args.log).start()
             startup_s = round(time.perf_counter() - started, 1)
             url = server.url
+        api_key = client_key(args.api_key_file) if args.api_key_file else None
         results = {}
         for mode in modes:
-            warm = NERClient(url)
+            warm = NERClient(url, api_key=api_key)
             for text in texts[: args.warmup]:
                 warm.request(text, mode=mode)
             memory = PeakMemory(server) if server else contextlib.nullcontext()
             with memory:
-                outcomes, wall = run_load(url, texts, args.clients, args.duration, mode, progress=not args.no_progress)
+                if args.rate:
+                    outcomes, wall = run_open_loop(url, texts, args.rate, args.duration, mode,
+                                                   progress=not args.no_progress, api_key=api_key)
+                else:
+                    outcomes, wall = run_load(url, texts, args.clients, args.duration, mode,
+                                              progress=not args.no_progress, api_key=api_key)
             results[mode] = {**summarize_load(outcomes, wall), **consistency(outcomes)}
             if server:
                 results[mode]["peak_server_mib"] = round(memory.peak_bytes / 2**20)

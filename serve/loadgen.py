@@ -1,9 +1,11 @@
-"""Load generation against ``padellm serve``: N concurrent clients for T seconds, every request accounted for.
+"""Load generation against ``padellm serve``, every request accounted for.
 
-Each client thread sends one sentence per request (the next one of a shared cycle over the sample) and waits
-for the answer before sending the next, so that N is the number of requests in flight. A request ends as a
-response (HTTP 200, checked to carry one result), an explicit error (its HTTP status), or lost (no answer:
-connection refused / reset / timed out); the summary counts each.
+Closed loop (``run_load``): N client threads, each sending one sentence per request (the next one of a shared
+cycle over the sample) and waiting for the answer before sending the next, so that N is the number of requests in
+flight. Open loop (``run_open_loop``): requests sent on a fixed schedule whatever the server does, to offer more
+work than it can do. A request ends as a response (HTTP 200, checked to carry one result), an explicit error (its
+HTTP status, e.g. 503 when the server sheds load), or lost (no answer: connection refused / reset / timed out); the
+summary counts each.
 """
 
 from __future__ import annotations
@@ -37,6 +39,52 @@ def _entities(response: dict) -> tuple:
     return tuple((e["start"], e["end"], e["label"]) for e in result["entities"])
 
 
+def _send(client: NERClient, index: int, text: str, mode: str) -> Outcome:
+    """One request of one text, timed; its outcome whatever happens."""
+    sent = time.perf_counter()
+    try:
+        outcome = Outcome(index, 0.0, 200, _entities(client.request(text, mode=mode)))
+    except InvalidRequestError as err:
+        outcome = Outcome(index, 0.0, 400, error=str(err))
+    except ServerError as err:
+        outcome = Outcome(index, 0.0, err.status, error=str(err))
+    except Exception as err:  # a malformed answer is a failure to report, not to crash on
+        outcome = Outcome(index, 0.0, 0, error=f"{type(err).__name__}: {err}")
+    return Outcome(outcome.index, time.perf_counter() - sent, outcome.status, outcome.entities, outcome.error)
+
+
+def run_open_loop(url: str, texts: list[str], rate: float, duration_s: float, mode: str = "parallel",
+                  timeout_s: float = 120.0, progress: bool = True, api_key: str | None = None
+                  ) -> tuple[list[Outcome], float]:
+    """Offer ``rate`` requests per second for ``duration_s`` whatever the server does (open loop: each request in
+    its own thread, sent on schedule), so that an overloaded server meets more work than it can do, as it would
+    from many independent users; (every request's outcome, wall seconds until the last answer)."""
+    from tqdm.auto import tqdm
+
+    lock = threading.Lock()
+    outcomes: list[Outcome] = []
+    client = NERClient(url, timeout=timeout_s, api_key=api_key)
+
+    def one(index: int) -> None:
+        outcome = _send(client, index % len(texts), texts[index % len(texts)], mode)
+        with lock:
+            outcomes.append(outcome)
+
+    total = max(1, round(rate * duration_s))
+    started = time.perf_counter()
+    threads = []
+    with tqdm(total=total, desc=f"open loop {mode} {rate:g}/s", unit="req", disable=not progress) as bar:
+        for index in range(total):
+            time.sleep(max(0.0, started + index / rate - time.perf_counter()))
+            thread = threading.Thread(target=one, args=(index,), daemon=True)
+            thread.start()
+            threads.append(thread)
+            bar.update(1)
+        for thread in threads:
+            thread.join()
+    return outcomes, time.perf_counter() - started
+
+
 def run_load(url: str, texts: list[str], clients: int, duration_s: float, mode: str = "parallel",
              timeout_s: float = 120.0, progress: bool = True, api_key: str | None = None
              ) -> tuple[list[Outcome], float]:
@@ -54,17 +102,7 @@ def run_load(url: str, texts: list[str], clients: int, duration_s: float, mode: 
         while time.perf_counter() < deadline:
             with lock:
                 index = next(order)
-            sent = time.perf_counter()
-            try:
-                outcome = Outcome(index, 0.0, 200, _entities(client.request(texts[index], mode=mode)))
-            except InvalidRequestError as err:
-                outcome = Outcome(index, 0.0, 400, error=str(err))
-            except ServerError as err:
-                outcome = Outcome(index, 0.0, err.status, error=str(err))
-            except Exception as err:  # a malformed answer is a failure to report, not to crash on
-                outcome = Outcome(index, 0.0, 0, error=f"{type(err).__name__}: {err}")
-            outcome = Outcome(outcome.index, time.perf_counter() - sent, outcome.status, outcome.entities,
-                              outcome.error)
+            outcome = _send(client, index, texts[index], mode)
             with lock:
                 outcomes.append(outcome)
 
@@ -96,6 +134,7 @@ def summarize_load(outcomes: list[Outcome], wall_s: float) -> dict:
         "mean_ms": round(float(latencies.mean()), 1),
         **{f"p{q}_ms": round(float(np.percentile(latencies, q)), 1) for q in (50, 95, 99)},
         "max_ms": round(float(latencies.max()), 1),
+        "refused_max_ms": round(max((1000 * o.seconds for o in outcomes if o.status == 503), default=0.0), 1),
         "error_examples": sorted({o.error for o in outcomes if o.status != 200})[:5],
     }
 

@@ -216,6 +216,15 @@ def test_the_page_to_try_it_is_self_contained(client):
     assert "innerHTML" not in page  # the user's text is set as text only
 
 
+def test_the_docs_are_served_from_installed_files_or_not_at_all(client, tiny_adapters):
+    page = client.get("/docs")
+    assert page.status_code == 200 and not re.search(r"(src|href)=[\"']?(https?:)?//", page.text)
+    assert client.get("/docs/assets/swagger-ui.css").status_code == 200
+    assert client.get("/redoc").status_code == 404  # ReDoc would load its script from a CDN: not served
+    service = NERService([tiny_adapters["parallel"]], ServerConfig(docs=False), loader=transformers_loader)
+    assert TestClient(create_app(service)).get("/docs").status_code == 404
+
+
 def test_head_health_for_health_checkers(client):
     response = client.head("/health")
     assert response.status_code == 200 and response.content == b""

@@ -15,6 +15,7 @@ def test_summary_counts_every_request():
     assert summary["mean_ms"] == pytest.approx(250.0) and summary["max_ms"] == pytest.approx(400.0)
     assert summary["p50_ms"] == pytest.approx(250.0)
     assert summary["error_examples"] == ["URLError: refused", "input: empty"]
+    assert summary["refused_max_ms"] == 0.0  # no 503 among them
 
 
 def test_consistency_and_spot_check():

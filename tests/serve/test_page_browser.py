@@ -101,3 +101,18 @@ def test_the_page_asks_for_the_key_then_highlights_the_entities(server, browser)
     browser.execute_script("document.getElementById('result').replaceChildren()")
     browser.find_element(By.ID, "run").click()
     assert set(highlighted()) == {("Brussels", "LOC")}
+
+
+def test_the_docs_render_offline_with_the_key_of_the_tab(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/docs")  # the same tab: the key given to the page above is in its sessionStorage
+    operations = WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    assert "/v1/ner" in {element.get_attribute("data-path") or element.text for element in operations}
+    scripts = browser.execute_script("return [...document.scripts].map(s => s.src).concat("
+                                     "[...document.styleSheets].map(s => s.href)).filter(Boolean)")
+    assert scripts and all(src.startswith(server) for src in scripts), scripts  # nothing from another host
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "key").is_displayed())  # asks for the key
