@@ -3,12 +3,14 @@ predicted to be decoded before the server's request time-out; otherwise it is re
 Retry-After) instead of waiting and timing out.
 
 The prediction divides the texts in flight by the throughput the server has measured (texts finished per second
-of busy time, i.e. time with at least one text in flight, over its last ``window`` requests), then scales it by
-how far such predictions fell short of the truth for the last ``window`` requests (the largest ratio of a
-request's measured time to the time predicted when it was accepted). The scale covers what a queue length cannot
-see: a parallel request waits twice (its count stage, then its branches, each behind newer requests' work), and
-engines do not serve strictly in order. Until the first requests have finished there is no estimate, and only
-``max_texts_in_flight`` bounds the queue.
+of busy time, i.e. time with at least one text in flight, over its last ``window`` requests). An engine that
+batches everything in flight (vLLM's continuous batching) serves a request in about that time even as others
+arrive behind it, because admission keeps the queue under the same bound. An engine that serves calls one after
+another does worse: a parallel request waits twice (its count stage, then its branches behind newer requests'
+count stages). So the prediction is scaled by how long recent requests took against the most texts that were in
+flight while they ran, divided by the throughput (the largest such ratio over the last ``window`` requests, at
+least 1). Until the first requests have finished there is no estimate, and only ``max_texts_in_flight`` bounds
+the queue.
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ticket:
-    """An accepted request: its texts, when it started and the queue-length prediction for it then, before
-    scaling (None: no estimate)."""
+    """An accepted request: its texts, when it started, and the most texts in flight while it ran."""
 
     texts: int
     started: float
-    unscaled_s: float | None
+    peak_in_flight: int
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ class Admission:
         self.max_texts_in_flight, self.timeout_s, self.shed_at = max_texts_in_flight, timeout_s, shed_at
         self.clock = clock
         self.texts_in_flight = 0
+        self._open: list[Ticket] = []
         self._busy_total, self._busy_since = 0.0, None
         self._finished = 0
         self._samples: deque[tuple[float, int]] = deque([(0.0, 0)], maxlen=window + 1)
-        self._shortfalls: deque[float] = deque(maxlen=window)  # measured / predicted time of finished requests
+        self._shortfalls: deque[float] = deque(maxlen=window)  # time taken / time its peak queue predicts
 
     def _busy(self) -> float:
         return self._busy_total + (self.clock() - self._busy_since if self._busy_since is not None else 0.0)
@@ -60,23 +62,19 @@ class Admission:
         return (finished - then_finished) / (busy - then_busy)
 
     def scale(self) -> float:
-        """How many times longer than predicted requests have taken lately (at least 1)."""
+        """How many times longer than its queue predicts a request has taken lately (at least 1)."""
         return max(1.0, *self._shortfalls) if self._shortfalls else 1.0
-
-    def _unscaled_s(self, texts: int) -> float | None:
-        rate = self.texts_per_s()
-        return None if rate is None else (self.texts_in_flight + texts) / rate
 
     def predicted_s(self, texts: int) -> float | None:
         """Seconds until ``texts`` more would be decoded, behind those in flight (None: no estimate yet)."""
-        unscaled = self._unscaled_s(texts)
-        return None if unscaled is None else unscaled * self.scale()
+        rate = self.texts_per_s()
+        return None if rate is None else (self.texts_in_flight + texts) / rate * self.scale()
 
     def refusal(self, texts: int) -> Refusal | None:
         """Why a request of ``texts`` texts cannot start now (None: it can)."""
         rate = self.texts_per_s()
         if self.texts_in_flight and self.texts_in_flight + texts > self.max_texts_in_flight:
-            wait = self.texts_in_flight / rate if rate else 1.0
+            wait = self.texts_in_flight / rate * self.scale() if rate else 1.0
             return Refusal(f"{self.texts_in_flight} texts are being decoded and this request brings {texts}; retry "
                            f"shortly", self.max_texts_in_flight, self._retry_after(wait))
         predicted = self.predicted_s(texts)
@@ -90,22 +88,27 @@ class Admission:
         return max(1, min(math.ceil(seconds), math.ceil(self.timeout_s)))
 
     def start(self, texts: int) -> Ticket:
-        ticket = Ticket(texts, self.clock(), self._unscaled_s(texts))
         if self.texts_in_flight == 0:
-            self._busy_since = ticket.started
+            self._busy_since = self.clock()
         self.texts_in_flight += texts
+        ticket = Ticket(texts, self.clock(), self.texts_in_flight)
+        for other in self._open:
+            other.peak_in_flight = max(other.peak_in_flight, self.texts_in_flight)
+        self._open.append(ticket)
         return ticket
 
     def finish(self, ticket: Ticket, outcome: str = "decoded") -> None:
         """The ticket's texts leave the queue. ``outcome``: "decoded" (they count towards the throughput and the
         scale), "timeout" (towards the scale: the request took at least that long), or "aborted" (the client
         left, the server stopped: neither)."""
+        self._open.remove(ticket)
         self.texts_in_flight -= ticket.texts
         if outcome == "decoded":
             self._finished += ticket.texts
             self._samples.append((self._busy(), self._finished))
-        if outcome in ("decoded", "timeout") and ticket.unscaled_s:
-            self._shortfalls.append((self.clock() - ticket.started) / ticket.unscaled_s)
+        rate = self.texts_per_s()
+        if outcome in ("decoded", "timeout") and rate:
+            self._shortfalls.append((self.clock() - ticket.started) / (ticket.peak_in_flight / rate))
         if self.texts_in_flight == 0 and self._busy_since is not None:
             self._busy_total += self.clock() - self._busy_since
             self._busy_since = None

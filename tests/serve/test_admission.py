@@ -24,13 +24,13 @@ def test_the_estimate_divides_the_queue_by_the_measured_throughput():
     admission = Admission(max_texts_in_flight=100, timeout_s=10, shed_at=0.8, clock=clock)
     assert admission.texts_per_s() is None and admission.refusal(50) is None  # idle: always admitted
     first = admission.start(4)
-    assert first.unscaled_s is None and admission.refusal(50) is None  # no estimate yet: only the hard bound
+    assert admission.refusal(50) is None  # no estimate yet: only the hard bound
     clock.now = 2.0
-    admission.finish(first)  # 4 texts in 2 busy seconds
+    admission.finish(first)  # 4 texts in 2 busy seconds, as long as its queue of 4 predicts
     assert admission.texts_per_s() == 2.0 and admission.scale() == 1.0
     clock.now = 100.0  # idle time does not count as busy
     second = admission.start(10)
-    assert second.unscaled_s == 5.0 and admission.texts_per_s() == 2.0
+    assert admission.texts_per_s() == 2.0
     assert admission.predicted_s(5) == 7.5 and admission.refusal(5) is None  # 15 texts at 2/s: 7.5 s <= 8 s
     refusal = admission.refusal(7)  # 17 texts: 8.5 s > 0.8 x 10 s
     assert refusal.limit == 10 and refusal.retry_after_s == 5 and "10 texts are ahead of it at about 2.0 texts/s" \
@@ -40,20 +40,37 @@ def test_the_estimate_divides_the_queue_by_the_measured_throughput():
     assert admission.texts_in_flight == 0 and admission.texts_per_s() == 4 / 3 and admission.scale() == 1.0
 
 
-def test_requests_slower_than_predicted_scale_the_prediction():
+def test_requests_that_arrive_behind_a_request_do_not_inflate_the_scale():
+    # A batching engine serves everything in flight together: a request that started alone is slowed by those
+    # that came after it, as far as the queue it saw at its peak predicts, and no further.
     clock = Clock()
     admission = Admission(max_texts_in_flight=100, timeout_s=20, clock=clock)
     warm = admission.start(2)
     clock.now = 1.0
     admission.finish(warm)  # 2 texts/s
-    slow = admission.start(2)  # predicted 1 s
+    alone = admission.start(1)
+    late = [admission.start(1) for _ in range(3)]  # 4 in flight while `alone` runs
+    clock.now = 3.0
+    admission.finish(alone)  # 2 s: as long as 4 texts at 2/s take
+    assert admission.scale() == 1.0
+    for ticket in late:
+        admission.finish(ticket)
+
+
+def test_requests_slower_than_their_queue_predicts_scale_the_prediction():
+    clock = Clock()
+    admission = Admission(max_texts_in_flight=100, timeout_s=20, clock=clock)
+    warm = admission.start(2)
+    clock.now = 1.0
+    admission.finish(warm)  # 2 texts/s
+    slow = admission.start(2)  # its queue (2 texts) predicts 1 s
     clock.now = 4.0
-    admission.finish(slow)  # took 3 s: three times the prediction
-    assert admission.scale() == 3.0
-    assert admission.texts_per_s() == 1.0 and admission.predicted_s(1) == 3.0  # 4 texts in 4 busy s, x 3
-    admission.start(2)
-    assert admission.refusal(1) is None  # (2 + 1) texts / 1 per s x 3 = 9 s <= 0.8 x 20 s
-    assert admission.refusal(4).retry_after_s == 6  # (2 + 4) x 3 = 18 s > 16 s; the 2 ahead take 6 s
+    admission.finish(slow)  # took 3 s; throughput now 4 texts in 4 busy s
+    assert admission.texts_per_s() == 1.0 and admission.scale() == 1.5  # 3 s against 2 texts at 1/s
+    assert admission.predicted_s(1) == 1.5
+    admission.start(6)
+    assert admission.refusal(4) is None  # (6 + 4) x 1.5 = 15 s <= 0.8 x 20 s
+    assert admission.refusal(5).retry_after_s == 9  # (6 + 5) x 1.5 = 16.5 s > 16 s; the 6 ahead take 9 s
 
 
 def test_the_hard_bound_on_texts_in_flight():

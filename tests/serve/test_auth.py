@@ -132,3 +132,11 @@ def test_the_client_and_extract_send_the_key(tiny_adapters, write, monkeypatch, 
         assert "HTTP 401" in capsys.readouterr().err
     assert padellm_main(["extract", "--api-key-file", "k", "Paris"]) == 2
     assert "--api-key-file is the key for --server URL" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_bad_key_file_before_any_engine_starts(write, capsys):
+    from padellm_serve.cli import main as serve_main
+
+    bad = write("keys", "too-short\n")
+    assert serve_main(["--api-key-file", str(bad)]) == 2
+    assert f"--api-key-file {bad}, line 1: 9 characters; an API key needs at least 16" in capsys.readouterr().err
