@@ -20,8 +20,9 @@ from padellm.errors import InvalidRequestError, PadellmError
 class ServerError(PadellmError, RuntimeError):
     """The server answered with an error (or could not be reached); ``status`` is 0 when there was no answer."""
 
-    def __init__(self, url: str, status: int, message: str, body: dict | None = None):
-        self.url, self.status, self.body = url, status, body or {}
+    def __init__(self, url: str, status: int, message: str, body: dict | None = None,
+                 retry_after_s: float | None = None):
+        self.url, self.status, self.body, self.retry_after_s = url, status, body or {}, retry_after_s
         super().__init__(f"{url}: HTTP {status}: {message}" if status else f"{url}: {message}")
 
 
@@ -75,7 +76,9 @@ class NERClient:
             if err.code == 401:
                 message += (" (this client sent a key the server does not accept)" if self._api_key else
                             f" (give the client one: api_key=..., --api-key-file or ${ENVIRONMENT_VARIABLE})")
-            raise ServerError(url, err.code, message, body) from None
+            retry_after = err.headers.get("Retry-After", "")
+            raise ServerError(url, err.code, message, body,
+                              float(retry_after) if retry_after.isdigit() else None) from None
         except urllib.error.URLError as err:
             raise ServerError(url, 0, f"cannot reach the server ({err.reason})") from None
 

@@ -8,9 +8,11 @@ batches everything in flight (vLLM's continuous batching) serves a request in ab
 arrive behind it, because admission keeps the queue under the same bound. An engine that serves calls one after
 another does worse: a parallel request waits twice (its count stage, then its branches behind newer requests'
 count stages). So the prediction is scaled by how long recent requests took against the most texts that were in
-flight while they ran, divided by the throughput (the largest such ratio over the last ``window`` requests, at
-least 1). Until the first requests have finished there is no estimate, and only ``max_texts_in_flight`` bounds
-the queue.
+flight while they ran, divided by the throughput: the 90th percentile of that ratio over the last ``window``
+requests, at least 1. (Not the largest: a request that writes a hundred tokens takes seconds whatever the queue,
+and one such request must not make the server refuse everything behind it.) Until the first requests have
+finished there is no estimate, and only ``max_texts_in_flight`` bounds the queue. Requests that cannot finish
+within the time-out even alone are not foreseen: the time-out must leave room for the longest answer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+SCALE_QUANTILE = 0.9
 
 
 @dataclass
@@ -62,8 +67,12 @@ class Admission:
         return (finished - then_finished) / (busy - then_busy)
 
     def scale(self) -> float:
-        """How many times longer than its queue predicts a request has taken lately (at least 1)."""
-        return max(1.0, *self._shortfalls) if self._shortfalls else 1.0
+        """How many times longer than its queue predicts a request has taken lately: the ratio's 90th percentile
+        (nearest rank) over the window, at least 1."""
+        if not self._shortfalls:
+            return 1.0
+        ordered = sorted(self._shortfalls)
+        return max(1.0, ordered[math.ceil(SCALE_QUANTILE * len(ordered)) - 1])
 
     def predicted_s(self, texts: int) -> float | None:
         """Seconds until ``texts`` more would be decoded, behind those in flight (None: no estimate yet)."""

@@ -10,6 +10,7 @@ summary counts each.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -32,6 +33,8 @@ class Outcome:
     entities: tuple | None = None
     """(start, end, label) of each entity, for 200 answers."""
     error: str = ""
+    retry_after_s: float | None = None
+    """The Retry-After of a refusal (503): a closed-loop client waits that long before its next request."""
 
 
 def _entities(response: dict) -> tuple:
@@ -47,10 +50,10 @@ def _send(client: NERClient, index: int, text: str, mode: str) -> Outcome:
     except InvalidRequestError as err:
         outcome = Outcome(index, 0.0, 400, error=str(err))
     except ServerError as err:
-        outcome = Outcome(index, 0.0, err.status, error=str(err))
+        outcome = Outcome(index, 0.0, err.status, error=str(err), retry_after_s=err.retry_after_s)
     except Exception as err:  # a malformed answer is a failure to report, not to crash on
         outcome = Outcome(index, 0.0, 0, error=f"{type(err).__name__}: {err}")
-    return Outcome(outcome.index, time.perf_counter() - sent, outcome.status, outcome.entities, outcome.error)
+    return dataclasses.replace(outcome, seconds=time.perf_counter() - sent)
 
 
 def run_open_loop(url: str, texts: list[str], rate: float, duration_s: float, mode: str = "parallel",
@@ -105,6 +108,8 @@ def run_load(url: str, texts: list[str], clients: int, duration_s: float, mode: 
             outcome = _send(client, index, texts[index], mode)
             with lock:
                 outcomes.append(outcome)
+            if outcome.retry_after_s:  # as a well-behaved client would, rather than hammering a full server
+                time.sleep(min(outcome.retry_after_s, max(0.0, deadline - time.perf_counter())))
 
     threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
     for thread in threads:

@@ -73,6 +73,20 @@ def test_requests_slower_than_their_queue_predicts_scale_the_prediction():
     assert admission.refusal(5).retry_after_s == 9  # (6 + 5) x 1.5 = 16.5 s > 16 s; the 6 ahead take 9 s
 
 
+def test_one_long_answer_does_not_make_the_server_refuse_everything():
+    clock = Clock()
+    admission = Admission(max_texts_in_flight=100, timeout_s=20, clock=clock)
+    for took in [1.0] * 9 + [10.0]:  # one request of ten writes a long answer: ten times its queue's time
+        ticket = admission.start(1)
+        clock.now += took
+        admission.finish(ticket)
+    assert admission.scale() == 1.0  # the 90th percentile, not the outlier
+    ticket = admission.start(1)
+    clock.now += 10.0
+    admission.finish(ticket)  # a second one in eleven: now past the 90th percentile
+    assert admission.scale() > 1.0
+
+
 def test_the_hard_bound_on_texts_in_flight():
     admission = Admission(max_texts_in_flight=8, timeout_s=10, clock=Clock())
     admission.start(6)
