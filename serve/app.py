@@ -37,6 +37,7 @@ CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answe
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 408, 413, 415, 500, 503, 504)}
 JSON_TYPES = ("application/json",)
+BODY_ROUTES = {("POST", "/v1/ner")}  # the routes that read a body: the guard reads and checks it first
 MAX_MESSAGE_CHARS = 400
 TOO_LARGE = object()
 
@@ -89,7 +90,7 @@ class RequestGuard:
         if not self.keys.allows(scope["method"], scope["path"], headers.get(b"authorization", b"")):
             return await refuse(401, "unauthorized", Problem(field="Authorization", message=MESSAGE),
                                 {"WWW-Authenticate": CHALLENGE})
-        if scope["method"] not in ("POST", "PUT", "PATCH"):
+        if (scope["method"], scope["path"]) not in BODY_ROUTES:  # the app answers 404 / 405 for the rest
             return await self.app(scope, receive, send_with_id)
 
         too_large = Problem(field="body", message="the request body is too large", limit=self.max_body_bytes)

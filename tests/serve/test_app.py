@@ -241,6 +241,9 @@ def test_unknown_routes_and_methods_are_json_errors(client):
     assert client.get("/v2/ner").json()["error"]["type"] == "not_found"
     response = client.get("/v1/ner")
     assert response.status_code == 405 and response.json()["error"]["type"] == "method_not_allowed"
+    for method in ("PUT", "PATCH"):  # a method no route has is a 405, whatever its body (schemathesis' ST204)
+        response = client.request(method, "/v1/models", content=b"x", headers={"Content-Type": "text/plain"})
+        assert response.status_code == 405, response.text
 
 
 def test_an_unexpected_failure_is_a_logged_500_and_the_server_goes_on(client, service, monkeypatch, caplog):
