@@ -60,14 +60,13 @@ def format_table(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from padellm.adapters import shipped_adapter
-    from padellm.client import NERClient
+    from padellm.client import NERClient, client_key
     from padellm.configargs import add_dataclass_arguments, dataclass_from_args, dataclass_to_argv, given_fields
     from padellm.data.datasets import load_dataset
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
     from padellm.errors import ConfigError, PadellmError
     from padellm.evaluation.environment import environment
-    from padellm.api_keys import client_key
     from padellm_serve.loadgen import consistency, run_load, run_open_loop, spot_check, summarize_load
     from padellm_serve.process import PeakMemory, ServerProcess
 

@@ -43,7 +43,7 @@ def serve(args: argparse.Namespace) -> int:
         raise MissingPackageError(err.name, "pip install -e .[serve]", "padellm serve") from err
 
     from padellm.adapters import shipped_adapter
-    from padellm.api_keys import server_keys
+    from padellm.client import server_keys
     from padellm_serve.app import create_app
     from padellm_serve.auth import KeyCheck
     from padellm_serve.http_server import build_server

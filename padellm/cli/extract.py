@@ -183,8 +183,7 @@ REMOTE_OPTIONS = ("dedup", "max_count")
 
 def remote_decoder(args: argparse.Namespace):
     """Decode on a running ``padellm serve``: ``(decode, close)`` as ``local_decoder``'s."""
-    from padellm.api_keys import client_key
-    from padellm.client import NERClient
+    from padellm.client import NERClient, client_key
     from padellm.engine.decoding import DecodeConfig
     from padellm.engine.vllm_backend import VLLMConfig
 

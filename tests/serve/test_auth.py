@@ -1,4 +1,4 @@
-"""API keys: the key file and variables (padellm.api_keys), the server's 401s (every route but /health and the
+"""API keys: the key file and variables (padellm.client), the server's 401s (every route but /health and the
 static pages, the same answer whatever is wrong), rotation with several keys, and the client and
 ``padellm extract --server`` sending the key."""
 
@@ -7,9 +7,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from padellm.api_keys import ENVIRONMENT_VARIABLE, client_key, read_key_file, server_keys
 from padellm.cli import main as padellm_main
-from padellm.client import NERClient, ServerError
+from padellm.client import ENVIRONMENT_VARIABLE, NERClient, ServerError, client_key, read_key_file, server_keys
 from padellm.errors import ConfigError
 from padellm_serve.app import create_app
 from padellm_serve.auth import KeyCheck
