@@ -44,3 +44,36 @@ def test_add_pipe_finds_the_factory_by_its_entry_point_and_pipe_batches(tiny_ada
     with pytest.raises(Exception, match="batch_size must be >= 1"):
         spacy.blank("en").add_pipe("padellm", config={"adapter": str(tiny_adapter[0]), "backend": "transformers",
                                                       "batch_size": 0})
+
+
+def load_script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "eval" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_coverage_counts_exact_widened_and_spans_only():
+    coverage = load_script("spacy_coverage").coverage
+    doc = spacy.blank("en")("IL-2 receptor expression in T cells")
+    found = [Entity(0, 13, "protein"), Entity(0, 4, "protein"), Entity(28, 29, "cell_type"),
+             Entity(1, 13, "protein")]
+    annotate(doc, found)  # keeps "IL-2 receptor" and "T"; (1, 13) widens to it; "IL-2" nests inside it
+    counts = coverage([doc], [found])
+    assert counts == {"spans": 4, "in_ents_exactly": 2, "in_ents_widened": 1, "only_in_doc_spans": 1,
+                      "share_in_ents": 75.0}
+
+
+def test_the_coverage_script_runs_end_to_end(tiny_adapter, capsys):
+    import json
+
+    adapter, corpus = tiny_adapter
+    assert load_script("spacy_coverage").main(["--adapter", str(adapter), "--dataset", str(corpus), "--sample", "2",
+                                               "--backend", "transformers"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sentences"] == 2 and report["spans"] == report["in_ents_exactly"] + report["in_ents_widened"] + \
+        report["only_in_doc_spans"]
