@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=setup_env.sh
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-padellm models prepare all
+padellm models prepare all >&2  # where the models are: a log line here; stdout is the demo's
 # The parallel adapter decodes with the settings `padellm tune` chose for it on CoNLL-2003 dev
 # (adapters/conll2003-parallel/decode.yaml).
 python eval/demo.py "$@"
