@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             docs = list(nlp.pipe(texts))
             own = component.ner.batch(texts)  # the same extractor, called directly
             component.close()
+            print(json.dumps({"adapter": args.adapter, "sentences": len(texts), **coverage(docs, own)}), file=stdout)
     except PadellmError as err:
         print(f"spacy_coverage: error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps({"adapter": args.adapter, "sentences": len(texts), **coverage(docs, own)}), file=stdout)
     return 0
 
 

@@ -84,18 +84,19 @@ class NER:
         if check:
             self.check(texts, config)
         texts = list(texts)
-        if self.max_model_len is None:
-            return decode_steps(texts, self.encoder, config, labels, counts)
 
         def fits(text: str) -> bool:
-            return self.tokens_needed(text, config) <= self.max_model_len
+            return self.max_model_len is None or self.tokens_needed(text, config) <= self.max_model_len
 
-        if all(map(fits, texts)):
+        def within(text: str) -> bool:
+            return len(self.encoder.encode(text)) <= config.window_tokens
+
+        if counts is not None or all(fits(text) and within(text) for text in texts):
+            if counts is not None and not all(map(fits, texts)):
+                raise ConfigError("counts: a text longer than the engine's context is decoded in windows, which have "
+                                  "no counts of their own; shorten the texts or raise max_model_len")
             return decode_steps(texts, self.encoder, config, labels, counts)
-        if counts is not None:
-            raise ConfigError("counts: a text longer than the engine's context is decoded in windows, which have no "
-                              "counts of their own; shorten the texts or raise max_model_len")
-        plans = [plan_windows(text, fits) for text in texts]
+        plans = [plan_windows(text, fits, within=within) for text in texts]
         return window_steps(texts, plans, lambda windows: decode_steps(windows, self.encoder, config, labels))
 
     def check(self, texts: list[str], decode_config: DecodeConfig | None = None) -> None:

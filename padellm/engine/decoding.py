@@ -55,6 +55,10 @@ class DecodeConfig:
     template's window, the one training wrote none answers for. A label with n mentions takes
     ceil((n + 1) / window) rounds, each a prefill and a decode, so a wider window saves the rounds that only learn
     that the last mention was the last, for more branches per round."""
+    window_tokens: int = 128
+    """A text longer than this many tokens is decoded in windows of whole sentences up to this size (a sentence
+    longer than it is a window of its own), as the adapters were trained on single sentences: a 150-sentence
+    document decoded in five context-filling windows scored 22 F1 against 86 for its sentences one by one."""
     stop_at_repeat: bool = False
     """Count-free templates: a branch that writes a string absent from the text, or one its label has already
     found as often as it occurs in the text, closes its label as a none answer would (the mention is dropped
@@ -67,7 +71,8 @@ class DecodeConfig:
         if not 0 < self.count_quantile < 1:
             problems.append(f"count_quantile must be in (0, 1); got {self.count_quantile}")
         problems += bound_problems(self,
-                                   at_least_one=("max_count", "max_mention_tokens", "max_autoregressive_tokens"))
+                                   at_least_one=("max_count", "max_mention_tokens", "max_autoregressive_tokens",
+                                                 "window_tokens"))
         if self.branch_window < 0:
             problems.append(f"branch_window must be >= 0 (0: the template's window); got {self.branch_window}")
         for name in ("none_bias", "end_bias"):

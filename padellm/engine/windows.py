@@ -70,10 +70,15 @@ def split_long(text: str, start: int, end: int, fits: Callable[[str], bool]) -> 
     return pieces
 
 
-def plan_windows(text: str, fits: Callable[[str], bool], overlap: int = 1) -> list[Window]:
-    """Windows that cover ``text``, each fitting (``fits(window text)``), overlapping by ``overlap`` pieces
-    (sentences, or pieces of a sentence too long to fit whole)."""
-    if fits(text):
+def plan_windows(text: str, fits: Callable[[str], bool], overlap: int = 1,
+                 within: Callable[[str], bool] | None = None) -> list[Window]:
+    """Windows that cover ``text``, each fitting (``fits(window text)``: the engine's hard limit), overlapping by
+    ``overlap`` pieces (sentences, or pieces of a sentence too long to fit whole). ``within``: a softer bound on a
+    window of several pieces (the size the model was trained on); one piece that fits is a window even past it."""
+    def grows(candidate: str) -> bool:
+        return fits(candidate) and (within is None or within(candidate))
+
+    if grows(text):
         return [Window(0, len(text), 0, len(text))]
     pieces = [piece for start, end in sentence_spans(text)
               for piece in ([(start, end)] if fits(text[start:end]) else split_long(text, start, end, fits))]
@@ -81,7 +86,7 @@ def plan_windows(text: str, fits: Callable[[str], bool], overlap: int = 1) -> li
     first = 0
     while first < len(pieces):
         last = first + 1
-        while last < len(pieces) and fits(text[pieces[first][0] : pieces[last][1]]):
+        while last < len(pieces) and grows(text[pieces[first][0] : pieces[last][1]]):
             last += 1
         spans.append((first, last))
         if last == len(pieces):

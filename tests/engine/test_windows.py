@@ -45,6 +45,14 @@ def test_windows_fit_cover_the_text_overlap_and_own_it_exactly_once():
     assert plan_windows("short", fits_chars(80)) == [Window(0, 5, 0, 5)]
 
 
+def test_within_groups_whole_sentences_up_to_a_softer_bound_and_never_cuts_one():
+    text = "Ann met Bo. " + "A much longer sentence that is past the soft bound on its own. " + "Cy left."
+    windows = plan_windows(text, fits_chars(1_000), within=fits_chars(20))  # all of it fits the engine
+    assert [text[w.start : w.end] for w in windows] == [
+        "Ann met Bo. ", "A much longer sentence that is past the soft bound on its own. ", "Cy left."]
+    assert plan_windows("Ann met Bo. Cy left.", fits_chars(1_000), within=fits_chars(40)) == [Window(0, 20, 0, 20)]
+
+
 def test_a_sentence_too_long_is_cut_at_spaces_or_anywhere_when_it_has_none():
     text = "word " * 50
     pieces = split_long(text, 0, len(text), fits_chars(23))
