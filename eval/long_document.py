@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--joiner", default=" ", help="what goes between two sentences of the document")
     parser.add_argument("--max-model-len", type=int, default=1024, help="the engine's context, in tokens")
+    parser.add_argument("--window-tokens", type=int, help="DecodeConfig.window_tokens (default: the adapter's)")
     args = parser.parse_args(argv)
 
     from padellm.data.datasets import load_dataset
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                 offset = len(document)
                 document += example.text
                 gold += [Entity(offset + e.start, offset + e.end, e.label) for e in example.entities]
-            with load(args.adapter, vllm_config=VLLMConfig(max_model_len=args.max_model_len)) as ner:
+            settings = {"window_tokens": args.window_tokens} if args.window_tokens else None
+            with load(args.adapter, decode_config=settings,
+                      vllm_config=VLLMConfig(max_model_len=args.max_model_len)) as ner:
                 ner.run([examples[0].text])  # warm-up
                 started = time.perf_counter()
                 whole = ner.run([document])
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   apart.entities).micro.f1, 2),
                 "entities_match_text": all(0 <= e.start < e.end <= len(document) for e in found),
                 "document_s": round(document_s, 2), "sentences_s": round(sentences_s, 2),
-                "max_model_len": args.max_model_len}
+                "max_model_len": args.max_model_len, "window_tokens": ner.decode_config.window_tokens}
             print(json.dumps(report), file=stdout)
     except PadellmError as err:
         print(f"long_document: error: {err}", file=sys.stderr)
