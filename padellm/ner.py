@@ -14,7 +14,7 @@ from padellm.prompts.encoding import PromptEncoder
 from padellm.engine.backend import GenerationBackend
 from padellm.engine.decode_settings import resolve_decode_config
 from padellm.engine.decoding import DecodeConfig, DecodeResult, DecodeSteps, run_steps, run_steps_async
-from padellm.engine.windows import plan_windows, window_steps
+from padellm.engine.windows import plan_windows, sentence_spans, window_steps
 from padellm.formats import decode_steps, format_of
 from padellm.errors import ConfigError, InvalidRequestError, one_of_problem
 from padellm.types import Entity
@@ -88,8 +88,8 @@ class NER:
         def fits(text: str) -> bool:
             return self.max_model_len is None or self.tokens_needed(text, config) <= self.max_model_len
 
-        def within(text: str) -> bool:
-            return len(self.encoder.encode(text)) <= config.window_tokens
+        def within(text: str) -> bool:  # one sentence is never cut for this bound, only for the engine's
+            return len(sentence_spans(text)) <= 1 or len(self.encoder.encode(text)) <= config.window_tokens
 
         if counts is not None or all(fits(text) and within(text) for text in texts):
             if counts is not None and not all(map(fits, texts)):
