@@ -91,10 +91,10 @@ class NER:
         def within(text: str) -> bool:  # one sentence is never cut for this bound, only for the engine's
             return len(sentence_spans(text)) <= 1 or len(self.encoder.encode(text)) <= config.window_tokens
 
-        if counts is not None or all(fits(text) and within(text) for text in texts):
-            if counts is not None and not all(map(fits, texts)):
-                raise ConfigError("counts: a text longer than the engine's context is decoded in windows, which have "
-                                  "no counts of their own; shorten the texts or raise max_model_len")
+        if counts is not None and not all(map(fits, texts)):
+            raise ConfigError("counts: a text longer than the engine's context is decoded in windows, which have "
+                              "no counts of their own; shorten the texts or raise max_model_len")
+        if counts is not None or all(fits(text) and within(text) for text in texts):  # given counts: whole texts
             return decode_steps(texts, self.encoder, config, labels, counts)
         plans = [plan_windows(text, fits, within=within) for text in texts]
         return window_steps(texts, plans, lambda windows: decode_steps(windows, self.encoder, config, labels))

@@ -12,7 +12,7 @@ from padellm_serve.config import ServerConfig
 from padellm_serve.service import NON_BLANK
 
 
-def served_labels(labels_by_mode: dict[str, tuple[str, ...]]) -> list[str]:
+def common_labels(labels_by_mode: dict[str, tuple[str, ...]]) -> list[str]:
     """Labels every served mode accepts (a request may name them whatever its mode)."""
     common = set.intersection(*(set(labels) for labels in labels_by_mode.values()))
     return sorted(common)
@@ -29,7 +29,7 @@ def constrain_request(properties: dict, config: ServerConfig, labels_by_mode: di
     properties["input"]["anyOf"] = [text, {"type": "array", "items": text, "minItems": 1,
                                            "maxItems": config.max_texts}]
     labels = next(s for s in properties["labels"]["anyOf"] if s.get("type") == "array")
-    labels["items"] = {"type": "string", "enum": served_labels(labels_by_mode)}
+    labels["items"] = {"type": "string", "enum": common_labels(labels_by_mode)}
     count = next(s for s in properties["max_count"]["anyOf"] if s.get("type") == "integer")
     count["maximum"] = config.max_count_limit
     mode = next(s for s in properties["mode"]["anyOf"] if s.get("type") == "string")

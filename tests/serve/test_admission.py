@@ -40,14 +40,20 @@ def test_the_estimate_divides_the_queue_by_the_measured_throughput():
     assert admission.texts_in_flight == 0 and admission.texts_per_s() == 4 / 3 and admission.scale() == 1.0
 
 
-def test_requests_that_arrive_behind_a_request_do_not_inflate_the_scale():
-    # A batching engine serves everything in flight together: a request that started alone is slowed by those
-    # that came after it, as far as the queue it saw at its peak predicts, and no further.
+def measured_at_two_texts_per_s() -> tuple[Admission, Clock]:
+    """An admission (20 s time-out, fake clock at 1.0 s) that has seen 2 texts decoded in 1 busy second."""
     clock = Clock()
     admission = Admission(max_texts_in_flight=100, timeout_s=20, clock=clock)
     warm = admission.start(2)
     clock.now = 1.0
-    admission.finish(warm)  # 2 texts/s
+    admission.finish(warm)
+    return admission, clock
+
+
+def test_requests_that_arrive_behind_a_request_do_not_inflate_the_scale():
+    # A batching engine serves everything in flight together: a request that started alone is slowed by those
+    # that came after it, as far as the queue it saw at its peak predicts, and no further.
+    admission, clock = measured_at_two_texts_per_s()
     alone = admission.start(1)
     late = [admission.start(1) for _ in range(3)]  # 4 in flight while `alone` runs
     clock.now = 3.0
@@ -58,11 +64,7 @@ def test_requests_that_arrive_behind_a_request_do_not_inflate_the_scale():
 
 
 def test_requests_slower_than_their_queue_predicts_scale_the_prediction():
-    clock = Clock()
-    admission = Admission(max_texts_in_flight=100, timeout_s=20, clock=clock)
-    warm = admission.start(2)
-    clock.now = 1.0
-    admission.finish(warm)  # 2 texts/s
+    admission, clock = measured_at_two_texts_per_s()
     slow = admission.start(2)  # its queue (2 texts) predicts 1 s
     clock.now = 4.0
     admission.finish(slow)  # took 3 s; throughput now 4 texts in 4 busy s

@@ -1,6 +1,7 @@
 """The HTTP server's guards on a real socket (uvicorn in a thread, a backend that never answers): slow clients
 are cut off, connections are capped, and a stopping server answers its unfinished requests."""
 
+import contextlib
 import http.client
 import json
 import signal
@@ -11,43 +12,27 @@ import time
 import pytest
 
 from padellm import load
-from padellm_serve.app import create_app
-from padellm_serve.config import ServerConfig
-from padellm_serve.http_server import build_server
-from padellm_serve.process import free_port
-from padellm_serve.service import NERService
 
+from live_server import live_server
 from test_app import HangingBackend
 
 
 @pytest.fixture
 def running(tiny_adapters):
-    """Start a server with given settings; stop it after the test."""
-    started = []
+    """Start a server (on a backend that never answers) with given settings; stop it after the test."""
+    with contextlib.ExitStack() as stack:
+        def start(**settings):
+            backends = []
 
-    def start(**settings):
-        backends = []
+            def loader(adapters, decode_config, vllm_config):
+                backends.append(HangingBackend(adapters[0].resolve()))
+                return [load(adapters[0], backends[0], decode_config=decode_config)]
 
-        def loader(adapters, decode_config, vllm_config):
-            backends.append(HangingBackend(adapters[0].resolve()))
-            return [load(adapters[0], backends[0], decode_config=decode_config)]
+            _, server, service = stack.enter_context(live_server([tiny_adapters["parallel"]], loader, ready_s=60,
+                                                                 **settings))
+            return server, service, backends
 
-        config = ServerConfig(port=free_port(), warmup=False, log_level="warning", **settings)
-        service = NERService([tiny_adapters["parallel"]], config, loader=loader)
-        server = build_server(create_app(service), service, config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not (server.started and service.status == "ok"):
-            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-            time.sleep(0.05)
-        started.append((server, thread))
-        return server, service, backends
-
-    yield start
-    for server, thread in started:
-        server.should_exit = True
-        thread.join(30)
+        yield start
 
 
 def closed_by_server(sock: socket.socket, within: float) -> bool:

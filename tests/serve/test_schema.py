@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 
 from conftest import require
 from padellm_serve.config import ServerConfig
-from padellm_serve.schema import constrain_request, served_labels
+from padellm_serve.schema import common_labels, constrain_request
 
 from live_server import live_server
 from test_app import DECODE
@@ -37,7 +37,7 @@ def test_the_request_schema_carries_the_limits_the_server_enforces():
     assert "autoregressive: PER, LOC, ORG" in properties["labels"]["description"]
     assert properties["max_count"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 3}
     assert properties["mode"]["anyOf"][0]["enum"] == ["autoregressive", "parallel"]
-    assert served_labels({"parallel": ("A", "B")}) == ["A", "B"]
+    assert common_labels({"parallel": ("A", "B")}) == ["A", "B"]
 
 
 @pytest.fixture(scope="module")
