@@ -47,7 +47,8 @@ def openapi_schema(app, config: ServerConfig, labels_by_mode: dict[str, tuple[st
                       default_mode)
     schema["paths"]["/v1/ner"]["post"]["description"] = (
         f"At most {config.max_texts} texts of at most {config.max_text_chars} characters each, in a JSON body "
-        f"(Content-Type: application/json) of at most {config.max_body_bytes} bytes (413 above it). A request "
+        f"(Content-Type: application/json) of at most {config.max_body_bytes} bytes; 413 above any of the three, "
+        "naming the limit. A text longer than the engine's context is decoded in windows. A request "
         f"the server would not finish within {config.request_timeout_s:g} s, behind the work already queued, is "
         "refused at once with 503 and Retry-After.")
     if keys.enabled:

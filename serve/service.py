@@ -167,14 +167,18 @@ class NERService:
         texts = request.texts()
         if isinstance(request.input, list) and not texts:
             problems.append(Problem(field="input", message="an empty list; give at least one text"))
+        too_large: list[Problem] = []  # the request's size over a limit: 413, whatever else is wrong
         if len(texts) > limits.max_texts:
-            problems.append(Problem(field="input", message=f"{len(texts)} texts in one request",
-                                    limit=limits.max_texts))
+            too_large.append(Problem(field="input", message=f"{len(texts)} texts in one request",
+                                     limit=limits.max_texts))
         # A rejected max_count must not reach the length check (a 4,000-digit count is a valid JSON integer).
         own = ner.decode_config if ner else DecodeConfig()  # what the adapter decodes with: its tuned settings
         decode_config = request.decode_config(own) if not problems else own
         for index, text in enumerate(texts[: limits.max_texts]):  # more are an error already: check no more
             field = "input" if isinstance(request.input, str) else f"input[{index}]"
+            if len(text) > limits.max_text_chars:
+                too_large.append(Problem(field=field, message=f"{len(text)} characters", limit=limits.max_text_chars))
+                continue
             problem = self._text_problem(field, text)
             if problem:
                 problems.append(problem)
@@ -191,6 +195,8 @@ class NERService:
                 problems.append(Problem(field="labels", message=f"{len(unknown) - MAX_PROBLEMS} more labels that are "
                                                                 f"not the adapter's"))
             labels = tuple(dict.fromkeys(request.labels))
+        if too_large:
+            raise RequestRejected(413, "payload_too_large", too_large + problems)
         if problems:
             raise RequestRejected(400, "invalid_request", problems)
         return Job(ner, texts, labels, decode_config, request)
@@ -198,8 +204,6 @@ class NERService:
     def _text_problem(self, field: str, text: str) -> Problem | None:
         if not NON_BLANK.search(text):
             return Problem(field=field, message="empty or whitespace only")
-        if len(text) > self.config.max_text_chars:
-            return Problem(field=field, message=f"{len(text)} characters", limit=self.config.max_text_chars)
         problem = surrogate_problem(text)
         if problem:
             return Problem(field=field, message=problem)

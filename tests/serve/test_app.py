@@ -111,8 +111,6 @@ LONG_TEXT = " ".join(f"word{i}" for i in range(200))  # < 2000 characters, > 256
 BAD_REQUESTS = [
     ({"input": ""}, "input", None),
     ({"input": ["fine", "  \n"]}, "input[1]", None),
-    ({"input": "x" * 2001}, "input", 2000),
-    ({"input": ["a"] * 5}, "input", 4),
     ({"input": []}, "input", None),
     ({"input": 3}, "input", None),
     ({"input": ["a", 3]}, "input[1]", None),
@@ -156,6 +154,24 @@ def test_bad_input_is_a_400_naming_the_field(client, body, field, limit):
     assert problem is not None, error
     assert problem["limit"] == limit
     assert field in error["message"]
+
+
+TOO_LARGE = [
+    ({"input": "x" * 2001}, {"input": 2000}),
+    ({"input": ["a"] * 5}, {"input": 4}),
+    ({"input": ["fine", "y" * 2001, " "]}, {"input[1]": 2000, "input[2]": None}),
+]
+
+
+@pytest.mark.parametrize("body,limits", TOO_LARGE, ids=["text", "texts", "text-among-others"])
+def test_a_request_over_a_size_limit_is_a_413_naming_the_limit(client, body, limits):
+    """Texts longer than max_text_chars or more than max_texts: 413, with every other problem listed too."""
+    response = post(client, body)
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert error["type"] == "payload_too_large"
+    assert {p["field"]: p["limit"] for p in error["problems"]} == limits
+    assert next(p for p in error["problems"] if p["limit"])["message"] in error["message"]
 
 
 def test_every_problem_is_reported_at_once(client):
