@@ -2,7 +2,8 @@
 one batch, and map what they found back to the document's character offsets.
 
 Windows end on sentence boundaries where there are any (a sentence ends at ``.``, ``!``, ``?``, their CJK forms,
-or a line break) and on whitespace inside a sentence that is itself too long (at a character where a text has
+or a line break; not at the period of an abbreviation such as ``U.S.``, ``J.`` or ``Mr.`` or of an ordinal (``6.``), nor where the next word
+starts in lower case) and on whitespace inside a sentence that is itself too long (at a character where a text has
 none, e.g. Chinese). Consecutive windows overlap by ``overlap`` sentences, so that a mention near a cut is seen
 whole in one of them; each window owns the document from the middle of its overlap with the previous window to the
 middle of its overlap with the next, and keeps the mentions that start there, so a mention found twice is kept
@@ -20,7 +21,12 @@ from padellm.engine.decoding import DecodeResult, DecodeSteps
 from padellm.errors import InvalidRequestError
 from padellm.types import Entity
 
-_SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？；]|\n+")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)|[。！？；]|\n+")
+_INITIALS = re.compile(r"(?:[^\W\d_]\.)+")  # U.S., e.g., J.
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr gen col lt sgt capt gov sen rep rev mt ft inc corp co ltd bros no nos vs etc approx "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split())
+"""Words whose period does not end a sentence (compared without the period, in lower case)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     """The sentences of ``text`` as half-open spans that tile it (each takes the whitespace after it)."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
+        if match.group().startswith(".") and not _ends_sentence(text, match.start(), match.end()):
+            continue
         end = match.end()
         while end < len(text) and text[end].isspace():
             end += 1
@@ -45,7 +53,23 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             start = end
     if start < len(text):
         spans.append((start, len(text)))
-    return spans
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:  # a piece with no letter or digit (a closing quote) joins the sentence before it
+        if merged and not any(c.isalnum() for c in text[start:end]):
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _ends_sentence(text: str, period: int, end: int) -> bool:
+    """Whether the period at ``text[period]`` (closing quotes or brackets up to ``end``, then whitespace) ends a
+    sentence."""
+    word = text[: period + 1].rsplit(None, 1)[-1].lstrip("\"'([{")
+    if _INITIALS.fullmatch(word) or word[:-1].lower() in ABBREVIATIONS or word[:-1].isdigit():  # "6. Ludwig"
+        return False
+    following = text[end:].lstrip()
+    return not (following and following[0].islower())
 
 
 def split_long(text: str, start: int, end: int, fits: Callable[[str], bool]) -> list[tuple[int, int]]:

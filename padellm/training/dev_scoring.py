@@ -14,12 +14,18 @@ from padellm.types import Example
 
 def dev_scores(model, encoder: PromptEncoder, examples: list[Example], batch_size: int = 64, progress: bool = True,
                desc: str = "dev decoding") -> dict:
-    """Span and string-set scores of greedy decoding on ``examples``, with decoding statistics."""
+    """Span and string-set scores of greedy decoding of ``model`` on ``examples``, with decoding statistics."""
+    return backend_scores(TransformersBackend(model, encoder.eos_id, batch_size=batch_size), encoder, examples,
+                          progress, desc)
+
+
+def backend_scores(backend, encoder: PromptEncoder, examples: list[Example], progress: bool = True,
+                   desc: str = "dev decoding") -> dict:
+    """``dev_scores`` of any generation backend."""
     from collections import Counter
 
     from tqdm.auto import tqdm
 
-    backend = TransformersBackend(model, encoder.eos_id, batch_size=batch_size)
     predictions, counts = [], []
     stats: Counter = Counter()
     seconds = 0.0

@@ -115,7 +115,7 @@ def train_fastner(config: FastNERTrainingConfig, resume: bool = False, progress:
         loss.backward()
         update(optimizer, scheduler, model.parameters(), t.max_grad_norm)
         state["sentences"] += len(indices)
-        return StepOutcome(float(loss), postfix={"last_exit": f"{per_exit[-1]:.4f}"}, log={"exit_losses": per_exit})
+        return StepOutcome(float(loss.detach()), postfix={"last_exit": f"{per_exit[-1]:.4f}"}, log={"exit_losses": per_exit})
 
     def save(state: dict) -> None:
         save_checkpoint(output_dir, model.state_dict(), optimizer, scheduler, state)

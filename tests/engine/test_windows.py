@@ -34,6 +34,20 @@ def test_sentences_tile_the_text_and_end_at_boundaries():
     assert sentence_spans("") == [] and sentence_spans("no end") == [(0, 6)]
 
 
+@pytest.mark.parametrize("text,sentences", [
+    ("Fed Cup , as conducted at the U.S. Open on Saturday :", 1),  # a CoNLL-2003 dev sentence, once cut at U.S.
+    ("Mr. Smith met Dr. Jones in St. Louis on Sept. 5 .", 1),
+    ("J. Smith won . He said so .", 2),
+    ("6. Ludwig 1:25", 1),
+    ('saying : " Why go ? "', 1),  # a closing quote at the end is no sentence of its own (a CoNLL-2003 dev line)  # a results table's rank (a CoNLL-2003 dev line)
+    ("The score was 3-1 in the end . the crowd left .", 1),  # lower case after the period: the sentence goes on
+    ("\"It is over.\" Then it rained.", 2),
+    ("He moved to the U.S.\nThen he left .", 2),  # a line break always ends one
+])
+def test_abbreviations_and_lower_case_continuations_do_not_end_a_sentence(text, sentences):
+    assert len(sentence_spans(text)) == sentences, [text[a:b] for a, b in sentence_spans(text)]
+
+
 def test_windows_fit_cover_the_text_overlap_and_own_it_exactly_once():
     windows = plan_windows(DOCUMENT, fits_chars(80))
     assert len(windows) > 3 and all(w.end - w.start <= 80 for w in windows)

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from padellm.cli import main
-from padellm.metrics import score
 from padellm.types import Entity
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -65,14 +64,24 @@ def test_results_cover_every_system_and_figure(run, tiny_adapters):
     assert parallel["stats"]["count_prompts"] == 3 * 4 and autoregressive["sequences_per_sentence"] == 1
     full, patience = summary["systems"]["fastner (full model)"], summary["systems"]["fastner (patience 1)"]
     assert full["mean_exit_layer"] == 2 and full["exit_layers"] == {"2": 3}
-    assert 1 <= patience["mean_exit_layer"] <= 2
+    # Patience 1 needs one exit that agrees with the one before: on a 2-layer model, never before the last layer.
+    assert patience["mean_exit_layer"] == 2 and patience["exit_layers"] == {"2": 3}
+    assert patience["span"] == full["span"]
     assert results["environment"]["cpus_available"] >= 1 and "torch" in results["environment"]["libraries"]
     assert results["command"].startswith("padellm eval --dataset") and results["seed"] == 0
     assert results["systems"]["fastner (patience 1)"]["settings"]["exit"]["criterion"] == "patience"
     assert results["data"]["labels"] == ["LOC", "ORG", "PER"]
 
 
-def test_figures_agree_with_the_metrics_module_on_the_written_predictions(run):
+def micro_f1(gold: list[set], predicted: list[set]) -> tuple[int, int, int, float]:
+    """Micro F1 over per-text sets, written independently of padellm.metrics: (tp, predicted, gold, f1)."""
+    tp = sum(len(g & p) for g, p in zip(gold, predicted))
+    n_pred, n_gold = sum(map(len, predicted)), sum(map(len, gold))
+    precision, recall = (tp / n_pred if n_pred else 0.0), (tp / n_gold if n_gold else 0.0)
+    return tp, n_pred, n_gold, (2 * precision * recall / (precision + recall) if tp else 0.0)
+
+
+def test_figures_agree_with_the_written_predictions(run):
     out, results = run
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [r["index"] for r in records] == results["data"]["sample_indices"]
@@ -80,8 +89,13 @@ def test_figures_agree_with_the_metrics_module_on_the_written_predictions(run):
     gold = [[Entity(e["start"], e["end"], e["label"]) for e in r["gold"]] for r in records]
     for name, entry in results["summary"]["systems"].items():
         predicted = [[Entity(e["start"], e["end"], e["label"]) for e in r["predictions"][name]] for r in records]
-        for matcher in ("span", "string"):
-            assert entry[matcher] == score(texts, gold, predicted, matcher).to_dict()
+        spans = (lambda text, entities: {(e.start, e.end, e.label) for e in entities})
+        strings = (lambda text, entities: {(text[e.start:e.end], e.label) for e in entities})  # the paper's sets
+        for matcher, key in (("span", spans), ("string", strings)):
+            expected = micro_f1([key(t, g) for t, g in zip(texts, gold)], [key(t, p) for t, p in zip(texts, predicted)])
+            micro = entry[matcher]["micro"]
+            assert (micro["tp"], micro["tp"] + micro["fp"], micro["support"]) == expected[:3], (name, matcher)
+            assert micro["f1"] == pytest.approx(expected[3])
         assert [r["latency_ms"][name] for r in records] == pytest.approx(results["latencies_ms"][name], abs=1e-3)
 
 

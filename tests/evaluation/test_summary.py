@@ -4,7 +4,6 @@ import pytest
 
 from padellm.evaluation.runner import SystemRun
 from padellm.evaluation.summary import generated_tokens, latency_summary, summarize
-from padellm.metrics import recall_by_rank, score
 from padellm.types import Entity, Example
 
 EXAMPLES = [Example("Anna in Paris", ("Anna", "in", "Paris"), ((0, 4), (5, 7), (8, 13)),
@@ -42,10 +41,17 @@ def test_summary_scores_latencies_tokens_exits_and_speedups():
     kinds = {"parallel": "llm", "autoregressive": "llm", "fastner (full model)": "fastner"}
     summary = summarize(runs(), kinds, EXAMPLES)
     parallel = summary["systems"]["parallel"]
-    texts, gold = [ex.text for ex in EXAMPLES], [list(ex.entities) for ex in EXAMPLES]
-    assert parallel["span"] == score(texts, gold, PREDICTED, "span").to_dict()
-    assert parallel["string"] == score(texts, gold, PREDICTED, "string").to_dict()
-    assert parallel["recall_by_rank"] == recall_by_rank(gold, PREDICTED)
+    # Written out by hand: Anna/PER and Bob/PER found, Paris predicted PER where gold says LOC.
+    third = pytest.approx(2 / 3)
+    for matcher in ("span", "string"):
+        assert parallel[matcher]["matcher"] == matcher
+        assert parallel[matcher]["micro"] == {"precision": third, "recall": third, "f1": third, "tp": 2, "fp": 1,
+                                             "fn": 1, "support": 3}
+        assert parallel[matcher]["macro_f1"] == pytest.approx(0.4)  # (PER 0.8 + LOC 0) / 2
+        assert parallel[matcher]["per_label"]["PER"] == {"precision": third, "recall": 1.0, "f1": pytest.approx(0.8),
+                                                         "tp": 2, "fp": 1, "fn": 0, "support": 2}
+        assert parallel[matcher]["per_label"]["LOC"]["support"] == 1 == parallel[matcher]["per_label"]["LOC"]["fn"]
+    assert parallel["recall_by_rank"] == {"only": {"gold": 3, "found": 2, "recall": third}}
     assert parallel["latency_ms"]["mean"] == pytest.approx(200)
     assert parallel["batch"] == pytest.approx({"seconds": 0.5, "sentences_per_s": 4.0, "agrees_with_single": 1.0})
     assert parallel["stage_mean_ms"] == pytest.approx({"count": 100, "branches": 100})

@@ -17,7 +17,7 @@ from padellm_serve.app import create_app, decode_or_abort
 from padellm_serve.config import ServerConfig
 from padellm_serve.service import NERService
 
-from threaded_backend import transformers_loader
+from threaded_backend import SENTENCE, scripted_loader, transformers_loader
 
 LIMITS = ServerConfig(max_texts=4, max_text_chars=2000, max_body_bytes=8192, max_count_limit=5,
                       request_timeout_s=60)
@@ -95,16 +95,27 @@ def test_entities_equal_offline_extraction(client, tiny_adapters, mode):
     assert body["usage"]["generated_tokens"] == tokens
 
 
-def test_options_labels_probabilities_and_one_text(client):
-    text = "EU rejects German call to boycott British lamb ."
-    full = post(client, {"input": text, "max_count": 5, "dedup": "none"}).json()
+@pytest.fixture(scope="module")
+def scripted_client(tiny_adapters):
+    """The parallel adapter's decoding path on a backend whose answers are known (threaded_backend.ANSWERS)."""
+    # Room for the tiny tokenizer's many tokens per word (6 cut "Brussels" to "Brussel").
+    service = NERService([tiny_adapters["parallel"]], LIMITS, DecodeConfig(max_mention_tokens=16),
+                         loader=scripted_loader)
+    with TestClient(create_app(service), raise_server_exceptions=False) as client:
+        assert wait_ready(client).status_code == 200
+        yield client
+
+
+def test_options_labels_probabilities_and_one_text(scripted_client):
+    full = post(scripted_client, {"input": SENTENCE, "max_count": 5, "dedup": "none"}).json()
     assert len(full["results"]) == 1 and "timings_ms" not in full
     entities = full["results"][0]["entities"]
-    assert all(0 < e["probability"] <= 1 and e["score"] <= 0 for e in entities)
-    only = post(client, {"input": text, "labels": ["PER", "LOC"], "max_count": 5, "dedup": "none",
-                         "return_probabilities": False}).json()["results"][0]["entities"]
-    assert only == [{k: v for k, v in e.items() if k not in ("score", "probability")}
-                    for e in entities if e["label"] in ("PER", "LOC")]
+    assert [(e["start"], e["end"], e["label"], e["text"]) for e in entities] == [
+        (0, 15, "PER", "Peter Blackburn"), (24, 32, "LOC", "Brussels")]
+    assert [e["score"] for e in entities] == pytest.approx([-0.05, -0.2])  # the mention's log-probability
+    assert [e["probability"] for e in entities] == pytest.approx([0.951229, 0.818731])  # its exp
+    only = post(scripted_client, {"input": SENTENCE, "labels": ["LOC"], "return_probabilities": False}).json()
+    assert only["results"][0]["entities"] == [{"start": 24, "end": 32, "label": "LOC", "text": "Brussels"}]
 
 
 LONG_TEXT = " ".join(f"word{i}" for i in range(200))  # < 2000 characters, > 256 tokens

@@ -8,32 +8,14 @@ skipped, and in CI it fails. ``PADELLM_SCREENSHOT=FILE`` also saves a screenshot
 
 import os
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
 from conftest import missing, require
-from padellm.adapters import load_adapter
-from padellm.ner import load
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "formats"))
-from scripted import ScriptedBackend  # noqa: E402
-from live_server import live_server  # noqa: E402
-from threaded_backend import ThreadedBackend  # noqa: E402
+from live_server import live_server
+from threaded_backend import SENTENCE, scripted_loader
 
 KEY = "browser-test-key-0123456789"
-SENTENCE = "Peter Blackburn went to Brussels ."
-ANSWERS = {  # the tiny corpus names its labels by their tags
-    "PER\n\n<num>": ("1", 0.0), "LOC\n\n<num>": ("1", 0.0), "ORG\n\n<num>": ("0", 0.0), "MISC\n\n<num>": ("0", 0.0),
-    "PER\n\n<num>1\n<mention 1>": ("Peter Blackburn", -0.05), "LOC\n\n<num>1\n<mention 1>": ("Brussels", -0.2)}
-
-
-def scripted_loader(adapters, decode_config, vllm_config):
-    (adapter,) = adapters
-    encoder = load_adapter(adapter).encoder
-    backend = ThreadedBackend(ScriptedBackend(encoder, ANSWERS), adapter.resolve())
-    return [load(adapter, backend, decode_config=decode_config)]
 
 
 @pytest.fixture(scope="module")

@@ -119,6 +119,8 @@ def test_extract_command_and_client_use_the_server(server, capsys):
 
 
 def test_a_client_disconnect_aborts_its_engine_requests(server):
+    client = NERClient(server.url)
+    before = client.request(TEXTS[:2], mode="autoregressive")
     closed_before = metric(server, 'padellm_requests_total{mode="autoregressive",status="499"}')
     body = json.dumps({"input": TEXTS, "mode": "autoregressive"}).encode()
     sock = socket.create_connection(("127.0.0.1", server.port))
@@ -129,7 +131,8 @@ def test_a_client_disconnect_aborts_its_engine_requests(server):
     wait_for(server, 'padellm_requests_total{mode="autoregressive",status="499"}', lambda n: n == closed_before + 1)
     assert wait_for(server, "padellm_engine_unfinished_sequences", lambda n: n == 0) == 0
     assert metric(server, "padellm_requests_in_flight") == 0
-    assert NERClient(server.url).extract("Paris")  # still serving
+    after = client.request(TEXTS[:2], mode="autoregressive")  # still serving, and nothing aborted leaks in
+    assert (after["results"], after["usage"]) == (before["results"], before["usage"])
 
 
 def test_fuzzing_the_openapi_schema_finds_no_server_error_and_valid_requests_pass(server):

@@ -4,12 +4,23 @@ asynchronous wrapper that runs one generate call at a time, in the order they co
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from padellm.adapters import load_adapter
 from padellm.engine.backend import TransformersBackend
 from padellm.ner import load
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "formats"))
+from scripted import ScriptedBackend  # noqa: E402
+
+SENTENCE = "Peter Blackburn went to Brussels ."
+ANSWERS = {  # the tiny corpus names its labels by their tags; the counted format (padellm-en-v1)
+    "PER\n\n<num>": ("1", 0.0), "LOC\n\n<num>": ("1", 0.0), "ORG\n\n<num>": ("0", 0.0), "MISC\n\n<num>": ("0", 0.0),
+    "PER\n\n<num>1\n<mention 1>": ("Peter Blackburn", -0.05), "LOC\n\n<num>1\n<mention 1>": ("Brussels", -0.2)}
+"""What ``scripted_loader``'s backend answers: for ``SENTENCE``, PER "Peter Blackburn" and LOC "Brussels"."""
 
 
 class ThreadedBackend:
@@ -35,5 +46,15 @@ def transformers_loader(adapters, decode_config, vllm_config, delay_s: float = 0
         loaded = load_adapter(adapter)
         backend = ThreadedBackend(TransformersBackend(loaded.model, loaded.encoder.eos_id), adapter.resolve(),
                                   delay_s=delay_s)
+        ners.append(load(adapter, backend, decode_config=decode_config))
+    return ners
+
+
+def scripted_loader(adapters, decode_config, vllm_config):
+    """The tiny parallel adapter's real decoding path (template, count stage, branches, alignment, dedup) on a
+    backend that answers from ``ANSWERS``, so that the entities are known (a tiny random model finds none)."""
+    ners = []
+    for adapter in adapters:
+        backend = ThreadedBackend(ScriptedBackend(load_adapter(adapter).encoder, ANSWERS), adapter.resolve())
         ners.append(load(adapter, backend, decode_config=decode_config))
     return ners
