@@ -45,6 +45,26 @@ def test_score_adapter_script(tiny_adapter, tmp_path, capsys):
     assert "parallel decoding, F1" in capsys.readouterr().out
 
 
+def test_score_adapter_records_a_split_in_metrics_json(tiny_adapter, tmp_path, capsys):
+    import shutil
+
+    folder, corpus = tiny_adapter
+    copy = shutil.copytree(folder, tmp_path / "adapter")
+    spec = importlib.util.spec_from_file_location("score_adapter", ROOT / "eval" / "score_adapter.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--adapter", str(copy), "--dataset", str(corpus), "--split", "test", "--record"]
+    assert module.main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    assert metrics["steps"] == json.loads((folder / "metrics.json").read_text())["steps"]  # the rest kept
+    assert metrics["test"]["span"] == printed["span"] and metrics["test"]["sentences"] == 2
+    assert metrics["test"]["recorded_by"] == "python eval/score_adapter.py " + " ".join(argv)
+    with pytest.raises(SystemExit):
+        module.main([*argv, "--sample", "1"])
+    assert "drop --sample" in capsys.readouterr().err
+
+
 def test_adapter_weights_stored_in_bfloat16_take_half_the_space_and_load_back(tmp_path):
     import torch
     from safetensors.torch import load_file, save_file
