@@ -56,14 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     except PadellmError as err:
         print(f"score_adapter: error: {err}", file=sys.stderr)
         return 2
-    result = {"adapter": args.adapter, "mode": mode, "backend": args.backend, "dataset": args.dataset, "split": args.split,
-              "sample": args.sample, "seed": args.seed, "wall_time_s": time.perf_counter() - started, **scores}
+    result = {"adapter": args.adapter, "mode": mode, "backend": args.backend, "dataset": args.dataset,
+              "split": args.split, "sample": args.sample, "seed": args.seed,
+              "wall_time_s": time.perf_counter() - started, **scores}
     text = json.dumps(result, indent=2)
     if args.record:
         metrics_path = Path(args.adapter) / "metrics.json"
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        metrics[args.split] = {**scores, "backend": args.backend, "recorded_by": "python eval/score_adapter.py " + " ".join(
-            a for a in (argv if argv is not None else sys.argv[1:]))}
+        command = " ".join(argv if argv is not None else sys.argv[1:])
+        metrics[args.split] = {**scores, "backend": args.backend,
+                               "recorded_by": f"python eval/score_adapter.py {command}"}
         metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -38,8 +38,8 @@ def test_sentences_tile_the_text_and_end_at_boundaries():
     ("Fed Cup , as conducted at the U.S. Open on Saturday :", 1),  # a CoNLL-2003 dev sentence, once cut at U.S.
     ("Mr. Smith met Dr. Jones in St. Louis on Sept. 5 .", 1),
     ("J. Smith won . He said so .", 2),
-    ("6. Ludwig 1:25", 1),
-    ('saying : " Why go ? "', 1),  # a closing quote at the end is no sentence of its own (a CoNLL-2003 dev line)  # a results table's rank (a CoNLL-2003 dev line)
+    ("6. Ludwig 1:25", 1),  # a results table's rank (a CoNLL-2003 dev line)
+    ('saying : " Why go ? "', 1),  # a closing quote is no sentence of its own (a CoNLL-2003 dev line)
     ("The score was 3-1 in the end . the crowd left .", 1),  # lower case after the period: the sentence goes on
     ("\"It is over.\" Then it rained.", 2),
     ("He moved to the U.S.\nThen he left .", 2),  # a line break always ends one
