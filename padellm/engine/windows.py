@@ -4,10 +4,10 @@ one batch, and map what they found back to the document's character offsets.
 Windows end on sentence boundaries where there are any (a sentence ends at ``.``, ``!``, ``?``, their CJK forms,
 or a line break; not at the period of an abbreviation such as ``U.S.``, ``J.`` or ``Mr.`` or of an ordinal
 (``6.``), nor where the next word starts in lower case) and on whitespace inside a sentence that is itself too
-long (at a character where a text has none, e.g. Chinese). Consecutive windows overlap by ``overlap`` sentences, so that a mention near a cut is seen
-whole in one of them; each window owns the document from the middle of its overlap with the previous window to the
-middle of its overlap with the next, and keeps the mentions that start there, so a mention found twice is kept
-once. Each function here is pure; ``window_steps`` wraps a decoder.
+long (at a character where a text has none, e.g. Chinese). Consecutive windows overlap by ``overlap`` sentences,
+so that a mention near a cut is seen whole in one of them; each window owns the document from the middle of its
+overlap with the previous window to the middle of its overlap with the next, and keeps the mentions that start
+there, so a mention found twice is kept once. Each function here is pure; ``window_steps`` wraps a decoder.
 """
 
 from __future__ import annotations
