@@ -13,12 +13,6 @@ requests, at least 1. (Not the largest: a request that writes a hundred tokens t
 and one such request must not make the server refuse everything behind it.) Until the first requests have
 finished there is no estimate, and only ``max_texts_in_flight`` bounds the queue. Requests that cannot finish
 within the time-out even alone are not foreseen: the time-out must leave room for the longest answer.
-
-A batching engine also makes every request already in flight wait for the newcomers' prefills and branches, so a
-prediction for the newcomer alone does not protect the others: at twice the sustainable rate, 3 of 1,356 accepted
-requests timed out at 30 s while every newcomer's own prediction was within bounds (the throughput measured over
-32 requests swings several-fold with the answers' lengths). So nothing new starts while the oldest request in flight
-has run for more than ``protect_at`` of the time-out: it is at risk, and more work would push it over.
 """
 
 from __future__ import annotations
@@ -51,9 +45,8 @@ class Refusal:
 
 class Admission:
     def __init__(self, max_texts_in_flight: int, timeout_s: float, shed_at: float = 0.8, window: int = 32,
-                 clock: Callable[[], float] = time.monotonic, protect_at: float = 0.5):
+                 clock: Callable[[], float] = time.monotonic):
         self.max_texts_in_flight, self.timeout_s, self.shed_at = max_texts_in_flight, timeout_s, shed_at
-        self.protect_at = protect_at
         self.clock = clock
         self.texts_in_flight = 0
         self._open: list[Ticket] = []
@@ -93,12 +86,6 @@ class Admission:
             wait = self.texts_in_flight / rate * self.scale() if rate else 1.0
             return Refusal(f"{self.texts_in_flight} texts are being decoded and this request brings {texts}; retry "
                            f"shortly", self.max_texts_in_flight, self._retry_after(wait))
-        oldest = min((ticket.started for ticket in self._open), default=None)
-        if oldest is not None and self.clock() - oldest > self.protect_at * self.timeout_s:
-            age = self.clock() - oldest
-            return Refusal(f"a request accepted {age:.1f} s ago is still being decoded; the server takes no new work "
-                           f"until it is done, so that it finishes within its time-out", self.timeout_s,
-                           self._retry_after(self.timeout_s - age))
         predicted = self.predicted_s(texts)
         if self.texts_in_flight and predicted is not None and predicted > self.shed_at * self.timeout_s:
             return Refusal(f"the server would not finish this request before its time-out: {self.texts_in_flight} "

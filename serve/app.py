@@ -185,8 +185,7 @@ def create_app(service: NERService, metrics: ServerMetrics | None = None, on_loa
     metrics = metrics or ServerMetrics()
     metrics.watch_engine_queue(service.engine_queue_depth)
     config = service.config
-    admission = Admission(config.max_texts_in_flight, config.request_timeout_s, config.shed_at,
-                          protect_at=config.protect_at)
+    admission = Admission(config.max_texts_in_flight, config.request_timeout_s, config.shed_at)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

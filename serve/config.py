@@ -32,9 +32,6 @@ class ServerConfig:
     shed_at: float = 0.8
     """Refuse (HTTP 503, Retry-After) a request the measured throughput predicts to finish after this fraction of
     request_timeout_s, behind the texts already in flight: accepted requests finish, the rest are told at once."""
-    protect_at: float = 0.5
-    """Refuse (HTTP 503, Retry-After) every new request while the oldest one in flight has run for more than this
-    fraction of request_timeout_s: newcomers share the engine's steps, and would push it past its time-out."""
     graceful_shutdown_s: float = 30.0
     """On SIGTERM/SIGINT: how long in-flight requests may take to finish; those still decoding a moment before it
     ends are answered 503."""
@@ -61,9 +58,8 @@ class ServerConfig:
         for name in ("request_timeout_s", "graceful_shutdown_s", "read_timeout_s"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0; got {getattr(self, name)}")
-        for name in ("shed_at", "protect_at"):
-            if not 0 < getattr(self, name) <= 1:
-                problems.append(f"{name} must be in (0, 1]; got {getattr(self, name)}")
+        if not 0 < self.shed_at <= 1:
+            problems.append(f"shed_at must be in (0, 1]; got {self.shed_at}")
         if self.log_level not in LOG_LEVELS:
             problems.append(one_of_problem("log_level", LOG_LEVELS, self.log_level))
         if problems:
