@@ -4,6 +4,7 @@ prompt those calls hold with the gold generation, so that decoding must give bac
 from padellm.engine.backend import Generation
 from padellm.formats import format_of
 from padellm.prompts.encoding import mentions_by_label
+from scripted import first_token_scores
 
 LOGPROB = -0.1
 """Every generated token's log-probability (a mention's score then says how many tokens it took)."""
@@ -23,16 +24,15 @@ class GoldBackend:
 
     def generate(self, prompts, max_new_tokens, stop_ids=(), score_ids=(), logit_bias=None):
         self.calls.append(len(prompts))
+        stops = {self.encoder.eos_id, *stop_ids}
         out = []
         for prompt in prompts:
             gold = self.answers.get(tuple(prompt))
             if gold is None:
                 raise AssertionError(f"a prompt no gold call holds: {self.encoder.decode(prompt)!r}")
-            stops = {self.encoder.eos_id, *stop_ids}
             end = next((i for i, token in enumerate(gold) if token in stops), None)
             tokens = gold[: end if end is not None else len(gold)][:max_new_tokens]
             finished = end is not None and end <= max_new_tokens
             first = tokens[0] if tokens else self.encoder.eos_id
-            scores = tuple(0.0 if i == first else -30.0 for i in score_ids) if score_ids else None
-            out.append(Generation(tokens, (LOGPROB,) * len(tokens), finished, scores))
+            out.append(Generation(tokens, (LOGPROB,) * len(tokens), finished, first_token_scores(first, score_ids)))
         return out

@@ -6,6 +6,11 @@ from padellm.prompts.labels import LabelSet
 LABELS = LabelSet.for_labels(["LOC", "PER"], {"LOC": "location", "PER": "person"})
 
 
+def first_token_scores(first: int, score_ids) -> tuple[float, ...] | None:
+    """What one-step counting reads: all the mass on the answer's ``first`` token (None: no scores asked)."""
+    return tuple(0.0 if i == first else -30.0 for i in score_ids) if score_ids else None
+
+
 class ScriptedBackend:
     """Answers each prompt by looking up the text of its last line in a script; records every call."""
 
@@ -19,9 +24,8 @@ class ScriptedBackend:
             text = self.encoder.decode(prompt)
             answer, logprob = next(v for k, v in self.answers.items() if text.endswith(k))
             tokens = tuple(self.encoder.encode(answer))
-            # One-step counting reads a distribution: all mass on the scripted answer's first token.
-            scores = tuple(0.0 if i == tokens[0] else -30.0 for i in score_ids) if score_ids else None
-            out.append(Generation(tokens[:max_new_tokens], (logprob,), not score_ids, scores))
+            out.append(Generation(tokens[:max_new_tokens], (logprob,), not score_ids,
+                                  first_token_scores(tokens[0], score_ids)))
         return out
 
 

@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from padellm.adapters import load_adapter
 from padellm.cli import main
 from padellm.data.datasets import load_dataset
-from padellm.ner import load
 from padellm_serve.app import create_app
 from padellm_serve.config import ServerConfig
 from padellm_serve.service import NERService
 
-from threaded_backend import ThreadedBackend
+from threaded_backend import threaded_loader
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "formats"))
 from oracle import GoldBackend  # noqa: E402
@@ -59,11 +57,7 @@ def test_train_extract_and_serve_with_a_chinese_base_model(chinese_corpus, tiny_
     # (a tiny random model finds no entity): the Chinese mentions come back at their character offsets.
     gold = load_dataset(str(chinese_corpus), ["dev"]).split("dev")
 
-    def gold_loader(adapters, decode_config, vllm_config):
-        backend = GoldBackend(gold, load_adapter(out).encoder)
-        return [load(adapter, ThreadedBackend(backend, adapter.resolve()), decode_config=decode_config)
-                for adapter in adapters]
-
+    gold_loader = threaded_loader(lambda loaded: GoldBackend(gold, loaded.encoder))
     service = NERService([out], ServerConfig(warmup=False), {"max_count": 4, "max_mention_tokens": 16,
                                                              "max_autoregressive_tokens": 64}, loader=gold_loader)
     with TestClient(create_app(service)) as client:

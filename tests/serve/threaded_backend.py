@@ -40,21 +40,22 @@ class ThreadedBackend:
         return await asyncio.get_running_loop().run_in_executor(self.worker, run)
 
 
+def threaded_loader(backend_of, delay_s: float = 0.0):
+    """A service loader: each adapter decoded on ``backend_of(loaded adapter)`` behind a ``ThreadedBackend``."""
+
+    def loader(adapters, decode_config, vllm_config):
+        return [load(adapter, ThreadedBackend(backend_of(load_adapter(adapter)), adapter.resolve(), delay_s=delay_s),
+                     decode_config=decode_config) for adapter in adapters]
+
+    return loader
+
+
 def transformers_loader(adapters, decode_config, vllm_config, delay_s: float = 0.0):
-    ners = []
-    for adapter in adapters:
-        loaded = load_adapter(adapter)
-        backend = ThreadedBackend(TransformersBackend(loaded.model, loaded.encoder.eos_id), adapter.resolve(),
-                                  delay_s=delay_s)
-        ners.append(load(adapter, backend, decode_config=decode_config))
-    return ners
+    """The transformers reference backend (``delay_s``: each call also takes this long)."""
+    reference = threaded_loader(lambda loaded: TransformersBackend(loaded.model, loaded.encoder.eos_id), delay_s)
+    return reference(adapters, decode_config, vllm_config)
 
 
-def scripted_loader(adapters, decode_config, vllm_config):
-    """The tiny parallel adapter's real decoding path (template, count stage, branches, alignment, dedup) on a
-    backend that answers from ``ANSWERS``, so that the entities are known (a tiny random model finds none)."""
-    ners = []
-    for adapter in adapters:
-        backend = ThreadedBackend(ScriptedBackend(load_adapter(adapter).encoder, ANSWERS), adapter.resolve())
-        ners.append(load(adapter, backend, decode_config=decode_config))
-    return ners
+scripted_loader = threaded_loader(lambda loaded: ScriptedBackend(loaded.encoder, ANSWERS))
+"""The tiny parallel adapter's real decoding path (template, count stage, branches, alignment, dedup) on a backend
+that answers from ``ANSWERS``, so that the entities are known (a tiny random model finds none)."""
